@@ -1,0 +1,44 @@
+"""Loading what every command needs: the config, the plugins and the jobs resolved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pluggy
+
+from syncd.config import Config, Secret, load_config
+from syncd.engine.plan import JobPlan, resolve_jobs
+from syncd.errors import ConfigError
+from syncd.plugins import Registry, get_pluginmanager
+from syncd.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    path: Path
+    config: Config
+    pm: pluggy.PluginManager
+    registry: Registry
+    plans: dict[str, JobPlan]
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config.daemon.state_dir.resolve()
+
+    def open_store(self) -> Store:
+        database = self.config.daemon.database
+        if isinstance(database, Secret):
+            try:
+                database = database.reveal()
+            except LookupError as exc:
+                raise ConfigError(self.path, "daemon.database", str(exc)) from None
+        return Store.open(database, self.state_dir)
+
+
+def load(path: Path, load_entrypoints: bool = True) -> Setup:
+    """Read and check the config at ``path`` against the registered adapters."""
+    config = load_config(path)
+    pm, registry = get_pluginmanager(load_entrypoints=load_entrypoints)
+    plans = resolve_jobs(config, registry, path)
+    return Setup(path, config, pm, registry, plans)

@@ -1,0 +1,1 @@
+"""The command line: argument parsing in ``main``, each command in ``commands``."""

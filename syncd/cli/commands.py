@@ -1,0 +1,143 @@
+"""What each foreground command does and prints."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+
+from syncd.bootstrap import Setup
+from syncd.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from syncd.engine import Engine, Request
+from syncd.errors import JobError, RunConflict, SourceError
+from syncd.store import Store
+from syncd.store.models import SyncRun
+
+
+def show_plugins() -> int:
+    from syncd.plugins import get_pluginmanager
+
+    _, registry = get_pluginmanager()
+    for kind, table in (("source", registry.sources), ("target", registry.targets)):
+        for name, cls in sorted(table.items()):
+            origin = registry.origins[(kind, name)]
+            where = f"{origin.plugin} ({origin.distribution or 'local'}) {cls.__module__}"
+            print(f"{kind:7} {name:12} {where}  {cls.description}")
+    for kind, name, origin in registry.shadowed:
+        print(f"{kind:7} {name:12} {origin.plugin}: overridden by an earlier plugin")
+    for plugin, why in registry.failed.items():
+        print(f"failed  {plugin:12} {why}", file=sys.stderr)
+    return EXIT_OK
+
+
+def check_config(setup: Setup) -> int:
+    from syncd.config import dependency_order
+
+    config = setup.config
+    print(f"{setup.path}: ok")
+    print(f"state_dir {setup.state_dir}, database "
+          f"{_database_label(config.daemon.database)}, api {config.api.listen}")
+    order = [name for level in dependency_order(config) for name in level]
+    for name in order:
+        plan = setup.plans[name]
+        job = plan.config
+        print(f"job {name}: {plan.source_cls.name} -> {plan.target_cls.name}; "
+              f"triggers: {'; '.join(job.triggers)}")
+    if not order:
+        print("no jobs configured")
+    return EXIT_OK
+
+
+def _database_label(database: object) -> str:
+    from syncd.store.database import redact_url
+
+    if not database:
+        return "SQLite (syncd.db in state_dir)"
+    return redact_url(database) if isinstance(database, str) else str(database)
+
+
+def sync(setup: Setup, job: str | None, file: str | None, dry_run: bool, all_jobs: bool) -> int:
+    """Run one job (or all, in dependency order) in the foreground."""
+    if all_jobs == bool(job):
+        print("syncd: error: name a JOB or pass --all", file=sys.stderr)
+        return EXIT_USAGE
+    if all_jobs and file:
+        print("syncd: error: --file needs a single JOB", file=sys.stderr)
+        return EXIT_USAGE
+    if job and job not in setup.plans:
+        raise JobError(f"unknown job {job!r}",
+                       hint=f"jobs: {', '.join(setup.plans) or 'none configured'}")
+    return asyncio.run(_sync(setup, [job] if job else None, file, dry_run))
+
+
+async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run: bool) -> int:
+    from syncd.cli.progress import ProgressBars
+    from syncd.config import dependency_order
+
+    store = await asyncio.to_thread(setup.open_store)
+    engine = Engine(store, setup.plans, setup.state_dir,
+                    setup.config.daemon.max_concurrent_runs, pm=setup.pm)
+    engine.listeners.append(ProgressBars())
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _interrupt, engine, interrupted)
+    levels = [jobs] if jobs else dependency_order(setup.config)
+    ok = True
+    try:
+        for level in levels:
+            results = await asyncio.gather(
+                *(_one(engine, store, Request(name, "cli", file, dry_run)) for name in level))
+            ok = ok and all(results)
+            if interrupted.is_set() or not all(results):
+                break
+    finally:
+        store.close()
+    if interrupted.is_set():
+        print("interrupted: the run is saved and continues where it stopped on the next "
+              "`syncd sync` or daemon start", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _interrupt(engine: Engine, interrupted: asyncio.Event) -> None:
+    """First signal: pause the runs after their batch, so they stay resumable."""
+    if not interrupted.is_set():
+        interrupted.set()
+        engine.shutdown_task = asyncio.ensure_future(engine.shutdown())
+
+
+async def _one(engine: Engine, store: Store, request: Request) -> bool:
+    began = time.monotonic()
+    try:
+        run_id, outcome = await engine.run(request)
+    except RunConflict as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return False
+    except SourceError as exc:
+        print(f"syncd: {request.job}: {exc}", file=sys.stderr)
+        return False
+    run = await asyncio.to_thread(store.get_run, run_id)
+    errors = await asyncio.to_thread(store.errors_of, run_id, 10)
+    print(summary(run, time.monotonic() - began))
+    for error in errors:
+        where = f"{error.item_identifier}: " if error.item_identifier else ""
+        print(f"  {error.error_type}/{error.error_code}: {where}{error.error_message}")
+    if run.items_failed > len(errors):
+        print(f"  … {run.items_failed - len(errors)} more errors in sync_errors")
+    return outcome.status == "completed"
+
+
+def summary(run: SyncRun, seconds: float) -> str:
+    """One line saying what a run did, plus its error if it did not complete."""
+    rate = run.items_processed / seconds if seconds > 0 else 0
+    label = " (dry run: nothing written)" if run.dry_run else ""
+    missing = f", {run.items_missing} missing" if run.items_missing else ""
+    text = (f"run {run.id} {run.job} {run.status}{label}: {run.items_processed} processed, "
+            f"{run.items_inserted} inserted, {run.items_updated} updated, "
+            f"{run.items_unchanged} unchanged, {run.items_skipped} skipped, "
+            f"{run.items_failed} failed{missing} in {seconds:.1f}s ({rate:,.0f}/s)")
+    if run.error_message and run.status != "completed":
+        text += f"\n  error: {run.error_message}"
+    return text

@@ -1,0 +1,93 @@
+"""``syncd run``: wires the store, the engine and systemd together, and waits.
+
+Runs in the foreground (systemd supervises it). SIGTERM stops after each run's
+current batch, leaving the runs resumable; SIGHUP reloads the config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import structlog
+
+from syncd import __version__, bootstrap, systemd
+from syncd.engine import Engine
+from syncd.errors import UserError
+from syncd.store import Store
+
+
+class Daemon:
+    """The long-running process; components start in ``start`` and stop in ``stop``."""
+
+    def __init__(self, setup: bootstrap.Setup) -> None:
+        self.setup = setup
+        self.log = structlog.get_logger("syncd.daemon")
+        self.started = time.monotonic()
+        self._stopping = asyncio.Event()
+        self.store: Store | None = None
+        self.engine: Engine | None = None
+
+    async def start(self) -> None:
+        setup = self.setup
+        self.store = await asyncio.to_thread(setup.open_store)
+        self.engine = Engine(self.store, setup.plans, setup.state_dir,
+                             setup.config.daemon.max_concurrent_runs, pm=setup.pm)
+        resumed = await self.engine.resume_all()
+        self.log.info("syncd started", version=__version__, config=str(setup.path),
+                      jobs=list(setup.plans), resumed=resumed)
+
+    async def stop(self) -> None:
+        systemd.notify("STOPPING=1")
+        self.log.info("stopping: runs pause after their current batch")
+        if self.engine:
+            await self.engine.shutdown()
+        if self.store:
+            self.store.close()
+        self.log.info("syncd stopped")
+
+    def reload(self) -> None:
+        """Re-read the config; a bad one is logged and the old one kept."""
+        systemd.notify("RELOADING=1")
+        try:
+            setup = bootstrap.load(self.setup.path)
+        except UserError as exc:
+            self.log.error("config reload failed; keeping the previous config", error=str(exc))
+        else:
+            self.setup = setup
+            if self.engine:
+                self.engine.update_plans(setup.plans)
+            self.log.info("config reloaded", jobs=list(setup.plans))
+        systemd.notify("READY=1")
+
+    async def serve(self) -> None:
+        """Start, notify systemd, and run until SIGTERM or SIGINT."""
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await self.start()
+        systemd.notify("READY=1")
+        watchdog = asyncio.create_task(self._watchdog())
+        try:
+            await self._stopping.wait()
+        finally:
+            watchdog.cancel()
+            await self.stop()
+
+    async def _watchdog(self) -> None:
+        interval = systemd.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            if self.store is not None and await asyncio.to_thread(self.store.ping):
+                systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+
+def run(path: Path) -> int:
+    setup = bootstrap.load(path)
+    asyncio.run(Daemon(setup).serve())
+    return 0

@@ -1,0 +1,196 @@
+"""The engine: turns requests into runs, limits concurrency, resumes what was cut off.
+
+It lives on the asyncio loop, and every piece of database or parsing work runs in a
+worker thread, so the loop (and the API on it) stays responsive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pluggy
+import structlog
+
+from syncd.adapters import RunSummary, Source
+from syncd.engine.executor import Outcome, Progress, RunExecutor, Stop
+from syncd.engine.locks import RunLock
+from syncd.engine.plan import JobPlan
+from syncd.errors import JobError, RunConflict
+from syncd.store import Store
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    job: str
+    trigger: str
+    identifier: str | None = None
+    dry_run: bool = False
+
+
+class Engine:
+    """Starts, tracks, cancels and resumes runs."""
+
+    def __init__(self, store: Store, plans: Mapping[str, JobPlan], state_dir: Path,
+                 max_concurrent_runs: int = 4, pm: pluggy.PluginManager | None = None) -> None:
+        self.store, self.plans, self.state_dir, self.pm = store, dict(plans), state_dir, pm
+        self.log = structlog.get_logger("syncd.engine")
+        self._slots = asyncio.Semaphore(max_concurrent_runs)
+        self._stops: dict[int, Stop] = {}
+        self._tasks: dict[int, asyncio.Task[Outcome]] = {}
+        self.listeners: list[Listener] = []
+        self.closing = False
+        self.shutdown_task: asyncio.Future[None] | None = None
+
+    # -- starting runs ------------------------------------------------------------
+
+    async def start(self, request: Request, resume: bool = True) -> int:
+        """Create (or continue) a run and start it; returns its id at once.
+
+        With ``resume``, an interrupted run of the same job and source is continued
+        from its checkpoint instead of starting a new one.
+        """
+        plan = self._plan(request.job)
+        source = plan.make_source(request.identifier)
+        lock = RunLock(self.state_dir, plan.name, source.identifier)
+        if not lock.acquire():
+            raise RunConflict(f"job {plan.name!r} is already running on {source.identifier}")
+        try:
+            run_id = await asyncio.to_thread(self._create_or_continue, plan, source, request,
+                                             resume)
+        except BaseException:
+            lock.release()
+            raise
+        self._launch(run_id, plan, source, lock, request.dry_run)
+        return run_id
+
+    async def run(self, request: Request, resume: bool = True) -> tuple[int, Outcome]:
+        """Start a run and wait for its outcome."""
+        run_id = await self.start(request, resume)
+        return run_id, await self.wait(run_id)
+
+    async def wait(self, run_id: int) -> Outcome:
+        return await asyncio.shield(self._tasks[run_id])
+
+    def _create_or_continue(self, plan: JobPlan, source: Source, request: Request,
+                            resume: bool) -> int:
+        if resume and not request.dry_run:
+            run = self.store.find_unfinished(plan.name, source.identifier)
+            if run is not None:
+                self.log.info("continuing interrupted run", run_id=run.id, job=plan.name)
+                return run.id
+        return self.store.create_run(job=plan.name, trigger=request.trigger,
+                                     source_type=plan.source_cls.name,
+                                     source_identifier=source.identifier,
+                                     dry_run=request.dry_run)
+
+    def _launch(self, run_id: int, plan: JobPlan, source: Source, lock: RunLock,
+                dry_run: bool) -> None:
+        stop = Stop()
+        if self.closing:
+            stop.request("shutdown")
+        self._stops[run_id] = stop
+        executor = RunExecutor(self.store, plan, run_id, source, stop,
+                               on_progress=self._progress_from_thread(), dry_run=dry_run)
+        task = asyncio.create_task(self._execute(executor, lock), name=f"run-{run_id}")
+        self._tasks[run_id] = task
+
+    async def _execute(self, executor: RunExecutor, lock: RunLock) -> Outcome:
+        run_id = executor.run_id
+        try:
+            async with self._slots:
+                self._emit("run_started", {"run_id": run_id, "job": executor.plan.name})
+                outcome = await asyncio.to_thread(executor.execute)
+        finally:
+            lock.release()
+            self._stops.pop(run_id, None)
+        self._emit("run_finished", {"run_id": run_id, "job": executor.plan.name,
+                                    "status": outcome.status, "error": outcome.error})
+        await self._announce(run_id)
+        return outcome
+
+    async def _announce(self, run_id: int) -> None:
+        if self.pm is None:
+            return
+        run = await asyncio.to_thread(self.store.get_run, run_id)
+        summary = RunSummary(run.id, run.job, run.trigger, run.status,
+                             self.store.counters(run), run.error_message)
+        try:
+            self.pm.hook.syncd_run_finished(summary=summary)
+        except Exception:
+            self.log.exception("a syncd_run_finished hook failed", run_id=run_id)
+
+    # -- control ------------------------------------------------------------------
+
+    def cancel(self, run_id: int) -> bool:
+        """Ask a running run to stop after its batch; False if it is not running here."""
+        stop = self._stops.get(run_id)
+        if stop is None:
+            return False
+        stop.request("cancel")
+        return True
+
+    async def resume_all(self, trigger: str = "resume") -> list[int]:
+        """Start every pending or interrupted run that no other process is running."""
+        started = []
+        for run in await asyncio.to_thread(self.store.unfinished_runs):
+            if run.id in self._tasks and not self._tasks[run.id].done():
+                continue
+            plan = self.plans.get(run.job)
+            if plan is None:
+                await asyncio.to_thread(self.store.finish, run.id, "failed",
+                                        f"job {run.job!r} is no longer in the config")
+                continue
+            if run.dry_run:
+                await asyncio.to_thread(self.store.finish, run.id, "cancelled",
+                                        "interrupted dry run")
+                continue
+            source = plan.make_source(run.source_identifier or None)
+            lock = RunLock(self.state_dir, plan.name, source.identifier)
+            if not lock.acquire():
+                continue  # another process is running it right now
+            self.log.info("resuming run", run_id=run.id, job=run.job, trigger=trigger)
+            self._launch(run.id, plan, source, lock, dry_run=False)
+            started.append(run.id)
+        return started
+
+    async def shutdown(self) -> None:
+        """Stop every run after its current batch, leaving it resumable."""
+        self.closing = True
+        for stop in list(self._stops.values()):
+            stop.request("shutdown")
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def update_plans(self, plans: Mapping[str, JobPlan]) -> None:
+        """Swap in the jobs of a reloaded config; running runs keep their plan."""
+        self.plans = dict(plans)
+
+    # -- events -------------------------------------------------------------------
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            listener(kind, data)
+
+    def _progress_from_thread(self) -> Callable[[Progress], None]:
+        loop = asyncio.get_running_loop()
+
+        def report(progress: Progress) -> None:
+            data = {"run_id": progress.run_id, "job": progress.job,
+                    "processed": progress.processed, "position": progress.position,
+                    "size": progress.size, "rate": round(progress.rate, 1)}
+            loop.call_soon_threadsafe(self._emit, "progress", data)
+
+        return report
+
+    def _plan(self, job: str) -> JobPlan:
+        try:
+            return self.plans[job]
+        except KeyError:
+            raise JobError(f"unknown job {job!r}",
+                           hint=f"jobs: {', '.join(self.plans) or 'none configured'}") from None

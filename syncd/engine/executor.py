@@ -1,0 +1,243 @@
+"""Executing one run, in a worker thread: read batches, write them, commit progress.
+
+A batch's writes, the run's counters, its errors and the checkpoint are committed in
+one transaction when the target writes to the store's database. Killed at any
+instant, the run therefore resumes from a checkpoint that matches the target exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import peewee as pw
+import structlog
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from syncd.adapters import Batch, ItemError, Row, RunContext, Source, Target, WriteResult
+from syncd.engine.plan import JobPlan
+from syncd.errors import JobError, RetryableError, SourceError, UserError
+from syncd.store import Store, checkpoint_of, fingerprint_of
+
+RECONCILE = "reconcile"  # checkpoint phase once every batch is in
+
+
+@dataclass(slots=True)
+class Progress:
+    """What a run has done so far, as handed to progress listeners."""
+
+    run_id: int
+    job: str
+    processed: int = 0
+    position: int = 0
+    size: int | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.processed / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: str  # completed | failed | cancelled | pending (stopped for shutdown)
+    error: str | None = None
+
+
+class Stop(threading.Event):
+    """Asks a run to stop after its current batch; ``reason`` says why."""
+
+    reason: str = ""
+
+    def request(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth trying again: the source says so, or the database is busy or gone."""
+    if isinstance(exc, RetryableError):
+        return True
+    if isinstance(exc, pw.OperationalError | pw.InterfaceError):
+        text = str(exc).lower()
+        return any(word in text for word in ("locked", "busy", "connection", "server", "timeout"))
+    return False
+
+
+def _wait(initial: float, maximum: float) -> Callable[[RetryCallState], float]:
+    exponential = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        after = getattr(exc, "retry_after", None) or 0.0
+        return max(float(after), exponential(state))
+
+    return wait
+
+
+class RunExecutor:
+    """Drives one run to an outcome; every method runs in the worker thread."""
+
+    def __init__(self, store: Store, plan: JobPlan, run_id: int, source: Source,
+                 stop: Stop, on_progress: Callable[[Progress], None] | None = None,
+                 dry_run: bool = False) -> None:
+        self.store, self.plan, self.run_id, self.source = store, plan, run_id, source
+        self.stop, self.on_progress, self.dry_run = stop, on_progress, dry_run
+        self.log = structlog.get_logger("syncd.run").bind(run_id=run_id, job=plan.name)
+        self.progress = Progress(run_id, plan.name)
+
+    def execute(self) -> Outcome:
+        retry = self.plan.config.retry
+        retrying = Retrying(
+            stop=stop_after_attempt(retry.attempts), wait=_wait(retry.initial_s, retry.max_s),
+            retry=retry_if_exception(is_transient), sleep=self._sleep, reraise=True,
+            before_sleep=lambda s: self.log.warning(
+                "retrying", attempt=s.attempt_number, error=str(s.outcome.exception()),
+                wait_s=round(s.upcoming_sleep, 2)))
+        try:
+            return retrying(self._attempt)
+        except _Stopped:
+            return self._stopped()
+        except Exception as exc:
+            return self._fail(exc)
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise _Stopped
+
+    def _attempt(self) -> Outcome:
+        run = self.store.get_run(self.run_id)
+        checkpoint = checkpoint_of(run)
+        fingerprint = self.source.fingerprint()
+        stored = fingerprint_of(run)
+        restart = bool(checkpoint) and stored is not None and fingerprint != stored
+        if restart:
+            self.log.info("source changed since the checkpoint; starting over")
+            checkpoint = None
+        self.store.start(self.run_id, fingerprint, restart=restart)
+        self.progress.processed = run.items_processed if not restart else 0
+        self.progress.size = self.source.size()
+        target = self.plan.make_target()
+        ctx = RunContext(run_id=self.run_id, job=self.plan.name, log=self.log, store=self.store,
+                         state_dir=None, dry_run=self.dry_run)
+        schema = self.plan.schema(self.source)
+        target.open(schema, ctx)
+        try:
+            if not (checkpoint and checkpoint.get("phase") == RECONCILE):
+                for batch in self.source.read(self.plan.fields, checkpoint,
+                                              self.plan.config.batch_rows):
+                    self._commit(target, batch, schema.key)
+                    if self.stop.is_set():
+                        return self._stopped()
+            return self._complete(target, schema.key)
+        finally:
+            target.close()
+
+    def _commit(self, target: Target, batch: Batch, key: tuple[str, ...]) -> None:
+        rows, items, errors = _drop_keyless(batch, key, self.plan)
+        if target.transactional:  # the batch, counters and checkpoint commit together
+            with self.store.atomic():
+                self._record(batch, target.write(rows, items), errors)
+        else:  # a remote write is idempotent by key; the checkpoint follows it
+            result = target.write(rows, items)
+            with self.store.atomic():
+                self._record(batch, result, errors)
+        self.progress.position = batch.progress
+        if self.on_progress:
+            self.on_progress(self.progress)
+
+    def _record(self, batch: Batch, result: WriteResult, errors: list[ItemError]) -> None:
+        errors += result.errors
+        counts = {"processed": len(batch.rows) + len(batch.errors),
+                  "inserted": result.inserted, "updated": result.updated,
+                  "unchanged": result.unchanged, "skipped": result.skipped + batch.skipped,
+                  "failed": len(errors)}
+        self.store.add_errors(self.run_id, errors)
+        self.store.advance(self.run_id, counts, batch.checkpoint)
+        self.progress.processed += counts["processed"]
+
+    def _complete(self, target: Target, key: tuple[str, ...]) -> Outcome:
+        on_missing = self.plan.config.on_missing
+        run = self.store.get_run(self.run_id)
+        missing = 0
+        if on_missing != "keep" and getattr(self.source, "complete_listing", True):
+            if run.items_failed:
+                self.log.warning("on_missing skipped: some records failed, so absence proves "
+                                 "nothing", failed=run.items_failed)
+            else:
+                with self.store.atomic():
+                    missing = target.reconcile(self._keys(key), on_missing)
+                    self.store.advance(self.run_id, {"missing": missing}, {"phase": RECONCILE})
+                    self.store.finish(self.run_id, "completed")
+                self.log.info("run completed", missing=missing)
+                return Outcome("completed")
+        self.store.finish(self.run_id, "completed")
+        self.log.info("run completed")
+        return Outcome("completed")
+
+    def _keys(self, key: tuple[str, ...]) -> Iterator[Row]:
+        """Every key the source holds now, read again from its start."""
+        mapping, constants = self.plan.config.mapping, self.plan.config.constants
+        mapped = [k for k in key if k in mapping]
+        fields = tuple(mapping[k] for k in mapped)
+        for batch in self.source.read(fields, None, self.plan.config.batch_rows):
+            for row in batch.rows:
+                values = dict(zip(mapped, row, strict=True))
+                yield tuple(values[k] if k in values else str(constants[k]) for k in key)
+
+    def _stopped(self) -> Outcome:
+        if self.stop.reason == "cancel":
+            self.store.finish(self.run_id, "cancelled", "cancelled on request")
+            self.log.info("run cancelled")
+            return Outcome("cancelled", "cancelled on request")
+        self.store.finish(self.run_id, "pending", None)
+        self.log.info("run paused for shutdown; it resumes on the next start")
+        return Outcome("pending")
+
+    def _fail(self, exc: Exception) -> Outcome:
+        if isinstance(exc, UserError | SourceError):
+            message = str(exc) + (f" ({exc.hint})" if getattr(exc, "hint", "") else "")
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        error_type = "validation" if isinstance(exc, JobError) else (
+            "parsing" if isinstance(exc, SourceError) and not is_transient(exc) else "system")
+        if is_transient(exc):
+            error_type = "network"
+        error = ItemError(error_type, getattr(exc, "code", type(exc).__name__), message,
+                          retryable=is_transient(exc))
+        with self.store.atomic():
+            self.store.add_errors(self.run_id, [error])
+            self.store.finish(self.run_id, "failed", message)
+        if isinstance(exc, UserError | SourceError) or is_transient(exc):
+            self.log.error("run failed", error=message)
+        else:
+            self.log.exception("run failed", error=message)
+        return Outcome("failed", message)
+
+
+class _Stopped(Exception):
+    """Raised out of a backoff sleep when the run is asked to stop."""
+
+
+def _drop_keyless(batch: Batch, key: tuple[str, ...], plan: JobPlan
+                  ) -> tuple[list[Row], list[str], list[ItemError]]:
+    """Rows missing a key value become validation errors; the rest go on."""
+    positions = [plan.columns.index(k) for k in key if k in plan.columns]
+    rows, items, errors = batch.rows, batch.items, list(batch.errors)
+    if not positions:
+        return rows, items, errors
+    bad = [i for i, row in enumerate(rows)
+           if any(row[p] is None or row[p] == "" for p in positions)]
+    if not bad:
+        return rows, items, errors
+    names = ", ".join(k for k in key if k in plan.columns)
+    for i in bad:
+        errors.append(ItemError("validation", "missing_key", f"no value for key {names}",
+                                item=items[i] if i < len(items) else ""))
+    skip = set(bad)
+    keep = [i for i in range(len(rows)) if i not in skip]
+    return [rows[i] for i in keep], [items[i] for i in keep], errors

@@ -1,0 +1,85 @@
+"""A job resolved against the registry: adapters chosen and their options validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from syncd.adapters import Source, Target, TargetSchema
+from syncd.config.loader import describe
+from syncd.config.schema import Config, JobConfig
+from syncd.errors import ConfigError, UserError
+from syncd.plugins import Registry
+
+
+@dataclass(frozen=True, slots=True)
+class JobPlan:
+    """Everything needed to start runs of one job."""
+
+    name: str
+    config: JobConfig
+    source_cls: type[Source]
+    source_options: BaseModel
+    target_cls: type[Target]
+    target_options: BaseModel
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Source fields to read, in mapping order."""
+        return tuple(self.config.mapping.values())
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Target fields, in the same order as ``fields``."""
+        return tuple(self.config.mapping)
+
+    def make_source(self, identifier: str | None = None) -> Source:
+        return self.source_cls(self.source_options, identifier)
+
+    def make_target(self) -> Target:
+        return self.target_cls(self.target_options)
+
+    def schema(self, source: Source) -> TargetSchema:
+        target_key = tuple(getattr(self.target_options, "key", ()) or ()) or (self.columns[0],)
+        return TargetSchema(job=self.name, columns=self.columns, key=target_key,
+                            constants=dict(self.config.constants),
+                            source_type=self.source_cls.name, source_identifier=source.identifier)
+
+
+def resolve_job(name: str, job: JobConfig, registry: Registry, path: Path | str) -> JobPlan:
+    """Check a job's adapters and options; errors name the key path in the config file."""
+    prefix = ("jobs", name)
+    try:
+        source_cls = registry.source(job.source.type)
+    except UserError as exc:
+        raise ConfigError(path, "jobs." + name + ".source.type", f"{exc} ({exc.hint})") from None
+    try:
+        target_cls = registry.target(job.target.type)
+    except UserError as exc:
+        raise ConfigError(path, "jobs." + name + ".target.type", f"{exc} ({exc.hint})") from None
+    source_options = _options(source_cls.Options, job.source.options, path, (*prefix, "source"))
+    target_options = _options(target_cls.Options, job.target.options, path, (*prefix, "target"))
+    if not job.mapping:
+        raise ConfigError(path, f"jobs.{name}.mapping",
+                          "no fields mapped; add `target_field = \"source_field\"` lines")
+    key = tuple(getattr(target_options, "key", ()) or ())
+    unknown = [k for k in key if k not in job.mapping and k not in job.constants]
+    if unknown:
+        raise ConfigError(path, f"jobs.{name}.target.key",
+                          f"{', '.join(unknown)} not in jobs.{name}.mapping or constants")
+    return JobPlan(name, job, source_cls, source_options, target_cls, target_options)
+
+
+def resolve_jobs(config: Config, registry: Registry, path: Path | str) -> dict[str, JobPlan]:
+    return {name: resolve_job(name, job, registry, path) for name, job in config.jobs.items()}
+
+
+def _options(model: type[BaseModel], raw: dict[str, Any], path: Path | str,
+             prefix: tuple[str, ...]) -> BaseModel:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise describe(exc, path, model, prefix) from None

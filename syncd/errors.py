@@ -1,0 +1,65 @@
+"""The errors syncd raises, and which of them a user can act on.
+
+    SyncdError
+    ├── UserError              a problem the user fixes; the CLI prints it in one line
+    │   ├── ConfigError        a bad config file, key or value
+    │   ├── PluginError        a plugin that cannot be loaded or misnames a hook
+    │   └── JobError           a job that cannot run as defined (unknown job, bad mapping)
+    ├── RunConflict            another run of the same job and source holds the lock
+    └── SourceError            a source that cannot be read at all
+        └── RetryableError     a transient failure (network, busy database): try again later
+
+Per-item problems are not exceptions: they are ``ItemError`` records that a run
+stores and counts while the rest of the data syncs.
+"""
+
+from __future__ import annotations
+
+
+class SyncdError(Exception):
+    """Base of every error syncd raises on purpose."""
+
+
+class UserError(SyncdError):
+    """An error the user can fix; ``hint`` says how."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class ConfigError(UserError):
+    """A config file that cannot be used: names the file and the key path."""
+
+    def __init__(self, path: object, key: str, message: str) -> None:
+        self.path, self.key = path, key
+        where = f"{path}: {key}: " if key else f"{path}: "
+        super().__init__(where + message)
+
+
+class PluginError(UserError):
+    """A plugin that cannot be used."""
+
+
+class JobError(UserError):
+    """A job that cannot run as defined."""
+
+
+class RunConflict(SyncdError):
+    """Another run of the same job and source is in progress."""
+
+
+class SourceError(SyncdError):
+    """A source that cannot be read at all (missing file, wrong format)."""
+
+    code = "unreadable"
+
+
+class RetryableError(SourceError):
+    """A transient failure; ``retry_after`` (seconds) is honoured when set."""
+
+    code = "transient"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

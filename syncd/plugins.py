@@ -1,0 +1,107 @@
+"""Finding adapters: the plugin manager and the registry handed to plugins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from types import ModuleType
+
+import pluggy
+
+from syncd import hookspecs
+from syncd.adapters import Source, Target
+from syncd.errors import PluginError, UserError
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an adapter class came from, for ``syncd plugins``."""
+
+    plugin: str
+    distribution: str
+    module: str
+
+
+@dataclass(slots=True)
+class Registry:
+    """Source and target classes by name; the first registration of a name wins."""
+
+    sources: dict[str, type[Source]] = field(default_factory=dict)
+    targets: dict[str, type[Target]] = field(default_factory=dict)
+    origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
+    shadowed: list[tuple[str, str, Origin]] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # plugin name -> why it did not load
+    _current: Origin = Origin("", "", "")
+
+    def add_source(self, cls: type[Source]) -> None:
+        self._add("source", self.sources, cls)
+
+    def add_target(self, cls: type[Target]) -> None:
+        self._add("target", self.targets, cls)
+
+    def _add(self, kind: str, table: dict, cls: type) -> None:
+        name = getattr(cls, "name", "")
+        if not name:
+            raise PluginError(f"{kind} class {cls.__qualname__} has no `name`")
+        origin = Origin(self._current.plugin, self._current.distribution, cls.__module__)
+        if name in table:
+            self.shadowed.append((kind, name, origin))
+            return
+        table[name] = cls
+        self.origins[(kind, name)] = origin
+
+    def source(self, name: str) -> type[Source]:
+        try:
+            return self.sources[name]
+        except KeyError:
+            raise UserError(
+                f"unknown source type {name!r}", hint=f"known: {', '.join(sorted(self.sources))}"
+            ) from None
+
+    def target(self, name: str) -> type[Target]:
+        try:
+            return self.targets[name]
+        except KeyError:
+            raise UserError(
+                f"unknown target type {name!r}", hint=f"known: {', '.join(sorted(self.targets))}"
+            ) from None
+
+
+def get_pluginmanager(
+    load_entrypoints: bool = True, plugins: tuple[ModuleType | object, ...] = ()
+) -> tuple[pluggy.PluginManager, Registry]:
+    """Build the plugin manager and fill a registry from every plugin.
+
+    Tests pass ``load_entrypoints=False`` and the plugins they want. A plugin whose
+    import fails is recorded in ``registry.failed`` and skipped; a hook with a
+    misspelt name is a ``PluginError``.
+    """
+    pm = pluggy.PluginManager("syncd")
+    pm.add_hookspecs(hookspecs)
+    registry = Registry()
+    dists: dict[str, str] = {}
+    for plugin in plugins:
+        pm.register(plugin)
+    if load_entrypoints:
+        for ep in entry_points(group="syncd"):
+            if pm.has_plugin(ep.name):
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:  # a broken third-party plugin must not stop the daemon
+                registry.failed[ep.name] = f"{type(exc).__name__}: {exc}"
+                continue
+            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else ""
+            pm.register(module, name=ep.name)
+            dists[ep.name] = dist
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {exc.plugin_name!r}: {exc}") from exc
+    # pluggy calls implementations last-registered first, trylast ones at the end;
+    # walking that order by hand lets each registration know its plugin.
+    for impl in reversed(pm.hook.syncd_register_adapters.get_hookimpls()):
+        registry._current = Origin(impl.plugin_name, dists.get(impl.plugin_name, ""), "")
+        impl.function(registry=registry)
+    registry._current = Origin("", "", "")
+    return pm, registry

@@ -1,0 +1,108 @@
+"""The tables of SPEC §6. Their names and columns are a contract: scripts read them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import peewee as pw
+
+
+def utcnow() -> datetime:
+    """Now in UTC, naive, as every backend stores it the same way."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+RUN_STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
+ERROR_TYPES = ("validation", "parsing", "network", "auth", "rate_limit", "conflict", "target",
+               "system")
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        legacy_table_names = False
+
+
+class SyncRun(BaseModel):
+    job = pw.CharField(max_length=191, index=True)
+    trigger = pw.CharField(max_length=32)
+    status = pw.CharField(max_length=16, default="pending", index=True)
+    source_type = pw.CharField(max_length=64)
+    source_identifier = pw.TextField(default="")
+    source_fingerprint = pw.TextField(null=True)
+    items_processed = pw.BigIntegerField(default=0)
+    items_inserted = pw.BigIntegerField(default=0)
+    items_updated = pw.BigIntegerField(default=0)
+    items_unchanged = pw.BigIntegerField(default=0)
+    items_skipped = pw.BigIntegerField(default=0)
+    items_failed = pw.BigIntegerField(default=0)
+    items_missing = pw.BigIntegerField(default=0)  # marked unavailable or deleted by on_missing
+    checkpoint = pw.TextField(null=True)  # JSON
+    error_message = pw.TextField(null=True)
+    attempt = pw.IntegerField(default=1)
+    parent_run = pw.IntegerField(null=True)
+    host = pw.CharField(max_length=255, default="")
+    dry_run = pw.BooleanField(default=False)
+    job_spec = pw.TextField(null=True)  # JSON of an ad-hoc job, which no config holds
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+    started_at = pw.DateTimeField(null=True)
+    completed_at = pw.DateTimeField(null=True)
+    updated_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "sync_runs"
+
+
+class SyncError(BaseModel):
+    sync_run_id = pw.IntegerField(index=True)
+    error_type = pw.CharField(max_length=16)
+    error_code = pw.CharField(max_length=64)
+    error_message = pw.TextField()
+    item_identifier = pw.TextField(default="")
+    is_retryable = pw.BooleanField(default=False)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "sync_errors"
+
+
+class ContentIndex(BaseModel):
+    content_type = pw.CharField(max_length=191, null=True)
+    title = pw.TextField(null=True)
+    artist = pw.TextField(null=True)
+    genre = pw.TextField(null=True)
+    source_type = pw.CharField(max_length=64, null=True)
+    source_identifier = pw.TextField(null=True)
+    external_id = pw.CharField(max_length=191, null=True)
+    is_available = pw.BooleanField(default=True)
+    content_hash = pw.CharField(max_length=64, null=True)
+    sync_job = pw.CharField(max_length=191, null=True, index=True)
+    first_seen_at = pw.DateTimeField(null=True)
+    last_synced_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "content_index"
+
+
+class IngestedFile(BaseModel):
+    path = pw.TextField()
+    size = pw.BigIntegerField()
+    mtime = pw.DoubleField()
+    sha256 = pw.CharField(max_length=64, index=True)
+    job = pw.CharField(max_length=191, default="", index=True)
+    sync_run_id = pw.IntegerField(null=True)
+    ingested_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "ingested_files"
+
+
+class SchemaVersion(BaseModel):
+    version = pw.IntegerField()
+    applied_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "syncd_schema"
+
+
+MODELS: tuple[type[BaseModel], ...] = (SyncRun, SyncError, ContentIndex, IngestedFile,
+                                       SchemaVersion)

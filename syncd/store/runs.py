@@ -1,0 +1,151 @@
+"""The store: runs, their errors and ingested files, behind a small synchronous API.
+
+Called from worker threads; peewee gives each thread its own connection.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import peewee as pw
+
+from syncd.adapters import ItemError
+from syncd.store.database import open_database, upgrade_schema
+from syncd.store.models import MODELS, SyncError, SyncRun, utcnow
+
+COUNTERS = ("processed", "inserted", "updated", "unchanged", "skipped", "failed", "missing")
+UNFINISHED = ("pending", "in_progress")
+
+
+class Store:
+    """Persistence of runs; also the database SQL targets write to by default."""
+
+    def __init__(self, db: pw.Database) -> None:
+        self.db = db
+        db.bind(MODELS)
+
+    @classmethod
+    def open(cls, url: str, state_dir: Path) -> Store:
+        db = open_database(url, state_dir)
+        upgrade_schema(db)
+        return cls(db)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite``, ``postgres`` or ``mysql``."""
+        if isinstance(self.db, pw.SqliteDatabase):
+            return "sqlite"
+        if isinstance(self.db, pw.PostgresqlDatabase):
+            return "postgres"
+        return "mysql"
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+    def ping(self) -> bool:
+        try:
+            self.db.execute_sql("SELECT 1").fetchone()
+        except pw.PeeweeException:
+            return False
+        return True
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        with self.db.atomic():
+            yield
+
+    # -- runs -------------------------------------------------------------------
+
+    def create_run(self, *, job: str, trigger: str, source_type: str, source_identifier: str,
+                   dry_run: bool = False, parent_run: int | None = None, attempt: int = 1,
+                   job_spec: Mapping[str, Any] | None = None) -> int:
+        run = SyncRun.create(
+            job=job, trigger=trigger, status="pending", source_type=source_type,
+            source_identifier=source_identifier, dry_run=dry_run, parent_run=parent_run,
+            attempt=attempt, host=socket.gethostname(),
+            job_spec=json.dumps(job_spec) if job_spec else None)
+        return run.id
+
+    def get_run(self, run_id: int) -> SyncRun | None:
+        return SyncRun.get_or_none(SyncRun.id == run_id)
+
+    def find_unfinished(self, job: str, source_identifier: str) -> SyncRun | None:
+        """The newest pending or interrupted run of a job on a source, if any."""
+        return (SyncRun.select()
+                .where(SyncRun.job == job, SyncRun.source_identifier == source_identifier,
+                       SyncRun.status.in_(UNFINISHED), SyncRun.dry_run == False)  # noqa: E712
+                .order_by(SyncRun.id.desc()).first())
+
+    def unfinished_runs(self) -> list[SyncRun]:
+        return list(SyncRun.select().where(SyncRun.status.in_(UNFINISHED))
+                    .order_by(SyncRun.id))
+
+    def start(self, run_id: int, fingerprint: Mapping[str, Any] | None,
+              restart: bool = False) -> None:
+        """Mark a run in progress; ``restart`` clears a checkpoint the source outgrew."""
+        values: dict[str, Any] = {
+            SyncRun.status: "in_progress", SyncRun.updated_at: utcnow(),
+            SyncRun.source_fingerprint: json.dumps(fingerprint) if fingerprint else None,
+            SyncRun.started_at: pw.fn.COALESCE(SyncRun.started_at, utcnow()),
+        }
+        if restart:
+            values[SyncRun.checkpoint] = None
+            for name in COUNTERS:
+                values[getattr(SyncRun, f"items_{name}")] = 0
+        SyncRun.update(values).where(SyncRun.id == run_id).execute()
+
+    def advance(self, run_id: int, counts: Mapping[str, int], checkpoint: Any) -> None:
+        """Add a batch's counts and move the checkpoint (inside the batch's transaction)."""
+        values: dict[Any, Any] = {SyncRun.checkpoint: json.dumps(checkpoint),
+                                  SyncRun.updated_at: utcnow()}
+        for name, count in counts.items():
+            if count:
+                column = getattr(SyncRun, f"items_{name}")
+                values[column] = column + count
+        SyncRun.update(values).where(SyncRun.id == run_id).execute()
+
+    def finish(self, run_id: int, status: str, error_message: str | None = None) -> None:
+        SyncRun.update({SyncRun.status: status, SyncRun.error_message: error_message,
+                        SyncRun.completed_at: utcnow() if status != "pending" else None,
+                        SyncRun.updated_at: utcnow()}).where(SyncRun.id == run_id).execute()
+
+    def add_errors(self, run_id: int, errors: Iterable[ItemError]) -> None:
+        rows = [{"sync_run_id": run_id, "error_type": e.type, "error_code": e.code,
+                 "error_message": e.message[:2000], "item_identifier": e.item,
+                 "is_retryable": e.retryable, "created_at": utcnow()} for e in errors]
+        for start in range(0, len(rows), 500):
+            SyncError.insert_many(rows[start:start + 500]).execute()
+
+    def errors_of(self, run_id: int, limit: int | None = None) -> list[SyncError]:
+        query = SyncError.select().where(SyncError.sync_run_id == run_id).order_by(SyncError.id)
+        return list(query.limit(limit) if limit else query)
+
+    def counters(self, run: SyncRun) -> dict[str, int]:
+        return {name: getattr(run, f"items_{name}") for name in COUNTERS}
+
+    def purge_older_than(self, days: int) -> int:
+        """Remove finished runs (and their errors) older than ``days``."""
+        cutoff = utcnow() - timedelta(days=days)
+        old = SyncRun.select(SyncRun.id).where(SyncRun.created_at < cutoff,
+                                               SyncRun.status.not_in(UNFINISHED))
+        ids = [r.id for r in old]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            SyncError.delete().where(SyncError.sync_run_id.in_(chunk)).execute()
+            SyncRun.delete().where(SyncRun.id.in_(chunk)).execute()
+        return len(ids)
+
+
+def checkpoint_of(run: SyncRun) -> dict[str, Any] | None:
+    return json.loads(run.checkpoint) if run.checkpoint else None
+
+
+def fingerprint_of(run: SyncRun) -> dict[str, Any] | None:
+    return json.loads(run.source_fingerprint) if run.source_fingerprint else None

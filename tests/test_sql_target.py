@@ -1,0 +1,145 @@
+"""The SQL target and the store on SQLite, PostgreSQL and MariaDB, against real servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from syncd_builtin import sql_target
+
+from syncd.config import validate
+from syncd.engine import Engine, Request, memory, resolve_jobs
+from syncd.plugins import get_pluginmanager
+from syncd.store import Store
+from tests.conftest import BACKENDS
+
+pytestmark = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+
+
+def songs(n: int, **renamed: str) -> list[dict[str, Any]]:
+    out = [{"id": f"s{i}", "song": f"Song {i}", "by": f"Artist {i % 7}", "genre": "pop"}
+           for i in range(n)]
+    for key, title in renamed.items():
+        out[int(key.removeprefix("s"))]["song"] = title
+    return out
+
+
+def music_job(recs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"source": {"type": "memory", "records": recs},
+            "target": {"type": "sql", "table": "content_index", "key": ["external_id"]},
+            "mapping": {"external_id": "id", "title": "song", "artist": "by", "genre": "genre"},
+            "constants": {"content_type": "music"}, "batch_rows": 4, **extra}
+
+
+def engine_for(store: Store, tmp_path: Path, jobs: dict[str, Any]) -> Engine:
+    config = validate({"daemon": {"state_dir": str(tmp_path / "state")}, "jobs": jobs})
+    _, registry = get_pluginmanager(load_entrypoints=False, plugins=(memory, sql_target))
+    return Engine(store, resolve_jobs(config, registry, "t.toml"), tmp_path / "state")
+
+
+def rows(store: Store, sql: str) -> list[tuple]:
+    return [tuple(r) for r in store.db.execute_sql(sql).fetchall()]
+
+
+async def sync(store: Store, tmp_path: Path, job: dict[str, Any], name: str = "music",
+               **request: Any):
+    run_id, outcome = await engine_for(store, tmp_path, {name: job}).run(
+        Request(name, "cli", **request))
+    assert outcome.status == "completed", outcome.error
+    return store.get_run(run_id)
+
+
+async def test_upserts_by_key_and_counts_each_outcome(store, tmp_path):
+    run = await sync(store, tmp_path, music_job(songs(10)))
+    assert (run.items_inserted, run.items_updated, run.items_unchanged) == (10, 0, 0)
+    assert rows(store, "SELECT COUNT(*), COUNT(DISTINCT external_id) FROM content_index") == [
+        (10, 10)]
+
+    run = await sync(store, tmp_path, music_job(songs(10)))
+    assert (run.items_inserted, run.items_updated, run.items_unchanged) == (0, 0, 10)
+
+    run = await sync(store, tmp_path, music_job(songs(12, s2="Changed")))
+    assert (run.items_inserted, run.items_updated, run.items_unchanged) == (2, 1, 9)
+    assert rows(store, "SELECT title, content_type, sync_job FROM content_index "
+                       "WHERE external_id = 's2'") == [("Changed", "music", "music")]
+
+
+async def test_unchanged_rows_are_not_rewritten(store, tmp_path):
+    await sync(store, tmp_path, music_job(songs(5)))
+    before = rows(store, "SELECT external_id, last_synced_at FROM content_index "
+                         "ORDER BY external_id")
+    await sync(store, tmp_path, music_job(songs(5)))
+    after = rows(store, "SELECT external_id, last_synced_at FROM content_index "
+                        "ORDER BY external_id")
+    assert before == after
+
+
+async def test_a_key_repeated_in_one_batch_ends_as_its_last_version(store, tmp_path):
+    recs = [*songs(3), {"id": "s1", "song": "Again", "by": "x", "genre": "pop"}]
+    run = await sync(store, tmp_path, music_job(recs))
+    assert (run.items_inserted, run.items_updated) == (3, 1)
+    assert rows(store, "SELECT title FROM content_index WHERE external_id = 's1'") == [
+        ("Again",)]
+
+
+async def test_mark_unavailable_then_available_again(store, tmp_path):
+    job = music_job(songs(6), on_missing="mark_unavailable")
+    await sync(store, tmp_path, job)
+    run = await sync(store, tmp_path, {**job, "source": {"type": "memory",
+                                                         "records": songs(4)}})
+    assert run.items_missing == 2
+    assert rows(store, "SELECT external_id FROM content_index WHERE NOT is_available "
+                       "ORDER BY external_id") == [("s4",), ("s5",)]
+    run = await sync(store, tmp_path, job)
+    assert run.items_updated == 2 and run.items_missing == 0
+    assert rows(store, "SELECT COUNT(*) FROM content_index WHERE is_available") == [(6,)]
+
+
+async def test_delete_missing_rows_only_of_this_job(store, tmp_path):
+    other = music_job([{"id": "x1", "song": "Other", "by": "o", "genre": "jazz"}])
+    await sync(store, tmp_path, other, name="other")
+    job = music_job(songs(3), on_missing="delete")
+    await sync(store, tmp_path, job)
+    run = await sync(store, tmp_path, {**job, "source": {"type": "memory",
+                                                         "records": songs(1)}})
+    assert run.items_missing == 2
+    assert rows(store, "SELECT external_id FROM content_index ORDER BY external_id") == [
+        ("s0",), ("x1",)]
+
+
+async def test_dry_run_writes_nothing(store, tmp_path):
+    run = await sync(store, tmp_path, music_job(songs(3)), dry_run=True)
+    assert run.items_inserted == 3 and run.dry_run
+    assert rows(store, "SELECT COUNT(*) FROM content_index") == [(0,)]
+
+
+async def test_other_tables_are_made_from_the_mapping_and_grow_with_it(store, tmp_path):
+    recs = [{"sku": f"k{i}", "shop": "a", "price": str(i), "colour": "red"} for i in range(3)]
+    job = {"source": {"type": "memory", "records": recs},
+           "target": {"type": "sql", "table": "products", "key": ["sku", "shop"]},
+           "mapping": {"sku": "sku", "shop": "shop", "price": "price"}}
+    run = await sync(store, tmp_path, job, name="products")
+    assert run.items_inserted == 3
+    job["mapping"] = {**job["mapping"], "colour": "colour"}
+    run = await sync(store, tmp_path, job, name="products")
+    assert run.items_updated == 3  # every record gained a field
+    assert rows(store, "SELECT sku, shop, price, colour FROM products ORDER BY sku") == [
+        ("k0", "a", "0", "red"), ("k1", "a", "1", "red"), ("k2", "a", "2", "red")]
+    columns = {c.name for c in store.db.get_columns("products")}
+    assert {"content_hash", "last_synced_at", "is_available"} <= columns
+
+
+async def test_a_database_of_an_older_version_is_upgraded_in_place(database_url, tmp_path):
+    store = Store.open(database_url, tmp_path / "state")
+    run_id = store.create_run(job="old", trigger="cli", source_type="csv",
+                              source_identifier="/x")
+    # pretend an older syncd made this database: without two newer columns
+    for column in ("items_missing", "job_spec"):
+        store.db.execute_sql(f"ALTER TABLE sync_runs DROP COLUMN {column}")
+    store.close()
+    store = Store.open(database_url, tmp_path / "state")
+    columns = {c.name for c in store.db.get_columns("sync_runs")}
+    assert {"items_missing", "job_spec"} <= columns
+    assert store.get_run(run_id).job == "old"
+    store.close()
