@@ -97,7 +97,9 @@ def get_pluginmanager(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin_name!r}: {exc}") from exc
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        raise PluginError(f"plugin {name!r}: {exc}",
+                          hint="hooks are named in syncd/hookspecs.py") from None
     # pluggy calls implementations last-registered first, trylast ones at the end;
     # walking that order by hand lets each registration know its plugin.
     for impl in reversed(pm.hook.syncd_register_adapters.get_hookimpls()):

@@ -69,6 +69,20 @@ async def test_counters_are_exact_across_first_unchanged_and_changed_runs(store,
     assert MemoryTarget.tables["t"][("3",)]["name"] == "renamed"
 
 
+async def test_plugins_hear_of_every_finished_run(store, tmp_path):
+    heard = []
+
+    class Listener:
+        @hookimpl
+        def syncd_run_finished(self, summary):
+            heard.append((summary.job, summary.status, summary.counters["inserted"]))
+
+    engine = make_engine(store, tmp_path, {"j": job(records(4))})
+    engine.pm = get_pluginmanager(load_entrypoints=False, plugins=(Listener(),))[0]
+    await engine.run(Request("j", "cli"))
+    assert heard == [("j", "completed", 4)]
+
+
 async def test_a_record_without_its_key_is_a_validation_error_and_the_rest_syncs(store,
                                                                                  tmp_path):
     recs = records(5)

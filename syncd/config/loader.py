@@ -108,8 +108,9 @@ def _check_dependencies(config: Config, path: Path | str) -> None:
     try:
         dependency_order(config)
     except CycleError as exc:
-        cycle = " → ".join(exc.args[1])
-        raise ConfigError(path, "jobs", f"depends_on forms a cycle: {cycle}") from None
+        cycle = " → ".join(reversed(exc.args[1]))
+        raise ConfigError(path, "jobs", f"depends_on forms a cycle: {cycle} "
+                          "(→ reads 'depends on')") from None
 
 
 def dependency_order(config: Config) -> list[list[str]]:
