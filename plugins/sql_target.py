@@ -10,13 +10,23 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+import peewee as pw
 from pydantic import Field, field_validator
 
 from syncd import hookimpl
-from syncd.adapters import Options, Row, RunContext, Target, TargetSchema, WriteResult
+from syncd.adapters import (
+    ItemError,
+    Options,
+    Row,
+    RunContext,
+    Target,
+    TargetSchema,
+    WriteResult,
+)
 from syncd.errors import JobError
 from syncd.store.models import utcnow
 
@@ -26,10 +36,27 @@ BOOKKEEPING = ("content_hash", "is_available", "sync_job", "source_type", "sourc
 LOOKUP_CHUNK = {"sqlite": 5000, "postgres": 5000, "mysql": 2000}
 
 
-def content_hash(values: Sequence[Any]) -> str:
-    """A digest of a record's values: equal digests mean nothing to rewrite."""
+def content_hash(values: Sequence[Any]) -> str | None:
+    """A digest of a record's values: equal digests mean nothing to rewrite.
+
+    None when a value holds a NUL byte, which PostgreSQL cannot store in text: such a
+    record is refused on every backend alike.
+    """
     joined = "\x1f".join(["" if v is None else str(v) for v in values])
+    if "\x00" in joined:
+        return None
     return hashlib.blake2b(joined.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+@dataclass(slots=True)
+class Pending:
+    """A row to write: its values, digest, whether its key is stored, and how it counted."""
+
+    values: tuple
+    digest: str
+    in_db: bool
+    item: str
+    counted: list[str]
 
 
 class SqlTarget(Target):
@@ -110,17 +137,21 @@ class SqlTarget(Target):
         constants, key_index = self.constants, self.key_index
         single = key_index[0] if len(key_index) == 1 else None
         records = []
-        for row in rows:
+        for row, item in zip(rows, items, strict=True):
             values = row + constants if constants else row
             key = values[single] if single is not None else tuple(values[i] for i in key_index)
-            records.append((key, values, content_hash(values)))
+            digest = content_hash(values)
+            if digest is None:
+                result.errors.append(ItemError("validation", "nul_byte",
+                                               "a value contains a NUL byte", item))
+                continue
+            records.append((key, values, digest, item))
         existing = self._lookup([r[0] for r in records])
-        final: dict[Any, tuple[tuple, str, bool]] = {}
-        for key, values, digest in records:
+        final: dict[Any, Pending] = {}
+        for key, values, digest, item in records:
             earlier = final.get(key)
             if earlier is not None:
-                changed = earlier[1] != digest
-                in_db = earlier[2]
+                changed, in_db = earlier.digest != digest, earlier.in_db
             else:
                 stored = existing.get(key)
                 in_db = stored is not None
@@ -128,14 +159,39 @@ class SqlTarget(Target):
             if not changed:
                 result.unchanged += 1
                 continue
-            if in_db or earlier is not None:
-                result.updated += 1
-            else:
+            new = not in_db and earlier is None
+            if new:
                 result.inserted += 1
-            final[key] = (values, digest, in_db)
+            else:
+                result.updated += 1
+            counted = [*(earlier.counted if earlier else []), ("inserted" if new else "updated")]
+            final[key] = Pending(values, digest, in_db, item, counted)
         if final and not self.ctx.dry_run:
-            self._write(final)
+            self._write_isolating(final, result)
         return result
+
+    def _write_isolating(self, final: dict[Any, Pending], result: WriteResult) -> None:
+        """Write the batch at once; if the database rejects it, find the rows it rejects.
+
+        Each row is then written in its own savepoint, and a rejected one becomes a
+        ``target`` error instead of failing the run.
+        """
+        try:
+            with self.db.atomic():
+                self._write(list(final.values()))
+        except (pw.IntegrityError, pw.DataError, pw.ProgrammingError, pw.InternalError,
+                ValueError) as exc:
+            self.ctx.log.warning("batch rejected; writing its rows one by one", error=str(exc))
+            for pending in final.values():
+                try:
+                    with self.db.atomic():
+                        self._write([pending])
+                except (pw.IntegrityError, pw.DataError, pw.ProgrammingError,
+                        pw.InternalError, ValueError) as row_exc:
+                    result.errors.append(ItemError("target", type(row_exc).__name__,
+                                                   str(row_exc).strip(), pending.item))
+                    for outcome in pending.counted:
+                        setattr(result, outcome, getattr(result, outcome) - 1)
 
     def _lookup(self, keys: list[Any]) -> dict[Any, tuple[str, bool]]:
         """Stored ``(content_hash, is_available)`` of the keys that exist."""
@@ -162,17 +218,21 @@ class SqlTarget(Target):
                 found[key] = (row[width], bool(row[width + 1]))
         return found
 
-    def _write(self, final: dict[Any, tuple[tuple, str, bool]]) -> None:
+    def _write(self, pending: Sequence[Pending]) -> None:
         now: Any = utcnow()
         if self.dialect == "sqlite":
             now = now.isoformat(" ")
         job, schema = self.schema.job, self.schema
         tail = (job, schema.source_type, schema.source_identifier, now, now)
         inserts, updates = [], []
-        for values, digest, in_db in final.values():
-            full = (*values, digest, True, *tail)
-            (updates if in_db else inserts).append(full)
+        for entry in pending:
+            full = (*entry.values, entry.digest, True, *tail)
+            (updates if entry.in_db else inserts).append(full)
         cursor = self.db.cursor()
+        with pw.__exception_wrapper__:  # driver errors as peewee's, alike on every backend
+            self._execute(cursor, inserts, updates)
+
+    def _execute(self, cursor: Any, inserts: list[tuple], updates: list[tuple]) -> None:
         if inserts:
             if self.dialect == "postgres":
                 from psycopg2.extras import execute_values

@@ -86,7 +86,7 @@ def test_a_dependency_cycle_names_the_jobs(tmp_path):
     text = MUSIC + "\n".join(
         f'[jobs.{a}]\ndepends_on = ["{b}"]\n[jobs.{a}.mapping]\nexternal_id = "id"\n'
         for a, b in (("a", "b"), ("b", "c"), ("c", "a")))
-    with pytest.raises(ConfigError, match="cycle: (a → b → c → a|b → c → a → b|c → a → b → c)"):
+    with pytest.raises(ConfigError, match=r"cycle: (a → b → c → a|b → c → a → b|c → a → b → c)"):
         load_config(write(tmp_path, text))
 
 

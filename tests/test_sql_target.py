@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from syncd_builtin import sql_target
 
 from syncd.config import validate
 from syncd.engine import Engine, Request, memory, resolve_jobs
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store
+from syncd_builtin import sql_target
 from tests.conftest import BACKENDS
 
 pytestmark = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
@@ -143,3 +143,25 @@ async def test_a_database_of_an_older_version_is_upgraded_in_place(database_url,
     assert {"items_missing", "job_spec"} <= columns
     assert store.get_run(run_id).job == "old"
     store.close()
+
+
+async def test_a_nul_byte_fails_its_row_alike_on_every_backend(store, tmp_path):
+    recs = songs(3)
+    recs[1]["song"] = "bad\x00title"
+    run = await sync(store, tmp_path, music_job(recs))
+    assert (run.items_inserted, run.items_failed) == (2, 1)
+    [error] = store.errors_of(run.id)
+    assert (error.error_type, error.error_code, error.item_identifier) == (
+        "validation", "nul_byte", "record 1")
+
+
+async def test_a_row_the_database_rejects_fails_alone(store, tmp_path, database_url):
+    if store.dialect != "mysql":
+        pytest.skip("only MariaDB limits key length (VARCHAR(191)) here")
+    recs = songs(3)
+    recs[2]["id"] = "k" * 300
+    run = await sync(store, tmp_path, music_job(recs))
+    assert (run.items_inserted, run.items_failed) == (2, 1)
+    [error] = store.errors_of(run.id)
+    assert error.error_type == "target" and error.item_identifier == "record 2"
+    assert rows(store, "SELECT COUNT(*) FROM content_index") == [(2,)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Any
 
@@ -9,7 +10,11 @@ from tqdm import tqdm
 
 
 class ProgressBars:
-    """An engine listener drawing a tqdm bar per run while stderr is a TTY."""
+    """An engine listener drawing a tqdm bar per run while stderr is a TTY.
+
+    The size comes from ``shutil`` so that a terminal reporting 0x0 (a bare pty)
+    still gets a bar.
+    """
 
     def __init__(self, enabled: bool | None = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
@@ -22,9 +27,11 @@ class ProgressBars:
         if kind == "progress":
             bar = self.bars.get(run_id)
             if bar is None:
+                size = shutil.get_terminal_size()
                 bar = self.bars[run_id] = tqdm(
                     total=data["size"], unit="B", unit_scale=True, leave=False,
-                    desc=f"{data['job']} #{run_id}", file=sys.stderr, dynamic_ncols=True)
+                    desc=f"{data['job']} #{run_id}",
+                    file=sys.stderr, ncols=size.columns, nrows=size.lines)
             bar.set_postfix(rows=data["processed"], refresh=False)
             bar.update(data["position"] - bar.n)
         elif kind == "run_finished" and run_id in self.bars:

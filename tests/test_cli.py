@@ -1,0 +1,114 @@
+"""``syncd sync`` as a user runs it: summary, errors with line numbers, logs, progress bar."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from tests.cli import SYNCD, syncd
+
+CONFIG = """
+[daemon]
+state_dir = "{tmp}/state"
+log_format = "json"
+[jobs.music]
+batch_rows = 500
+[jobs.music.source]
+type = "csv"
+path = "{tmp}/music.csv"
+[jobs.music.target]
+type = "sql"
+key = ["external_id"]
+[jobs.music.mapping]
+external_id = "id"
+title = "song_name"
+[jobs.music.constants]
+content_type = "music"
+"""
+
+
+def setup(tmp_path: Path, body: str) -> Path:
+    (tmp_path / "music.csv").write_text(body)
+    config = tmp_path / "syncd.toml"
+    config.write_text(CONFIG.replace("{tmp}", str(tmp_path)))
+    return config
+
+
+def test_sync_reports_bad_rows_with_line_numbers_and_syncs_the_rest(tmp_path):
+    config = setup(tmp_path, "id,song_name\n1,One\n2,Two,extra\n,NoKey\n3,Three\n")
+    result = syncd("sync", "music", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert ("4 processed, 2 inserted, 0 updated, 0 unchanged, 0 skipped, 2 failed"
+            in result.stdout)
+    assert "validation/field_count: line 3: expected 2 fields, got 3" in result.stdout
+    assert "validation/missing_key: line 4" in result.stdout
+    db = sqlite3.connect(tmp_path / "state" / "syncd.db")
+    assert db.execute("SELECT external_id, title FROM content_index ORDER BY 1").fetchall() == [
+        ("1", "One"), ("3", "Three")]
+    assert db.execute("SELECT item_identifier FROM sync_errors ORDER BY id").fetchall() == [
+        ("line 3",), ("line 4",)]
+
+
+def test_every_run_log_line_is_json_with_run_id_and_job(tmp_path):
+    config = setup(tmp_path, "id,song_name\n1,One\n")
+    result = syncd("sync", "music", "--config", str(config))
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert lines, result.stderr
+    assert all(line["run_id"] == 1 and line["job"] == "music" for line in lines)
+
+
+def test_dry_run_counts_and_writes_nothing(tmp_path):
+    config = setup(tmp_path, "id,song_name\n1,One\n2,Two\n")
+    result = syncd("sync", "music", "--config", str(config), "--dry-run")
+    assert result.returncode == 0
+    assert "(dry run: nothing written): 2 processed, 2 inserted" in result.stdout
+    db = sqlite3.connect(tmp_path / "state" / "syncd.db")
+    assert db.execute("SELECT COUNT(*) FROM content_index").fetchone() == (0,)
+
+
+def test_a_missing_file_fails_the_run_clearly(tmp_path):
+    config = setup(tmp_path, "")
+    result = syncd("sync", "music", "--config", str(config), "--file", str(tmp_path / "no.csv"))
+    assert result.returncode != 0
+    assert "no.csv" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_an_unknown_job_names_the_configured_ones(tmp_path):
+    result = syncd("sync", "musik", "--config", str(setup(tmp_path, "")))
+    assert result.returncode == 2
+    assert "unknown job 'musik'" in result.stderr and "jobs: music" in result.stderr
+
+
+def test_a_progress_bar_is_drawn_on_a_terminal(tmp_path):
+    rows = "".join(f"{i},Song {i}\n" for i in range(20_000))
+    config = setup(tmp_path, "id,song_name\n" + rows)
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen([SYNCD, "sync", "music", "--config", str(config)],
+                               stdin=secondary, stdout=secondary, stderr=secondary,
+                               env={**os.environ, "COLUMNS": "100"})
+    os.close(secondary)
+    output = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        elif process.poll() is not None:
+            break
+    assert process.wait(timeout=30) == 0
+    text = output.decode(errors="replace")
+    assert "music #1" in text and "rows=" in text  # the tqdm bar
+    assert "20000 processed, 20000 inserted" in text
