@@ -42,7 +42,10 @@ def content_hash(values: Sequence[Any]) -> str | None:
     None when a value holds a NUL byte, which PostgreSQL cannot store in text: such a
     record is refused on every backend alike.
     """
-    joined = "\x1f".join(["" if v is None else str(v) for v in values])
+    try:
+        joined = "\x1f".join(values)  # the common case: all text (CSV)
+    except TypeError:
+        joined = "\x1f".join(["" if v is None else str(v) for v in values])
     if "\x00" in joined:
         return None
     return hashlib.blake2b(joined.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

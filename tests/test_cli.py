@@ -112,3 +112,21 @@ def test_a_progress_bar_is_drawn_on_a_terminal(tmp_path):
     text = output.decode(errors="replace")
     assert "music #1" in text and "rows=" in text  # the tqdm bar
     assert "20000 processed, 20000 inserted" in text
+
+
+def test_sync_all_runs_jobs_in_dependency_order(tmp_path):
+    config = setup(tmp_path, "id,song_name\n1,One\n")
+    text = config.read_text()
+    music = text[text.index("[jobs.music]"):]
+    for name, after in (("albums", "music"), ("charts", "albums"), ("genres", "")):
+        job = music.replace("jobs.music", f"jobs.{name}")
+        job = job.replace('key = ["external_id"]', f'key = ["external_id"]\ntable = "{name}"')
+        if after:
+            job = job.replace(f"[jobs.{name}]", f"[jobs.{name}]\ndepends_on = [\"{after}\"]", 1)
+        text += job
+    config.write_text(text)
+    result = syncd("sync", "--all", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    order = [line.split()[2] for line in result.stdout.splitlines() if line.startswith("run ")]
+    assert sorted(order) == ["albums", "charts", "genres", "music"]
+    assert order.index("music") < order.index("albums") < order.index("charts")

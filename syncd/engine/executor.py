@@ -230,8 +230,12 @@ def _drop_keyless(batch: Batch, key: tuple[str, ...], plan: JobPlan
     rows, items, errors = batch.rows, batch.items, list(batch.errors)
     if not positions:
         return rows, items, errors
-    bad = [i for i, row in enumerate(rows)
-           if any(row[p] is None or row[p] == "" for p in positions)]
+    if len(positions) == 1:
+        [p] = positions
+        bad = [i for i, row in enumerate(rows) if row[p] == "" or row[p] is None]
+    else:
+        bad = [i for i, row in enumerate(rows)
+               if any(row[p] is None or row[p] == "" for p in positions)]
     if not bad:
         return rows, items, errors
     names = ", ".join(k for k in key if k in plan.columns)

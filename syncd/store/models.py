@@ -75,7 +75,7 @@ class ContentIndex(BaseModel):
     external_id = pw.CharField(max_length=191, null=True)
     is_available = pw.BooleanField(default=True)
     content_hash = pw.CharField(max_length=64, null=True)
-    sync_job = pw.CharField(max_length=191, null=True, index=True)
+    sync_job = pw.CharField(max_length=191, null=True)
     first_seen_at = pw.DateTimeField(null=True)
     last_synced_at = pw.DateTimeField(null=True)
 
