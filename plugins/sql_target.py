@@ -7,6 +7,7 @@ changed or unchanged by its content hash, then write only what changed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
@@ -33,7 +34,7 @@ from syncd.store.models import utcnow
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 BOOKKEEPING = ("content_hash", "is_available", "sync_job", "source_type", "source_identifier",
                "first_seen_at", "last_synced_at")
-LOOKUP_CHUNK = {"sqlite": 5000, "postgres": 5000, "mysql": 2000}
+LOOKUP_CHUNK = {"sqlite": 2000, "postgres": 5000, "mysql": 2000}
 
 
 def content_hash(values: Sequence[Any]) -> str | None:
@@ -135,40 +136,48 @@ class SqlTarget(Target):
 
     def write(self, rows: Sequence[Row], items: Sequence[str]) -> WriteResult:
         result = WriteResult()
-        if not rows:
-            return result
         constants, key_index = self.constants, self.key_index
-        single = key_index[0] if len(key_index) == 1 else None
-        records = []
-        for row, item in zip(rows, items, strict=True):
-            values = row + constants if constants else row
-            key = values[single] if single is not None else tuple(values[i] for i in key_index)
-            digest = content_hash(values)
-            if digest is None:
+        full = [row + constants for row in rows] if constants else list(rows)
+        digests = list(map(content_hash, full))
+        if None in digests:  # NUL bytes: refuse those rows, keep the rest
+            for i in [i for i, d in enumerate(digests) if d is None]:
                 result.errors.append(ItemError("validation", "nul_byte",
-                                               "a value contains a NUL byte", item))
-                continue
-            records.append((key, values, digest, item))
-        existing = self._lookup([r[0] for r in records])
+                                               "a value contains a NUL byte", items[i]))
+            kept = [i for i, d in enumerate(digests) if d is not None]
+            full, digests, items = [full[i] for i in kept], [digests[i] for i in kept], \
+                [items[i] for i in kept]
+        if not full:
+            return result
+        if len(key_index) == 1:
+            [k] = key_index
+            keys: list[Any] = [values[k] for values in full]
+        else:
+            keys = [tuple(values[i] for i in key_index) for values in full]
+        stored = self._lookup(keys)
+        get = stored.get
+        if len(set(keys)) == len(keys):  # usual case: unchanged rows cost one comparison
+            changed = [i for i, (key, digest) in enumerate(zip(keys, digests, strict=True))
+                       if get(key) != digest]
+            result.unchanged = len(keys) - len(changed)
+        else:
+            changed = list(range(len(keys)))
         final: dict[Any, Pending] = {}
-        for key, values, digest, item in records:
+        for i in changed:
+            key, digest = keys[i], digests[i]
             earlier = final.get(key)
-            if earlier is not None:
-                changed, in_db = earlier.digest != digest, earlier.in_db
-            else:
-                stored = existing.get(key)
-                in_db = stored is not None
-                changed = not in_db or stored != (digest, True)
-            if not changed:
+            if earlier is None:
+                if get(key) == digest:
+                    result.unchanged += 1
+                    continue
+                in_db, counted = key in stored, []
+            elif earlier.digest == digest:
                 result.unchanged += 1
                 continue
-            new = not in_db and earlier is None
-            if new:
-                result.inserted += 1
             else:
-                result.updated += 1
-            counted = [*(earlier.counted if earlier else []), ("inserted" if new else "updated")]
-            final[key] = Pending(values, digest, in_db, item, counted)
+                in_db, counted = earlier.in_db, earlier.counted
+            outcome = "updated" if in_db or earlier is not None else "inserted"
+            setattr(result, outcome, getattr(result, outcome) + 1)
+            final[key] = Pending(full[i], digest, in_db, items[i], [*counted, outcome])
         if final and not self.ctx.dry_run:
             self._write_isolating(final, result)
         return result
@@ -196,9 +205,9 @@ class SqlTarget(Target):
                     for outcome in pending.counted:
                         setattr(result, outcome, getattr(result, outcome) - 1)
 
-    def _lookup(self, keys: list[Any]) -> dict[Any, tuple[str, bool]]:
-        """Stored ``(content_hash, is_available)`` of the keys that exist."""
-        found: dict[Any, tuple[str, bool]] = {}
+    def _lookup(self, keys: list[Any]) -> dict[Any, str]:
+        """Stored content hash of each key that exists; ``""`` if marked unavailable."""
+        found: dict[Any, str] = {}
         cursor = self.db.cursor()
         width = len(self.key)
         unique = list(dict.fromkeys(keys))
@@ -206,7 +215,7 @@ class SqlTarget(Target):
         for start in range(0, len(unique), chunk):
             part = unique[start:start + chunk]
             if width == 1:
-                where = f"{self.key_columns} IN ({', '.join(self._param for _ in part)})"
+                where = f"{self.key_columns} IN ({self._placeholders(len(part))})"
                 params: list[Any] = part
             else:
                 group = "(" + ", ".join(self._param for _ in self.key) + ")"
@@ -218,8 +227,12 @@ class SqlTarget(Target):
                            f"FROM {self._quote(self.table)} WHERE {where}", params)
             for row in cursor.fetchall():
                 key = row[0] if width == 1 else tuple(row[:width])
-                found[key] = (row[width], bool(row[width + 1]))
+                found[key] = row[width] if row[width + 1] else ""
         return found
+
+    @functools.cache  # noqa: B019 - one target per run, few distinct sizes
+    def _placeholders(self, count: int) -> str:
+        return ", ".join([self._param] * count)
 
     def _write(self, pending: Sequence[Pending]) -> None:
         now: Any = utcnow()

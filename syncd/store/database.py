@@ -18,7 +18,7 @@ SCHEMA_VERSION = 1
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",  # readers (the API) never wait for the writer
     "synchronous": "normal",  # durable at each WAL checkpoint; a crash loses no committed batch
-    "cache_size": -64 * 1024,  # 64 MiB: random-key upserts stay in memory between commits
+    "cache_size": -32 * 1024,  # 32 MiB: random-key upserts mostly stay in memory between commits
     "foreign_keys": 0,
     "temp_store": "memory",
 }
