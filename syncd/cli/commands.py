@@ -8,7 +8,7 @@ import sys
 import time
 
 from syncd.bootstrap import Setup
-from syncd.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from syncd.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from syncd.engine import Engine, Request
 from syncd.errors import JobError, RunConflict, SourceError
 from syncd.store import Store
@@ -79,10 +79,10 @@ async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run:
     engine = Engine(store, setup.plans, setup.state_dir,
                     setup.config.daemon.max_concurrent_runs, pm=setup.pm)
     engine.listeners.append(ProgressBars())
-    interrupted = asyncio.Event()
+    interrupted: list[int] = []  # the signal that asked us to stop, if any
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, _interrupt, engine, interrupted)
+        loop.add_signal_handler(sig, _interrupt, engine, interrupted, sig)
     levels = [jobs] if jobs else dependency_order(setup.config)
     ok = True
     try:
@@ -90,21 +90,21 @@ async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run:
             results = await asyncio.gather(
                 *(_one(engine, store, Request(name, "cli", file, dry_run)) for name in level))
             ok = ok and all(results)
-            if interrupted.is_set() or not all(results):
+            if interrupted or not all(results):
                 break
     finally:
         store.close()
-    if interrupted.is_set():
+    if interrupted:
         print("interrupted: the run is saved and continues where it stopped on the next "
               "`syncd sync` or daemon start", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + interrupted[0]
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def _interrupt(engine: Engine, interrupted: asyncio.Event) -> None:
+def _interrupt(engine: Engine, interrupted: list[int], signum: int) -> None:
     """First signal: pause the runs after their batch, so they stay resumable."""
-    if not interrupted.is_set():
-        interrupted.set()
+    if not interrupted:
+        interrupted.append(signum)
         engine.shutdown_task = asyncio.ensure_future(engine.shutdown())
 
 

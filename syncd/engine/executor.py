@@ -205,7 +205,7 @@ class RunExecutor:
             message = f"{type(exc).__name__}: {exc}"
         error_type = "validation" if isinstance(exc, JobError) else (
             "parsing" if isinstance(exc, SourceError) and not is_transient(exc) else "system")
-        if is_transient(exc):
+        if isinstance(exc, RetryableError):
             error_type = "network"
         error = ItemError(error_type, getattr(exc, "code", type(exc).__name__), message,
                           retryable=is_transient(exc))

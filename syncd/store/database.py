@@ -20,6 +20,8 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",  # durable at each WAL checkpoint; a crash loses no committed batch
     "cache_size": -32 * 1024,  # 32 MiB: random-key upserts mostly stay in memory between commits
     "foreign_keys": 0,
+    # BEGIN IMMEDIATE (lock_type below): a batch takes the write lock up front and waits
+    # its turn, instead of failing when it upgrades from reading to writing.
     "temp_store": "memory",
 }
 
@@ -29,11 +31,11 @@ def open_database(url: str, state_dir: Path) -> pw.Database:
     if not url:
         state_dir.mkdir(parents=True, exist_ok=True)
         return pw.SqliteDatabase(str(state_dir / "syncd.db"), pragmas=SQLITE_PRAGMAS,
-                                 timeout=60)
+                                 timeout=60, lock_type="IMMEDIATE")
     scheme = urlsplit(url).scheme
     if scheme in ("sqlite",):
         return pw.SqliteDatabase(url.removeprefix("sqlite:///"), pragmas=SQLITE_PRAGMAS,
-                                 timeout=60)
+                                 timeout=60, lock_type="IMMEDIATE")
     if scheme in ("postgres", "postgresql"):
         return connect(url.replace("postgres://", "postgresql://", 1))
     if scheme in ("mysql", "mariadb"):
