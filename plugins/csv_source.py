@@ -137,6 +137,22 @@ class CsvSource(Source):
         except OSError as exc:
             raise self._unreadable(exc) from exc
 
+    def header(self) -> list[str]:
+        """The column names a mapping can use (for ad-hoc jobs mapped by name)."""
+        if self.options.columns or not self.options.has_header:
+            return list(self.options.columns)
+        try:
+            with open(self._path, "rb", buffering=READ_BUFFER) as f:
+                sample = f.read(SAMPLE_BYTES)
+                codec, skip = _encoding(self.options.encoding, sample)
+                delimiter = self.options.delimiter
+                if delimiter == "auto":
+                    delimiter = _sniff(sample[skip:], codec, len(sample) == SAMPLE_BYTES)
+                first, _, _ = self._first_record(f, skip, codec, delimiter)
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
+        return [name.strip() for name in first or []]
+
     def read(
         self, fields: Sequence[str], checkpoint: Checkpoint | None, batch_rows: int
     ) -> Iterator[Batch]:

@@ -9,13 +9,21 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import structlog
+from aiohttp import web
 
 from syncd import __version__, bootstrap, systemd
-from syncd.engine import Engine
-from syncd.errors import UserError
+from syncd.api import ApiContext, make_app, serve
+from syncd.api.adhoc import plan_from_spec
+from syncd.api.envelope import ApiError
+from syncd.api.server import addresses
+from syncd.config import Secret
+from syncd.engine import Engine, JobPlan
+from syncd.errors import ConfigError, JobError, UserError
 from syncd.store import Store
 
 
@@ -29,21 +37,32 @@ class Daemon:
         self._stopping = asyncio.Event()
         self.store: Store | None = None
         self.engine: Engine | None = None
+        self.api: ApiContext | None = None
+        self.runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         setup = self.setup
         self.store = await asyncio.to_thread(setup.open_store)
         self.engine = Engine(self.store, setup.plans, setup.state_dir,
                              setup.config.daemon.max_concurrent_runs, pm=setup.pm)
+        self.engine.adhoc_planner = self._adhoc_plan
+        self.api = ApiContext(setup=lambda: self.setup, store=self.store, engine=self.engine,
+                              token=read_token(setup))
+        self.runner = await serve(make_app(self.api), setup.config.api.listen)
         resumed = await self.engine.resume_all()
         self.log.info("syncd started", version=__version__, config=str(setup.path),
-                      jobs=list(setup.plans), resumed=resumed)
+                      jobs=list(setup.plans), resumed=resumed,
+                      api=addresses(setup.config.api.listen))
 
     async def stop(self) -> None:
         systemd.notify("STOPPING=1")
         self.log.info("stopping: runs pause after their current batch")
+        if self.api:
+            self.api.closing = True  # new requests get 503 while runs pause
         if self.engine:
             await self.engine.shutdown()
+        if self.runner:
+            await self.runner.cleanup()
         if self.store:
             self.store.close()
         self.log.info("syncd stopped")
@@ -61,6 +80,12 @@ class Daemon:
                 self.engine.update_plans(setup.plans)
             self.log.info("config reloaded", jobs=list(setup.plans))
         systemd.notify("READY=1")
+
+    def _adhoc_plan(self, spec: Mapping[str, Any]) -> JobPlan:
+        try:
+            return plan_from_spec(dict(spec), self.setup.registry)
+        except ApiError as exc:
+            raise JobError(f"cannot rebuild the ad-hoc job: {exc.message}") from None
 
     async def serve(self) -> None:
         """Start, notify systemd, and run until SIGTERM or SIGINT."""
@@ -85,6 +110,21 @@ class Daemon:
             if self.store is not None and await asyncio.to_thread(self.store.ping):
                 systemd.notify("WATCHDOG=1")
             await asyncio.sleep(interval)
+
+
+def read_token(setup: bootstrap.Setup) -> str | None:
+    """The API's bearer token, from ``[api].token_file`` (a path or a secret)."""
+    source = setup.config.api.token_file
+    if not source:
+        return None
+    secret = source if isinstance(source, Secret) else Secret(file=Path(source))
+    try:
+        token = secret.reveal()
+    except LookupError as exc:
+        raise ConfigError(setup.path, "api.token_file", str(exc)) from None
+    if not token:
+        raise ConfigError(setup.path, "api.token_file", "the token is empty")
+    return token
 
 
 def run(path: Path) -> int:

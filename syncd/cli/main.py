@@ -9,6 +9,18 @@ from pathlib import Path
 from syncd import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+CLIENT_COMMANDS = ("runs", "show", "trigger", "retry", "cancel", "resume")
+CLIENT_EXIT_CODES = """\
+talks to the running daemon at [api] listen, with the token of [api] token_file.
+
+exit codes:
+  0    done (trigger --wait: the run completed)
+  1    the run failed or was cancelled; no such run or job (404); not possible now (409)
+  2    bad input (400, 413) or a bad config
+  3    the daemon is not running, not reachable or not ready (503)
+  4    the token is missing, wrong (401) or unreadable
+  130  interrupted while waiting; the run goes on in the daemon
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +42,50 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("run", "sync", "check-config", "plugins"):
         commands.choices[name].add_argument("--config", metavar="PATH",
                                             default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    _add_client_commands(commands)
     return parser
+
+
+def _add_client_commands(commands: argparse._SubParsersAction) -> None:
+    """The clients of a running daemon's control API (``syncd.cli.client``)."""
+
+    def client(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                                  epilog=CLIENT_EXIT_CODES,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                         help=argparse.SUPPRESS)
+        return sub
+
+    runs = client("runs", "list the daemon's runs, newest first")
+    runs.add_argument("--status", choices=("pending", "in_progress", "completed", "failed",
+                                           "cancelled"), help="only runs in this status")
+    runs.add_argument("--job", metavar="JOB", help="only runs of this job")
+    runs.add_argument("--limit", metavar="N", type=_positive, default=20,
+                      help="at most N runs (default: 20)")
+    runs.add_argument("--before", metavar="RUN", type=_positive,
+                      help="only runs older than this one (the next page)")
+    client("show", "show one run of the daemon, with its errors").add_argument(
+        "run", metavar="RUN", type=_positive, help="run id")
+    trigger = client("trigger", "ask the daemon to run a job now")
+    trigger.add_argument("job", metavar="JOB", help="job name from the daemon's config")
+    trigger.add_argument("--file", metavar="PATH", help="read this file (or URL) instead of "
+                         "the job's own; made absolute for the daemon")
+    trigger.add_argument("--dry-run", action="store_true", help="count what would change, "
+                         "write nothing")
+    trigger.add_argument("--wait", action="store_true", help="follow the run with a progress "
+                         "bar until it ends; exit 0 only if it completed")
+    client("retry", "retry a failed run from its checkpoint").add_argument(
+        "run", metavar="RUN", type=_positive, help="run id")
+    client("cancel", "cancel a pending or running run").add_argument(
+        "run", metavar="RUN", type=_positive, help="run id")
+    client("resume", "resume every pending or interrupted run")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, path: Path) -> int:
+    if args.command in CLIENT_COMMANDS:  # only the config: no plugins, no store
+        from syncd.cli.client import run_command
+
+        return run_command(args, path)
     from syncd import bootstrap, logs
 
     if args.command == "plugins":

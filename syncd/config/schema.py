@@ -84,7 +84,8 @@ class UsbConfig(Section):
 
 
 class ApiConfig(Section):
-    listen: str = Field("127.0.0.1:8765", description="host:port or unix:/path")
+    listen: str | list[str] = Field("127.0.0.1:8765", description="host:port or "
+                                    "unix:/path, or a list of them")
     token_file: str | Secret = Field("", description="bearer token file; empty for no auth")
     allowed_paths: list[Path] = Field([], description="extra roots API-triggered runs may read")
 

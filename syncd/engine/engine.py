@@ -7,6 +7,8 @@ worker thread, so the loop (and the API on it) stays responsive.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +29,14 @@ Listener = Callable[[str, dict[str, Any]], None]
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """What to run. ``plan`` carries an ad-hoc job that no config holds."""
+
     job: str
     trigger: str
     identifier: str | None = None
     dry_run: bool = False
+    plan: JobPlan | None = None
+    spec: Mapping[str, Any] | None = None  # how to rebuild ``plan`` when resuming
 
 
 class Engine:
@@ -46,6 +52,9 @@ class Engine:
         self.listeners: list[Listener] = []
         self.closing = False
         self.shutdown_task: asyncio.Future[None] | None = None
+        self.waiting = 0  # runs queued for a slot
+        #: rebuilds the plan of an ad-hoc run from its stored spec (set by the API)
+        self.adhoc_planner: Callable[[Mapping[str, Any]], JobPlan] | None = None
 
     # -- starting runs ------------------------------------------------------------
 
@@ -55,7 +64,7 @@ class Engine:
         With ``resume``, an interrupted run of the same job and source is continued
         from its checkpoint instead of starting a new one.
         """
-        plan = self._plan(request.job)
+        plan = request.plan or self._plan(request.job)
         source = plan.make_source(request.identifier)
         lock = RunLock(self.state_dir, plan.name, source.identifier)
         if not lock.acquire():
@@ -87,7 +96,7 @@ class Engine:
         return self.store.create_run(job=plan.name, trigger=request.trigger,
                                      source_type=plan.source_cls.name,
                                      source_identifier=source.identifier,
-                                     dry_run=request.dry_run)
+                                     dry_run=request.dry_run, job_spec=request.spec)
 
     def _launch(self, run_id: int, plan: JobPlan, source: Source, lock: RunLock,
                 dry_run: bool) -> None:
@@ -102,15 +111,24 @@ class Engine:
 
     async def _execute(self, executor: RunExecutor, lock: RunLock) -> Outcome:
         run_id = executor.run_id
+        self.waiting += 1
+        queued = True
         try:
             async with self._slots:
+                self.waiting -= 1
+                queued = False
                 self._emit("run_started", {"run_id": run_id, "job": executor.plan.name})
+                began = time.monotonic()
                 outcome = await asyncio.to_thread(executor.execute)
+                executor.progress.duration = time.monotonic() - began
         finally:
+            if queued:
+                self.waiting -= 1
             lock.release()
             self._stops.pop(run_id, None)
         self._emit("run_finished", {"run_id": run_id, "job": executor.plan.name,
-                                    "status": outcome.status, "error": outcome.error})
+                                    "status": outcome.status, "error": outcome.error,
+                                    "duration": executor.progress.duration})
         await self._announce(run_id)
         return outcome
 
@@ -135,16 +153,36 @@ class Engine:
         stop.request("cancel")
         return True
 
+    def is_running(self, run_id: int) -> bool:
+        task = self._tasks.get(run_id)
+        return task is not None and not task.done()
+
+    async def retry(self, run_id: int) -> int:
+        """Start a new attempt of a failed run from its checkpoint; returns the new run id."""
+        old = await asyncio.to_thread(self.store.get_run, run_id)
+        plan = self._plan_of(old)
+        source = plan.make_source(old.source_identifier or None)
+        lock = RunLock(self.state_dir, plan.name, source.identifier)
+        if not lock.acquire():
+            raise RunConflict(f"job {plan.name!r} is already running on {source.identifier}")
+        try:
+            new_id = await asyncio.to_thread(self.store.retry_run, run_id)
+        except BaseException:
+            lock.release()
+            raise
+        self._launch(new_id, plan, source, lock, dry_run=False)
+        return new_id
+
     async def resume_all(self, trigger: str = "resume") -> list[int]:
         """Start every pending or interrupted run that no other process is running."""
         started = []
         for run in await asyncio.to_thread(self.store.unfinished_runs):
             if run.id in self._tasks and not self._tasks[run.id].done():
                 continue
-            plan = self.plans.get(run.job)
-            if plan is None:
-                await asyncio.to_thread(self.store.finish, run.id, "failed",
-                                        f"job {run.job!r} is no longer in the config")
+            try:
+                plan = self._plan_of(run)
+            except JobError as exc:
+                await asyncio.to_thread(self.store.finish, run.id, "failed", str(exc))
                 continue
             if run.dry_run:
                 await asyncio.to_thread(self.store.finish, run.id, "cancelled",
@@ -185,8 +223,24 @@ class Engine:
                     "processed": progress.processed, "position": progress.position,
                     "size": progress.size, "rate": round(progress.rate, 1)}
             loop.call_soon_threadsafe(self._emit, "progress", data)
+            if progress.batch_errors:
+                first = progress.batch_errors[0]
+                loop.call_soon_threadsafe(self._emit, "error", {
+                    "run_id": progress.run_id, "job": progress.job,
+                    "count": len(progress.batch_errors),
+                    "message": f"{first.item}: {first.message}" if first.item else first.message})
 
         return report
+
+    def _plan_of(self, run: Any) -> JobPlan:
+        """The plan a stored run was made with: its config job, or its ad-hoc spec."""
+        if run.job_spec:
+            if self.adhoc_planner is None:
+                raise JobError(f"run {run.id} is an ad-hoc run; only the daemon resumes those")
+            return self.adhoc_planner(json.loads(run.job_spec))
+        if run.job not in self.plans:
+            raise JobError(f"job {run.job!r} is no longer in the config")
+        return self.plans[run.job]
 
     def _plan(self, job: str) -> JobPlan:
         try:

@@ -34,6 +34,8 @@ class Progress:
     processed: int = 0
     position: int = 0
     size: int | None = None
+    batch_errors: list[ItemError] = field(default_factory=list)
+    duration: float = 0.0
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -98,6 +100,8 @@ class RunExecutor:
             before_sleep=lambda s: self.log.warning(
                 "retrying", attempt=s.attempt_number, error=str(s.outcome.exception()),
                 wait_s=round(s.upcoming_sleep, 2)))
+        if self.stop.is_set() and self.stop.reason == "cancel":
+            return self._stopped()  # cancelled while it waited for a slot
         try:
             return retrying(self._attempt)
         except _Stopped:
@@ -159,6 +163,7 @@ class RunExecutor:
         self.store.add_errors(self.run_id, errors)
         self.store.advance(self.run_id, counts, batch.checkpoint)
         self.progress.processed += counts["processed"]
+        self.progress.batch_errors = errors
 
     def _complete(self, target: Target, key: tuple[str, ...]) -> Outcome:
         on_missing = self.plan.config.on_missing

@@ -116,6 +116,16 @@ class Store:
                         SyncRun.completed_at: utcnow() if status != "pending" else None,
                         SyncRun.updated_at: utcnow()}).where(SyncRun.id == run_id).execute()
 
+    def retry_run(self, run_id: int) -> int:
+        """A new attempt of a failed run, starting from its checkpoint."""
+        old = SyncRun.get_by_id(run_id)
+        new = SyncRun.create(
+            job=old.job, trigger="retry", status="pending", source_type=old.source_type,
+            source_identifier=old.source_identifier, source_fingerprint=old.source_fingerprint,
+            checkpoint=old.checkpoint, attempt=old.attempt + 1, parent_run=old.id,
+            host=socket.gethostname(), job_spec=old.job_spec)
+        return new.id
+
     def add_errors(self, run_id: int, errors: Iterable[ItemError]) -> None:
         rows = [{"sync_run_id": run_id, "error_type": e.type, "error_code": e.code,
                  "error_message": e.message[:2000], "item_identifier": e.item,

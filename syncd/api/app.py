@@ -1,0 +1,38 @@
+"""The aiohttp application factory: routes, middlewares, and what they share."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from syncd.api import middleware
+from syncd.api.context import CONTEXT, ApiContext
+from syncd.api.events import EventHub
+from syncd.api.metrics import Metrics
+from syncd.api.requests import MAX_BODY
+from syncd.api.routes import HUB, METRICS, routes
+
+
+def make_app(context: ApiContext) -> web.Application:
+    """Build the control API around a running engine and store."""
+    app = web.Application(
+        middlewares=[middleware.errors, middleware.auth, middleware.closing],
+        client_max_size=MAX_BODY)
+    app[CONTEXT] = context
+    app[HUB] = EventHub()
+    app[METRICS] = Metrics(context.engine, context.store)
+    app.add_routes(routes)
+    app.cleanup_ctx.append(_listen_to_engine)
+    return app
+
+
+async def _listen_to_engine(app: web.Application) -> AsyncIterator[None]:
+    """Feed engine events to the SSE hub and the metrics while the app runs."""
+    engine = app[CONTEXT].engine
+    listeners = [app[HUB], app[METRICS]]
+    engine.listeners.extend(listeners)
+    yield
+    for listener in listeners:
+        engine.listeners.remove(listener)
+    app[HUB].close()

@@ -1,0 +1,71 @@
+"""Prometheus metrics, in a registry of the app's own (no process-wide globals)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import peewee as pw
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from syncd.engine import Engine
+from syncd.store import Store
+from syncd.store.models import RUN_STATUSES, SyncRun
+
+OUTCOMES = ("processed", "inserted", "updated", "unchanged", "skipped", "failed", "missing")
+
+
+class Metrics:
+    """Counters fed by engine events; gauges read from the store at scrape time."""
+
+    def __init__(self, engine: Engine, store: Store) -> None:
+        self.engine, self.store = engine, store
+        self.registry = CollectorRegistry()
+        self.runs = Gauge("syncd_runs", "Runs in the store, by status", ["status"],
+                          registry=self.registry)
+        self.items = Counter("syncd_items", "Items handled by runs finished since start, by "
+                             "outcome", ["job", "outcome"], registry=self.registry)
+        self.finished = Counter("syncd_runs_finished", "Runs finished since start",
+                                ["job", "status"], registry=self.registry)
+        self.duration = Histogram("syncd_run_duration_seconds", "Wall time of finished runs",
+                                  ["job"], registry=self.registry,
+                                  buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400))
+        self.last_success = Gauge("syncd_last_success_timestamp_seconds",
+                                  "Completion time of each job's last completed run",
+                                  ["job"], registry=self.registry)
+        self.queue = Gauge("syncd_queue_depth", "Runs waiting for a free slot",
+                           registry=self.registry)
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        """Engine listener: count finished runs (their counters arrive via the store)."""
+        if kind == "run_finished":
+            self.finished.labels(data["job"], data["status"]).inc()
+            self.duration.labels(data["job"]).observe(data.get("duration") or 0.0)
+            asyncio.get_running_loop().create_task(self._count_items(data["run_id"]))
+
+    async def _count_items(self, run_id: int) -> None:
+        run = await asyncio.to_thread(self.store.get_run, run_id)
+        if run is not None:
+            for outcome in OUTCOMES:
+                self.items.labels(run.job, outcome).inc(getattr(run, f"items_{outcome}"))
+
+    async def render(self) -> bytes:
+        await asyncio.to_thread(self._read_store)
+        self.queue.set(self.engine.waiting)
+        return generate_latest(self.registry)
+
+    def _read_store(self) -> None:
+        counts = dict.fromkeys(RUN_STATUSES, 0)
+        query = SyncRun.select(SyncRun.status, pw.fn.COUNT(SyncRun.id)).group_by(SyncRun.status)
+        for status, count in query.tuples():
+            counts[status] = count
+        for status, count in counts.items():
+            self.runs.labels(status).set(count)
+        last = (SyncRun.select(SyncRun.job, pw.fn.MAX(SyncRun.completed_at))
+                .where(SyncRun.status == "completed").group_by(SyncRun.job).tuples())
+        for job, completed in last:
+            if completed is not None:
+                if isinstance(completed, str):
+                    completed = datetime.fromisoformat(completed)
+                self.last_success.labels(job).set(completed.replace(tzinfo=UTC).timestamp())

@@ -1,0 +1,234 @@
+"""The OpenAPI 3.0 description of the control API, served at ``/v1/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syncd import __version__
+
+STATUSES = ["pending", "in_progress", "completed", "failed", "cancelled"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _envelope(data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["success", "data", "timestamp"],
+            "properties": {"success": {"type": "boolean", "enum": [True]}, "data": data,
+                           "timestamp": {"type": "string"}}}
+
+
+def _answer(description: str, data: dict[str, Any], status: str = "200") -> dict[str, Any]:
+    return {status: {"description": description,
+                     "content": {"application/json": {"schema": _envelope(data)}}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    texts = {400: "bad input; the message names the field", 401: "missing or wrong token",
+             404: "no such run, job or endpoint", 409: "conflicts with the run's state",
+             413: "body over 64 KiB", 503: "shutting down, or the database does not answer"}
+    return {str(s): {"description": texts[s], "content": {"application/json": {
+        "schema": _ref("Error")}}} for s in statuses}
+
+
+NULLABLE_STR = {"type": "string", "nullable": True}
+NULLABLE_INT = {"type": "integer", "nullable": True}
+
+
+def spec() -> dict[str, Any]:
+    run_properties = {
+        "syncRunId": {"type": "integer"}, "job": {"type": "string"},
+        "trigger": {"type": "string"}, "status": {"type": "string", "enum": STATUSES},
+        "sourceType": {"type": "string"}, "sourceIdentifier": {"type": "string"},
+        **{f"items{k}": {"type": "integer"} for k in (
+            "Processed", "Inserted", "Updated", "Unchanged", "Skipped", "Failed", "Missing")},
+        "createdAt": NULLABLE_STR, "startedAt": NULLABLE_STR, "completedAt": NULLABLE_STR,
+        "checkpoint": {"type": "object", "nullable": True, "additionalProperties": True},
+        "errorMessage": NULLABLE_STR, "attempt": {"type": "integer"},
+        "parentRun": NULLABLE_INT, "dryRun": {"type": "boolean"}, "host": {"type": "string"},
+    }
+    counts = {k: {"type": "integer"} for k in ("total", *STATUSES)}
+    run_id = {"name": "run_id", "in": "path", "required": True,
+              "schema": {"type": "integer", "minimum": 1, "maximum": 2**62}}
+    post_body = {"required": False, "content": {"application/json": {"schema": {
+        "type": "object", "additionalProperties": False, "properties": {}}}}}
+    schemas = {
+        "Error": {"type": "object", "required": ["success", "error", "timestamp"],
+                  "properties": {"success": {"type": "boolean", "enum": [False]},
+                                 "timestamp": {"type": "string"},
+                                 "error": {"type": "object", "required": ["code", "message"],
+                                           "properties": {"code": {"type": "string"},
+                                                          "message": {"type": "string"}}}}},
+        "Run": {"type": "object", "required": list(run_properties),
+                "properties": run_properties},
+        "RunError": {"type": "object", "required": ["type", "code", "message", "item",
+                                                    "retryable"],
+                     "properties": {"type": {"type": "string", "enum": [
+                         "validation", "parsing", "network", "auth", "rate_limit",
+                         "conflict", "target", "system"]},
+                         "code": {"type": "string"}, "message": {"type": "string"},
+                         "item": {"type": "string"}, "retryable": {"type": "boolean"}}},
+        "RunDetail": {"allOf": [_ref("Run"), {
+            "type": "object", "required": ["errors", "errorsTotal"],
+            "properties": {"errors": {"type": "array", "items": _ref("RunError")},
+                           "errorsTotal": {"type": "integer"}}}]},
+        "Counts": {"type": "object", "required": list(counts), "properties": counts},
+        "Job": {"type": "object", "required": ["name", "source", "target", "triggers",
+                                               "nextRunAt", "dependsOn", "lastRun"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "source": {"type": "object", "properties": {
+                        "type": {"type": "string"}, "path": NULLABLE_STR}},
+                    "target": {"type": "object", "properties": {
+                        "type": {"type": "string"}, "table": NULLABLE_STR,
+                        "key": {"type": "array", "items": {"type": "string"}}}},
+                    "triggers": {"type": "array", "items": {"type": "string"}},
+                    "schedule": NULLABLE_STR, "every": {"type": "number", "nullable": True},
+                    "nextRunAt": NULLABLE_STR, "onMissing": {"type": "string"},
+                    "dependsOn": {"type": "array", "items": {"type": "string"}},
+                    "lastRun": {"allOf": [_ref("Run")], "nullable": True}}},
+        "Adapter": {"type": "object", "properties": {
+            k: {"type": "string"} for k in ("name", "description", "plugin", "distribution",
+                                             "module")}},
+        "TriggerRequest": {
+            "type": "object", "additionalProperties": False,
+            "description": "Either `job` (a configured job) or `sourceType` with "
+                           "`sourceIdentifier` and `options` (an ad-hoc job).",
+            "properties": {
+                "job": {"type": "string"}, "sourceType": {"type": "string"},
+                "sourceIdentifier": {"type": "string",
+                                     "description": "absolute path inside the allowed folders"},
+                "dryRun": {"type": "boolean"},
+                "options": {"type": "object", "additionalProperties": False, "properties": {
+                    "targetTable": {"type": "string"}, "contentType": {"type": "string"},
+                    "hasHeader": {"type": "boolean"}, "delimiter": {"type": "string"},
+                    "columnMapping": {"type": "object",
+                                      "additionalProperties": {"type": "string"},
+                                      "description": "source column → target field"},
+                    "fieldMapping": {"type": "object",
+                                     "additionalProperties": {"type": "string"}},
+                    "key": {"type": "array", "items": {"type": "string"}},
+                    "dataPath": {"type": "string"}, "method": {"type": "string"},
+                    "auth": {"type": "object"}, "pagination": {"type": "object"}}}}},
+    }
+    paths: dict[str, Any] = {
+        "/v1/health": {"get": {
+            "summary": "Liveness and readiness", "security": [],
+            "responses": {**_answer("the daemon and its database answer", {
+                "type": "object", "required": ["status", "version", "uptimeSeconds",
+                                               "database"],
+                "properties": {"status": {"type": "string"}, "version": {"type": "string"},
+                               "uptimeSeconds": {"type": "number"},
+                               "database": {"type": "boolean"},
+                               "shuttingDown": {"type": "boolean"}}}), **_errors(503)}}},
+        "/v1/sync/stats": {"get": {
+            "summary": "Runs by status (per job with by=job)",
+            "parameters": [{"name": "by", "in": "query", "schema": {"type": "string",
+                                                                   "enum": ["job"]}}],
+            "responses": {**_answer("counts", {"allOf": [_ref("Counts"), {
+                "type": "object", "properties": {"byJob": {
+                    "type": "object", "additionalProperties": _ref("Counts")}}}]}),
+                **_errors(400, 401, 503)}}},
+        "/v1/sync/runs": {"get": {
+            "summary": "Run history, newest first; page with before=nextBefore",
+            "parameters": [
+                {"name": "status", "in": "query", "schema": {"type": "string",
+                                                             "enum": STATUSES}},
+                {"name": "job", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                            "maximum": 500, "default": 50}},
+                {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                             "maximum": 2**62}}],
+            "responses": {**_answer("a page of runs", {
+                "type": "object", "required": ["runs", "nextBefore"],
+                "properties": {"runs": {"type": "array", "items": _ref("Run")},
+                               "nextBefore": NULLABLE_INT}}), **_errors(400, 401, 503)}}},
+        "/v1/sync/{run_id}": {"get": {
+            "summary": "One run with its errors (the first 1000)", "parameters": [run_id],
+            "responses": {**_answer("the run", _ref("RunDetail")),
+                          **_errors(400, 401, 404, 503)}}},
+        "/v1/sync/trigger": {"post": {
+            "summary": "Start a run of a configured job or an ad-hoc job",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": _ref("TriggerRequest")}}},
+            "responses": {**_answer("the run was started", {
+                "type": "object", "required": ["syncRunId", "job"],
+                "properties": {"syncRunId": {"type": "integer"}, "job": {"type": "string"},
+                               "key": {"type": "array", "items": {"type": "string"}},
+                               "keyDefaulted": {"type": "boolean"},
+                               "table": {"type": "string"}, "message": {"type": "string"}}},
+                "202"), **_errors(400, 401, 404, 409, 413, 503)}}},
+        "/v1/sync/resume": {"post": {
+            "summary": "Resume every pending or interrupted run", "requestBody": post_body,
+            "responses": {**_answer("runs resumed", {
+                "type": "object", "required": ["resumed"],
+                "properties": {"resumed": {"type": "array", "items": {"type": "integer"}}}},
+                "202"), **_errors(400, 401, 413, 503)}}},
+        "/v1/sync/{run_id}/retry": {"post": {
+            "summary": "Retry a failed run from its checkpoint", "parameters": [run_id],
+            "requestBody": post_body,
+            "responses": {**_answer("a new attempt started", {
+                "type": "object", "required": ["syncRunId", "parentRun"],
+                "properties": {"syncRunId": {"type": "integer"},
+                               "parentRun": {"type": "integer"}}}, "202"),
+                **_errors(400, 401, 404, 409, 413, 503)}}},
+        "/v1/sync/{run_id}/cancel": {"post": {
+            "summary": "Cancel a pending or running run", "parameters": [run_id],
+            "requestBody": post_body,
+            "responses": {**_answer("cancelled, or cancelling after the current batch", {
+                "type": "object", "required": ["syncRunId", "status"],
+                "properties": {"syncRunId": {"type": "integer"},
+                               "status": {"type": "string",
+                                          "enum": ["cancelled", "cancelling"]}}}, "202"),
+                **_errors(400, 401, 404, 409, 413, 503)}}},
+        "/v1/jobs": {"get": {
+            "summary": "Configured jobs with triggers, next run and last run",
+            "responses": {**_answer("jobs", {
+                "type": "object", "required": ["jobs"],
+                "properties": {"jobs": {"type": "array", "items": _ref("Job")}}}),
+                **_errors(401, 503)}}},
+        "/v1/jobs/{name}": {"get": {
+            "summary": "One job",
+            "parameters": [{"name": "name", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {**_answer("the job", _ref("Job")), **_errors(401, 404, 503)}}},
+        "/v1/plugins": {"get": {
+            "summary": "Registered adapters",
+            "responses": {**_answer("adapters", {
+                "type": "object", "required": ["sources", "targets"],
+                "properties": {"sources": {"type": "array", "items": _ref("Adapter")},
+                               "targets": {"type": "array", "items": _ref("Adapter")},
+                               "failed": {"type": "object",
+                                          "additionalProperties": {"type": "string"}}}}),
+                **_errors(401, 503)}}},
+        "/v1/events": {"get": {
+            "summary": "Server-sent events: run_started, progress, error, run_finished",
+            "parameters": [{"name": "run", "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 2**62}}],
+            "responses": {"200": {"description": "an event stream",
+                                  "content": {"text/event-stream": {
+                                      "schema": {"type": "string"}}}},
+                          **_errors(400, 401, 503)}}},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics",
+            "responses": {"200": {"description": "Prometheus text format",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          **_errors(401, 503)}}},
+        "/v1/openapi.json": {"get": {
+            "summary": "This document",
+            "responses": {"200": {"description": "OpenAPI 3.0",
+                                  "content": {"application/json": {
+                                      "schema": {"type": "object"}}}},
+                          **_errors(401, 503)}}},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "syncd control API", "version": __version__,
+                 "description": "Every JSON answer is an envelope: success, data or error, "
+                                "timestamp."},
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    }

@@ -1,0 +1,302 @@
+"""The endpoints of SPEC §5. Handlers read input, call the engine or store, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import peewee as pw
+from aiohttp import web
+
+from syncd import __version__
+from syncd.api import adhoc
+from syncd.api.context import CONTEXT, ApiContext
+from syncd.api.envelope import BadRequest, Conflict, NotFound, Unavailable, ok
+from syncd.api.events import EventHub
+from syncd.api.metrics import Metrics
+from syncd.api.requests import confined_path, field, json_body, query_int, run_id
+from syncd.api.serialize import error_json, run_json
+from syncd.engine import Request
+from syncd.errors import JobError, RunConflict, SourceError, UserError
+from syncd.store.models import RUN_STATUSES, SyncError, SyncRun
+
+routes = web.RouteTableDef()
+HUB = web.AppKey("events", EventHub)
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def ctx(request: web.Request) -> ApiContext:
+    return request.app[CONTEXT]
+
+
+@routes.get("/v1/health")
+async def health(request: web.Request) -> web.Response:
+    c = ctx(request)
+    reachable = await asyncio.to_thread(c.store.ping)
+    data = {"status": "ok" if reachable else "degraded", "version": __version__,
+            "uptimeSeconds": round(time.monotonic() - c.started, 3), "database": reachable,
+            "shuttingDown": c.closing}
+    if not reachable:
+        raise Unavailable("the database does not answer", "database_unreachable")
+    return ok(data)
+
+
+@routes.get("/v1/sync/stats")
+async def stats(request: web.Request) -> web.Response:
+    by = request.query.get("by")
+    if by not in (None, "", "job"):
+        raise BadRequest("query parameter 'by' may only be 'job'", "bad_field")
+
+    def count() -> dict[str, Any]:
+        rows = (SyncRun.select(SyncRun.job, SyncRun.status, pw.fn.COUNT(SyncRun.id))
+                .group_by(SyncRun.job, SyncRun.status).tuples())
+        total = dict.fromkeys(("total", *RUN_STATUSES), 0)
+        jobs: dict[str, dict[str, int]] = {}
+        for job, status, n in rows:
+            for bucket in (total, jobs.setdefault(job, dict.fromkeys(("total", *RUN_STATUSES),
+                                                                     0))):
+                bucket[status] = bucket.get(status, 0) + n
+                bucket["total"] += n
+        if by == "job":
+            total["byJob"] = jobs
+        return total
+
+    return ok(await asyncio.to_thread(count))
+
+
+@routes.get("/v1/sync/runs")
+async def runs(request: web.Request) -> web.Response:
+    status = request.query.get("status") or None
+    if status is not None and status not in RUN_STATUSES:
+        raise BadRequest(f"query parameter 'status' must be one of {', '.join(RUN_STATUSES)}",
+                         "bad_field")
+    job = request.query.get("job") or None
+    limit = query_int(request, "limit", 50, 1, 500)
+    before = query_int(request, "before", None, 1, 2**62)
+
+    def page() -> dict[str, Any]:
+        query = SyncRun.select().order_by(SyncRun.id.desc()).limit(limit + 1)
+        if status:
+            query = query.where(SyncRun.status == status)
+        if job:
+            query = query.where(SyncRun.job == job)
+        if before:
+            query = query.where(SyncRun.id < before)
+        found = list(query)
+        more = len(found) > limit
+        found = found[:limit]
+        return {"runs": [run_json(r) for r in found],
+                "nextBefore": found[-1].id if more and found else None}
+
+    return ok(await asyncio.to_thread(page))
+
+
+@routes.get("/v1/sync/{run_id}")
+async def run_detail(request: web.Request) -> web.Response:
+    wanted = run_id(request)
+
+    def load() -> dict[str, Any] | None:
+        run = SyncRun.get_or_none(SyncRun.id == wanted)
+        if run is None:
+            return None
+        errors = (SyncError.select().where(SyncError.sync_run_id == wanted)
+                  .order_by(SyncError.id).limit(1000))
+        total = SyncError.select().where(SyncError.sync_run_id == wanted).count()
+        return {**run_json(run), "errors": [error_json(e) for e in errors],
+                "errorsTotal": total}
+
+    data = await asyncio.to_thread(load)
+    if data is None:
+        raise NotFound(f"no run {wanted}")
+    return ok(data)
+
+
+@routes.post("/v1/sync/trigger")
+async def trigger(request: web.Request) -> web.Response:
+    c = ctx(request)
+    body = await json_body(request)
+    job = field(body, "job", str)
+    source_type = field(body, "sourceType", str)
+    identifier = field(body, "sourceIdentifier", str)
+    dry_run = field(body, "dryRun", bool, default=False)
+    if job and source_type:
+        raise BadRequest("give either 'job' or 'sourceType' (an ad-hoc job), not both",
+                         "bad_field")
+    if not job and not source_type:
+        raise BadRequest("field 'job' (a configured job) or 'sourceType' (an ad-hoc job) "
+                         "is required", "missing_field")
+    unknown = set(body) - {"job", "sourceType", "sourceIdentifier", "dryRun", "options"}
+    if unknown:
+        raise BadRequest(f"unknown field {sorted(unknown)[0]!r}", "bad_field")
+    if identifier is not None:
+        identifier = await asyncio.to_thread(confined_path, identifier, c.roots)
+    if job:
+        if "options" in body:
+            raise BadRequest("field 'options' is for ad-hoc jobs (sourceType)", "bad_field")
+        if job not in c.engine.plans:
+            raise NotFound(f"no job {job!r}; jobs: {', '.join(c.engine.plans) or 'none'}")
+        request_ = Request(job, "api", identifier, dry_run)
+        extra: dict[str, Any] = {}
+    else:
+        request_, extra = await _adhoc_request(c, source_type, identifier, body, dry_run)
+    try:
+        new_id = await c.engine.start(request_)
+    except RunConflict as exc:
+        raise Conflict(str(exc), "already_running") from None
+    except (SourceError, UserError) as exc:
+        raise BadRequest(str(exc), "bad_source") from None
+    return ok({"syncRunId": new_id, "job": request_.job, **extra}, status=202)
+
+
+async def _adhoc_request(c: ApiContext, source_type: str, identifier: str | None,
+                         body: dict[str, Any], dry_run: bool) -> tuple[Request, dict[str, Any]]:
+    registry = c.setup().registry
+    if source_type not in registry.sources:
+        raise BadRequest(f"sourceType {source_type!r} is not available; sources: "
+                         f"{', '.join(sorted(registry.sources))}", "bad_field")
+    if identifier is None:
+        raise BadRequest("field 'sourceIdentifier' is required for an ad-hoc job",
+                         "missing_field")
+    options = adhoc.parse_options(body.get("options"))
+    header = None
+    if not (options.columnMapping or options.fieldMapping):
+        source = registry.sources[source_type]
+        probe = source(source.Options.model_validate(
+            {"has_header": options.hasHeader, "delimiter": options.delimiter}), identifier)
+        header = await asyncio.to_thread(getattr(probe, "header", list))
+    spec, key, defaulted = adhoc.job_spec(source_type, options, header)
+    plan = adhoc.plan_from_spec(spec, registry)
+    extra = {"key": key, "keyDefaulted": defaulted, "table": options.targetTable}
+    if defaulted:
+        extra["message"] = (f"no key given: records are upserted by {', '.join(key)} "
+                            "(set options.key to choose)")
+    return Request(plan.name, "api", identifier, dry_run, plan=plan, spec=spec), extra
+
+
+@routes.post("/v1/sync/resume")
+async def resume(request: web.Request) -> web.Response:
+    await json_body(request)
+    started = await ctx(request).engine.resume_all(trigger="api")
+    return ok({"resumed": started}, status=202)
+
+
+@routes.post("/v1/sync/{run_id}/retry")
+async def retry(request: web.Request) -> web.Response:
+    c = ctx(request)
+    wanted = run_id(request)
+    await json_body(request)
+    run = await asyncio.to_thread(c.store.get_run, wanted)
+    if run is None:
+        raise NotFound(f"no run {wanted}")
+    if run.status != "failed":
+        raise Conflict(f"run {wanted} is {run.status}; only a failed run can be retried",
+                       "not_failed")
+    try:
+        new_id = await c.engine.retry(wanted)
+    except RunConflict as exc:
+        raise Conflict(str(exc), "already_running") from None
+    except (JobError, SourceError) as exc:
+        raise Conflict(str(exc), "cannot_retry") from None
+    return ok({"syncRunId": new_id, "parentRun": wanted}, status=202)
+
+
+@routes.post("/v1/sync/{run_id}/cancel")
+async def cancel(request: web.Request) -> web.Response:
+    c = ctx(request)
+    wanted = run_id(request)
+    await json_body(request)
+    run = await asyncio.to_thread(c.store.get_run, wanted)
+    if run is None:
+        raise NotFound(f"no run {wanted}")
+    if c.engine.cancel(wanted):
+        return ok({"syncRunId": wanted, "status": "cancelling"}, status=202)
+    if run.status not in ("pending", "in_progress"):
+        raise Conflict(f"run {wanted} is already {run.status}", "not_cancellable")
+    # interrupted and waiting to be resumed here: nothing runs it, so cancel it outright
+    await asyncio.to_thread(c.store.finish, wanted, "cancelled", "cancelled on request")
+    return ok({"syncRunId": wanted, "status": "cancelled"}, status=202)
+
+
+@routes.get("/v1/jobs")
+async def jobs(request: web.Request) -> web.Response:
+    c = ctx(request)
+    return ok({"jobs": await asyncio.to_thread(lambda: [_job_json(c, n) for n in c.engine.plans])})
+
+
+@routes.get("/v1/jobs/{name}")
+async def job_detail(request: web.Request) -> web.Response:
+    c = ctx(request)
+    name = request.match_info["name"]
+    if name not in c.engine.plans:
+        raise NotFound(f"no job {name!r}")
+    return ok(await asyncio.to_thread(_job_json, c, name))
+
+
+def _job_json(c: ApiContext, name: str) -> dict[str, Any]:
+    plan = c.engine.plans[name]
+    job = plan.config
+    last = SyncRun.select().where(SyncRun.job == name).order_by(SyncRun.id.desc()).first()
+    options = plan.source_options
+    return {
+        "name": name,
+        "source": {"type": plan.source_cls.name, "path": getattr(options, "path", None)},
+        "target": {"type": plan.target_cls.name,
+                   "table": getattr(plan.target_options, "table", None),
+                   "key": list(getattr(plan.target_options, "key", []) or [])},
+        "triggers": job.triggers, "schedule": job.schedule,
+        "every": job.every.total_seconds() if job.every else None,
+        "nextRunAt": _next_fire(job), "dependsOn": list(job.depends_on),
+        "onMissing": job.on_missing, "lastRun": run_json(last) if last else None,
+    }
+
+
+def _next_fire(job: Any) -> str | None:
+    if job.schedule:
+        from apscheduler.triggers.cron import CronTrigger
+
+        fire = CronTrigger.from_crontab(job.schedule, timezone=UTC).get_next_fire_time(
+            None, datetime.now(UTC))
+        return fire.isoformat().replace("+00:00", "Z") if fire else None
+    if job.every:
+        return (datetime.now(UTC) + job.every).isoformat().replace("+00:00", "Z")
+    return None
+
+
+@routes.get("/v1/plugins")
+async def plugins(request: web.Request) -> web.Response:
+    registry = ctx(request).setup().registry
+
+    def describe(kind: str, table: dict[str, Any]) -> list[dict[str, str]]:
+        out = []
+        for name, cls in sorted(table.items()):
+            origin = registry.origins[(kind, name)]
+            out.append({"name": name, "description": cls.description,
+                        "plugin": origin.plugin, "distribution": origin.distribution,
+                        "module": cls.__module__})
+        return out
+
+    return ok({"sources": describe("source", registry.sources),
+               "targets": describe("target", registry.targets),
+               "failed": dict(registry.failed)})
+
+
+@routes.get("/v1/events")
+async def events(request: web.Request) -> web.StreamResponse:
+    run = query_int(request, "run", None, 1, 2**62)
+    return await request.app[HUB].stream(request, run)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = await request.app[METRICS].render()
+    return web.Response(body=body, content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+@routes.get("/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    from syncd.api.openapi import spec
+
+    return web.json_response(spec())

@@ -1,0 +1,39 @@
+"""Runs and errors as the API shows them (camelCase, ISO-8601 UTC timestamps)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from syncd.store.models import SyncError, SyncRun
+
+
+def iso(value: datetime | str | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite hands back text for raw-SQL writes
+        value = datetime.fromisoformat(value)
+    return value.isoformat() + "Z"
+
+
+def run_json(run: SyncRun) -> dict[str, Any]:
+    return {
+        "syncRunId": run.id, "job": run.job, "trigger": run.trigger, "status": run.status,
+        "sourceType": run.source_type, "sourceIdentifier": run.source_identifier,
+        "itemsProcessed": run.items_processed, "itemsInserted": run.items_inserted,
+        "itemsUpdated": run.items_updated, "itemsUnchanged": run.items_unchanged,
+        "itemsSkipped": run.items_skipped, "itemsFailed": run.items_failed,
+        "itemsMissing": run.items_missing,
+        "createdAt": iso(run.created_at), "startedAt": iso(run.started_at),
+        "completedAt": iso(run.completed_at),
+        "checkpoint": json.loads(run.checkpoint) if run.checkpoint else None,
+        "errorMessage": run.error_message, "attempt": run.attempt,
+        "parentRun": run.parent_run, "dryRun": bool(run.dry_run), "host": run.host,
+    }
+
+
+def error_json(error: SyncError) -> dict[str, Any]:
+    return {"type": error.error_type, "code": error.error_code,
+            "message": error.error_message, "item": error.item_identifier,
+            "retryable": bool(error.is_retryable)}
