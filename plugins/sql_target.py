@@ -32,7 +32,8 @@ from syncd.errors import JobError
 from syncd.store.models import utcnow
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-BOOKKEEPING = ("content_hash", "is_available", "sync_job", "source_type", "source_identifier",
+BOOKKEEPING = ("content_hash", "is_available", "sync_job", "sync_scope", "source_type",
+               "source_identifier",
                "first_seen_at", "last_synced_at")
 LOOKUP_CHUNK = {"sqlite": 2000, "postgres": 5000, "mysql": 2000}
 
@@ -239,7 +240,7 @@ class SqlTarget(Target):
         if self.dialect == "sqlite":
             now = now.isoformat(" ")
         job, schema = self.schema.job, self.schema
-        tail = (job, schema.source_type, schema.source_identifier, now, now)
+        tail = (job, schema.scope, schema.source_type, schema.source_identifier, now, now)
         inserts, updates = [], []
         for entry in pending:
             full = (*entry.values, entry.digest, True, *tail)
@@ -290,6 +291,9 @@ class SqlTarget(Target):
         where = (f"{table}.sync_job = {p} AND NOT EXISTS "
                  f"(SELECT 1 FROM {q(seen)} s WHERE {matches})")
         params: list[Any] = [self.schema.job]
+        if self.schema.scope is not None:  # e.g. one drive: others' records stay as they are
+            where += f" AND {table}.sync_scope = {p}"
+            params.append(self.schema.scope)
         if on_missing == "mark_unavailable":
             where += f" AND {table}.is_available = {p}"
             params.append(True)
@@ -319,7 +323,8 @@ def ensure_table(db: Any, dialect: str, table: str, fields: Sequence[str],
     stamp = {"postgres": "TIMESTAMP", "mysql": "DATETIME"}.get(dialect, "DATETIME")
     boolean = "BOOLEAN"
     types = {"content_hash": "VARCHAR(64)", "is_available": f"{boolean} DEFAULT TRUE",
-             "sync_job": short, "source_type": short, "source_identifier": text,
+             "sync_job": short, "sync_scope": short, "source_type": short,
+             "source_identifier": text,
              "first_seen_at": stamp, "last_synced_at": stamp}
     if not present:
         serial = {"postgres": "SERIAL PRIMARY KEY", "mysql": "INTEGER AUTO_INCREMENT PRIMARY KEY"}

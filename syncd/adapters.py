@@ -78,6 +78,7 @@ class TargetSchema:
     constants: Mapping[str, Any]
     source_type: str
     source_identifier: str
+    scope: str | None = None  # what a full sync covers (e.g. one drive); None: the whole job
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,14 @@ class Source(abc.ABC):
 
     def size(self) -> int | None:
         """Total progress units (e.g. bytes) when known, for progress bars."""
+        return None
+
+    @property
+    def scope(self) -> str | None:
+        """What a full read covers, when less than the whole job (e.g. one USB drive).
+
+        ``on_missing`` then only touches the records of that scope.
+        """
         return None
 
     @abc.abstractmethod

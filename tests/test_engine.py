@@ -133,9 +133,11 @@ async def test_shutdown_pauses_a_run_and_resume_finishes_it_exactly_once(store, 
 
 async def test_cancel_stops_a_run_after_its_batch(store, tmp_path):
     gate = threading.Event()
+    plugin = GatedPlugin(gate)
     engine = make_engine(store, tmp_path, {"j": job(records(10), source={"type": "gated"})},
-                         plugins=(GatedPlugin(gate),))
+                         plugins=(plugin,))
     run_id = await engine.start(Request("j", "cli"))
+    await wait_for(lambda: plugin.active == 1)  # reading its first batch
     assert engine.cancel(run_id)
     gate.set()
     outcome = await engine.wait(run_id)
@@ -143,6 +145,36 @@ async def test_cancel_stops_a_run_after_its_batch(store, tmp_path):
     run = store.get_run(run_id)
     assert run.status == "cancelled" and run.items_processed == 3
     assert engine.cancel(run_id) is False  # no longer running
+
+
+async def test_a_run_cancelled_while_queued_never_starts(store, tmp_path):
+    gate = threading.Event()
+    plugin = GatedPlugin(gate)
+    jobs = {"a": job(records(3), table="a", source={"type": "gated"}),
+            "b": job(records(3), table="b")}
+    engine = make_engine(store, tmp_path, jobs, limit=1, plugins=(plugin,))
+    first = await engine.start(Request("a", "cli"))
+    queued = await engine.start(Request("b", "cli"))
+    await wait_for(lambda: plugin.active == 1 and engine.waiting == 1)
+    assert engine.cancel(queued)
+    gate.set()
+    assert (await engine.wait(queued)).status == "cancelled"
+    assert (await engine.wait(first)).status == "completed"
+    assert store.get_run(queued).items_processed == 0 and "b" not in MemoryTarget.tables
+
+
+async def test_retry_continues_a_failed_run_from_its_checkpoint(store, tmp_path):
+    failing = job(records(10), source={"fail_at": {4: 9}})
+    engine = make_engine(store, tmp_path, {"j": failing})
+    run_id, outcome = await engine.run(Request("j", "cli"))
+    assert outcome.status == "failed"
+    engine = make_engine(store, tmp_path, {"j": job(records(10))})
+    retry_id = await engine.retry(run_id)
+    assert (await engine.wait(retry_id)).status == "completed"
+    retry = store.get_run(retry_id)
+    assert (retry.parent_run, retry.attempt, retry.trigger) == (run_id, 2, "retry")
+    assert retry.items_processed == 7  # the 3 committed before the failure are not redone
+    assert len(MemoryTarget.tables["t"]) == 10
 
 
 async def test_a_second_run_of_the_same_job_and_source_is_refused(store, tmp_path):

@@ -47,6 +47,8 @@ def spec() -> dict[str, Any]:
         "checkpoint": {"type": "object", "nullable": True, "additionalProperties": True},
         "errorMessage": NULLABLE_STR, "attempt": {"type": "integer"},
         "parentRun": NULLABLE_INT, "dryRun": {"type": "boolean"}, "host": {"type": "string"},
+        "device": {"type": "object", "nullable": True, "additionalProperties": True,
+                   "description": "label, uuid and serial of the USB drive read"},
     }
     counts = {k: {"type": "integer"} for k in ("total", *STATUSES)}
     run_id = {"name": "run_id", "in": "path", "required": True,

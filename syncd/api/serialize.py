@@ -30,6 +30,7 @@ def run_json(run: SyncRun) -> dict[str, Any]:
         "checkpoint": json.loads(run.checkpoint) if run.checkpoint else None,
         "errorMessage": run.error_message, "attempt": run.attempt,
         "parentRun": run.parent_run, "dryRun": bool(run.dry_run), "host": run.host,
+        "device": json.loads(run.device) if run.device else None,
     }
 
 

@@ -144,7 +144,7 @@ class Client:
 
     def call(self, method: str, target: str, body: dict[str, Any] | None = None) -> Any:
         """The ``data`` of a successful answer; an ``ApiFailure`` for an error envelope."""
-        conn, response = self._send(method, target, body)
+        conn, _, response = self._send(method, target, body)
         try:
             raw = response.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -155,19 +155,21 @@ class Client:
 
     def events(self, run_id: int) -> EventStream:
         """Subscribe to the events of ``run_id``; the stream is open when this returns."""
-        conn, response = self._send("GET", f"/v1/events?run={run_id}", None,
-                                    accept="text/event-stream")
+        conn, sock, response = self._send("GET", f"/v1/events?run={run_id}", None,
+                                          accept="text/event-stream")
         if response.status != 200:
             try:
                 _data(response, response.read())  # raises the daemon's error
             finally:
                 conn.close()
             raise ApiFailure(response.status, "not_a_stream", "no event stream was opened")
-        return EventStream(conn, response)
+        return EventStream(conn, sock, response)
 
     def _send(self, method: str, target: str, body: dict[str, Any] | None,
               accept: str = "application/json",
-              ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+              ) -> tuple[http.client.HTTPConnection, socket.socket | None,
+                         http.client.HTTPResponse]:
+        """Send one request; the socket is returned too, as http.client may drop it."""
         if self.address.path:
             conn: http.client.HTTPConnection = UnixHTTPConnection(self.address.path)
         else:
@@ -182,7 +184,8 @@ class Client:
             headers["Content-Type"] = "application/json"
         try:
             conn.request(method, target, payload, headers)
-            return conn, conn.getresponse()
+            sock = conn.sock
+            return conn, sock, conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise self.unreachable(exc) from None
@@ -226,10 +229,9 @@ def _data(response: http.client.HTTPResponse, raw: bytes) -> Any:
 class EventStream:
     """An open ``/v1/events`` answer, read as ``(name, data)`` server-sent events."""
 
-    def __init__(self, conn: http.client.HTTPConnection,
+    def __init__(self, conn: http.client.HTTPConnection, sock: socket.socket | None,
                  response: http.client.HTTPResponse) -> None:
-        self.conn, self.response = conn, response
-        self.sock = conn.sock  # kept: http.client drops it when the answer will close
+        self.conn, self.sock, self.response = conn, sock, response
         if self.sock is not None:
             self.sock.settimeout(None)  # a quiet run is fine; ``interrupt`` ends the wait
 
@@ -290,7 +292,8 @@ def wait_for(client: Client, run_id: int,
     The subscription is opened before the run is first read, so a run that finishes
     in between is seen either way. Its status is also polled, in case the last event
     is lost (a slow client's queue drops its oldest events). If the stream ends early
-    the daemon is asked again, and a daemon that stopped is a ``DaemonUnreachable``.
+    the daemon is asked again; a daemon that stopped or is stopping (503) is a
+    ``DaemonUnreachable`` saying the run goes on later.
     """
     pause = threading.Event()
     delay = 0.2
@@ -301,7 +304,9 @@ def wait_for(client: Client, run_id: int,
                 return found
             pause.wait(delay)  # the stream ended early: the daemon restarts or stops
             delay = min(delay * 2, 5.0)
-    except DaemonUnreachable as exc:
+    except (DaemonUnreachable, ApiFailure) as exc:
+        if isinstance(exc, ApiFailure) and exc.status != 503:
+            raise
         raise DaemonUnreachable(f"the daemon stopped answering before run {run_id} "
                                 f"finished: {exc}",
                                 f"the run is saved and goes on when the daemon runs again; "

@@ -37,6 +37,7 @@ class Request:
     dry_run: bool = False
     plan: JobPlan | None = None
     spec: Mapping[str, Any] | None = None  # how to rebuild ``plan`` when resuming
+    device: Mapping[str, Any] | None = None  # the USB drive a file came from
 
 
 class Engine:
@@ -49,6 +50,7 @@ class Engine:
         self._slots = asyncio.Semaphore(max_concurrent_runs)
         self._stops: dict[int, Stop] = {}
         self._tasks: dict[int, asyncio.Task[Outcome]] = {}
+        self._keys: dict[int, tuple[str, str]] = {}  # run id -> (job, source identifier)
         self.listeners: list[Listener] = []
         self.closing = False
         self.shutdown_task: asyncio.Future[None] | None = None
@@ -96,7 +98,8 @@ class Engine:
         return self.store.create_run(job=plan.name, trigger=request.trigger,
                                      source_type=plan.source_cls.name,
                                      source_identifier=source.identifier,
-                                     dry_run=request.dry_run, job_spec=request.spec)
+                                     dry_run=request.dry_run, job_spec=request.spec,
+                                     device=request.device)
 
     def _launch(self, run_id: int, plan: JobPlan, source: Source, lock: RunLock,
                 dry_run: bool) -> None:
@@ -104,6 +107,7 @@ class Engine:
         if self.closing:
             stop.request("shutdown")
         self._stops[run_id] = stop
+        self._keys[run_id] = (plan.name, source.identifier)
         executor = RunExecutor(self.store, plan, run_id, source, stop,
                                on_progress=self._progress_from_thread(), dry_run=dry_run)
         task = asyncio.create_task(self._execute(executor, lock), name=f"run-{run_id}")
@@ -152,6 +156,13 @@ class Engine:
             return False
         stop.request("cancel")
         return True
+
+    def running(self, job: str, identifier: str) -> int | None:
+        """The id of the run of ``job`` on ``identifier`` executing here, if any."""
+        for run_id, task in self._tasks.items():
+            if not task.done() and self._keys.get(run_id) == (job, identifier):
+                return run_id
+        return None
 
     def is_running(self, run_id: int) -> bool:
         task = self._tasks.get(run_id)

@@ -46,7 +46,8 @@ class JobPlan:
         target_key = tuple(getattr(self.target_options, "key", ()) or ()) or (self.columns[0],)
         return TargetSchema(job=self.name, columns=self.columns, key=target_key,
                             constants=dict(self.config.constants),
-                            source_type=self.source_cls.name, source_identifier=source.identifier)
+                            source_type=self.source_cls.name, source_identifier=source.identifier,
+                            scope=source.scope)
 
 
 def resolve_job(name: str, job: JobConfig, registry: Registry, path: Path | str) -> JobPlan:

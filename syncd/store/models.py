@@ -43,6 +43,7 @@ class SyncRun(BaseModel):
     host = pw.CharField(max_length=255, default="")
     dry_run = pw.BooleanField(default=False)
     job_spec = pw.TextField(null=True)  # JSON of an ad-hoc job, which no config holds
+    device = pw.TextField(null=True)  # JSON: label, uuid, serial of the USB drive read
     created_at = pw.DateTimeField(default=utcnow, index=True)
     started_at = pw.DateTimeField(null=True)
     completed_at = pw.DateTimeField(null=True)
@@ -76,6 +77,7 @@ class ContentIndex(BaseModel):
     is_available = pw.BooleanField(default=True)
     content_hash = pw.CharField(max_length=64, null=True)
     sync_job = pw.CharField(max_length=191, null=True)
+    sync_scope = pw.CharField(max_length=191, null=True)  # e.g. the drive a record is on
     first_seen_at = pw.DateTimeField(null=True)
     last_synced_at = pw.DateTimeField(null=True)
 

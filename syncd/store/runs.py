@@ -17,7 +17,7 @@ import peewee as pw
 
 from syncd.adapters import ItemError
 from syncd.store.database import open_database, upgrade_schema
-from syncd.store.models import MODELS, SyncError, SyncRun, utcnow
+from syncd.store.models import MODELS, IngestedFile, SyncError, SyncRun, utcnow
 
 COUNTERS = ("processed", "inserted", "updated", "unchanged", "skipped", "failed", "missing")
 UNFINISHED = ("pending", "in_progress")
@@ -65,13 +65,40 @@ class Store:
 
     def create_run(self, *, job: str, trigger: str, source_type: str, source_identifier: str,
                    dry_run: bool = False, parent_run: int | None = None, attempt: int = 1,
-                   job_spec: Mapping[str, Any] | None = None) -> int:
+                   job_spec: Mapping[str, Any] | None = None,
+                   device: Mapping[str, Any] | None = None) -> int:
         run = SyncRun.create(
             job=job, trigger=trigger, status="pending", source_type=source_type,
             source_identifier=source_identifier, dry_run=dry_run, parent_run=parent_run,
             attempt=attempt, host=socket.gethostname(),
-            job_spec=json.dumps(job_spec) if job_spec else None)
+            job_spec=json.dumps(job_spec) if job_spec else None,
+            device=json.dumps(device) if device else None)
         return run.id
+
+    def record_skipped(self, *, job: str, trigger: str, source_type: str,
+                       source_identifier: str, reason: str,
+                       device: Mapping[str, Any] | None = None) -> int:
+        """A run that had nothing to do (e.g. a file already ingested), for the record."""
+        now = utcnow()
+        run = SyncRun.create(
+            job=job, trigger=trigger, status="completed", source_type=source_type,
+            source_identifier=source_identifier, host=socket.gethostname(), items_skipped=1,
+            error_message=reason, started_at=now, completed_at=now, updated_at=now,
+            device=json.dumps(device) if device else None)
+        return run.id
+
+    # -- ingested files -----------------------------------------------------------
+
+    def ingested_by(self, job: str, sha256: str) -> IngestedFile | None:
+        """The earlier ingestion of a file with this content by ``job``, if any."""
+        return (IngestedFile.select()
+                .where(IngestedFile.job == job, IngestedFile.sha256 == sha256)
+                .order_by(IngestedFile.id).first())
+
+    def record_ingested(self, *, job: str, path: str, size: int, mtime: float, sha256: str,
+                        run_id: int) -> None:
+        IngestedFile.create(job=job, path=path, size=size, mtime=mtime, sha256=sha256,
+                            sync_run_id=run_id)
 
     def get_run(self, run_id: int) -> SyncRun | None:
         return SyncRun.get_or_none(SyncRun.id == run_id)

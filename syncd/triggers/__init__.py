@@ -1,0 +1,1 @@
+"""What starts runs besides a person: watched folders, USB drives, schedules, dependencies."""
