@@ -230,7 +230,7 @@ class CsvSource(Source):
             if name not in index:
                 raise JobError(
                     f"column {name!r} is not in {where} of {self._path}",
-                    hint=f"columns: {', '.join(names)}",
+                    hint=_shorten(f"columns: {', '.join(names)}"),
                 )
             if names.count(name) > 1:
                 raise JobError(
@@ -244,6 +244,12 @@ class CsvSource(Source):
 
     def _unreadable(self, exc: OSError) -> SourceError:
         return SourceError(f"cannot read {self._path}: {exc.strerror or exc}")
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    """A hint stays readable even when the "header" is binary garbage."""
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _no_fields(record: list[str]) -> Row:

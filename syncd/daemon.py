@@ -25,6 +25,10 @@ from syncd.config import Secret
 from syncd.engine import Engine, JobPlan
 from syncd.errors import ConfigError, JobError, UserError
 from syncd.store import Store
+from syncd.triggers.dependencies import Dependencies
+from syncd.triggers.ingest import FileIngestor
+from syncd.triggers.schedule import Scheduler
+from syncd.triggers.watch import FolderWatcher
 
 
 class Daemon:
@@ -39,6 +43,9 @@ class Daemon:
         self.engine: Engine | None = None
         self.api: ApiContext | None = None
         self.runner: web.AppRunner | None = None
+        self.scheduler: Scheduler | None = None
+        self.dependencies: Dependencies | None = None
+        self.watcher: FolderWatcher | None = None
 
     async def start(self) -> None:
         setup = self.setup
@@ -50,6 +57,7 @@ class Daemon:
                               token=read_token(setup))
         self.runner = await serve(make_app(self.api), setup.config.api.listen)
         resumed = await self.engine.resume_all()
+        await self._start_triggers(setup)
         self.log.info("syncd started", version=__version__, config=str(setup.path),
                       jobs=list(setup.plans), resumed=resumed,
                       api=addresses(setup.config.api.listen))
@@ -59,6 +67,7 @@ class Daemon:
         self.log.info("stopping: runs pause after their current batch")
         if self.api:
             self.api.closing = True  # new requests get 503 while runs pause
+        await self._stop_triggers()
         if self.engine:
             await self.engine.shutdown()
         if self.runner:
@@ -66,6 +75,21 @@ class Daemon:
         if self.store:
             self.store.close()
         self.log.info("syncd stopped")
+
+    async def _start_triggers(self, setup: bootstrap.Setup) -> None:
+        assert self.engine is not None
+        self.scheduler = Scheduler(self.engine, setup.config)
+        self.scheduler.start()
+        self.dependencies = Dependencies(self.engine, setup.config)
+        self.engine.listeners.append(self.dependencies)
+        self.watcher = FolderWatcher(FileIngestor(self.engine), setup.config)
+        await self.watcher.start()
+
+    async def _stop_triggers(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.watcher is not None:
+            await self.watcher.stop()
 
     def reload(self) -> None:
         """Re-read the config; a bad one is logged and the old one kept."""
@@ -78,8 +102,22 @@ class Daemon:
             self.setup = setup
             if self.engine:
                 self.engine.update_plans(setup.plans)
+            if self.scheduler is not None:
+                self.scheduler.reload(setup.config)
+            if self.dependencies is not None:
+                self.dependencies.reload(setup.config)
+            if self.watcher is not None:
+                asyncio.get_running_loop().create_task(self._rewatch(setup))
             self.log.info("config reloaded", jobs=list(setup.plans))
         systemd.notify("READY=1")
+
+    async def _rewatch(self, setup: bootstrap.Setup) -> None:
+        """Follow the watched folders of a reloaded config."""
+        assert self.engine is not None
+        if self.watcher is not None:
+            await self.watcher.stop()
+        self.watcher = FolderWatcher(FileIngestor(self.engine), setup.config)
+        await self.watcher.start()
 
     def _adhoc_plan(self, spec: Mapping[str, Any]) -> JobPlan:
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import peewee as pw
@@ -21,6 +20,7 @@ from syncd.api.serialize import error_json, run_json
 from syncd.engine import Request
 from syncd.errors import JobError, RunConflict, SourceError, UserError
 from syncd.store.models import RUN_STATUSES, SyncError, SyncRun
+from syncd.triggers.schedule import next_fire_time
 
 routes = web.RouteTableDef()
 HUB = web.AppKey("events", EventHub)
@@ -253,15 +253,8 @@ def _job_json(c: ApiContext, name: str) -> dict[str, Any]:
 
 
 def _next_fire(job: Any) -> str | None:
-    if job.schedule:
-        from apscheduler.triggers.cron import CronTrigger
-
-        fire = CronTrigger.from_crontab(job.schedule, timezone=UTC).get_next_fire_time(
-            None, datetime.now(UTC))
-        return fire.isoformat().replace("+00:00", "Z") if fire else None
-    if job.every:
-        return (datetime.now(UTC) + job.every).isoformat().replace("+00:00", "Z")
-    return None
+    fire = next_fire_time(job)
+    return fire.isoformat().replace("+00:00", "Z") if fire else None
 
 
 @routes.get("/v1/plugins")

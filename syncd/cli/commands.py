@@ -33,6 +33,7 @@ def show_plugins() -> int:
 
 def check_config(setup: Setup) -> int:
     from syncd.config import dependency_order
+    from syncd.triggers.schedule import next_fire_time
 
     config = setup.config
     print(f"{setup.path}: ok")
@@ -42,8 +43,10 @@ def check_config(setup: Setup) -> int:
     for name in order:
         plan = setup.plans[name]
         job = plan.config
+        fire = next_fire_time(job)
         print(f"job {name}: {plan.source_cls.name} -> {plan.target_cls.name}; "
-              f"triggers: {'; '.join(job.triggers)}")
+              f"triggers: {'; '.join(job.triggers)}"
+              + (f"; next {fire.isoformat()}" if fire else ""))
     if not order:
         print("no jobs configured")
     return EXIT_OK

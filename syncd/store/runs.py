@@ -93,7 +93,7 @@ class Store:
         """The earlier ingestion of a file with this content by ``job``, if any."""
         return (IngestedFile.select()
                 .where(IngestedFile.job == job, IngestedFile.sha256 == sha256)
-                .order_by(IngestedFile.id).first())
+                .order_by(IngestedFile.id.desc()).first())
 
     def record_ingested(self, *, job: str, path: str, size: int, mtime: float, sha256: str,
                         run_id: int) -> None:
@@ -166,6 +166,17 @@ class Store:
 
     def counters(self, run: SyncRun) -> dict[str, int]:
         return {name: getattr(run, f"items_{name}") for name in COUNTERS}
+
+    def retryable_failures(self) -> list[int]:
+        """Failed runs with a retryable error that no later attempt has taken over."""
+        retried = SyncRun.select(SyncRun.parent_run).where(SyncRun.parent_run.is_null(False))
+        retryable = (SyncError.select(SyncError.sync_run_id)
+                     .where(SyncError.is_retryable == True))  # noqa: E712
+        query = (SyncRun.select(SyncRun.id)
+                 .where(SyncRun.status == "failed", SyncRun.id.in_(retryable),
+                        SyncRun.id.not_in(retried))
+                 .order_by(SyncRun.id))
+        return [r.id for r in query]
 
     def purge_older_than(self, days: int) -> int:
         """Remove finished runs (and their errors) older than ``days``."""

@@ -28,7 +28,7 @@ class Ingested:
     """What became of a file: its run, that run's status, and why it failed."""
 
     run_id: int | None
-    status: str  # completed | failed | cancelled | pending | skipped
+    status: str  # completed | failed | cancelled | pending | skipped | unchanged
     error: str | None = None
     unreadable: bool = False  # the file itself could not be read at all
 
@@ -63,6 +63,10 @@ class FileIngestor:
             except OSError as exc:
                 return Ingested(None, "failed", f"cannot read {path}: {exc.strerror}", True)
             earlier = await asyncio.to_thread(self.store.ingested_by, job, digest)
+            if earlier is not None and (earlier.path, earlier.size, earlier.mtime) == (
+                    str(path), stat.st_size, stat.st_mtime):
+                # the very file we took before, kept in place (after = "keep"): no news
+                return Ingested(earlier.sync_run_id, "unchanged")
             if earlier is not None:
                 reason = (f"already ingested by run {earlier.sync_run_id} "
                           f"(same sha256 as {earlier.path})")
@@ -73,10 +77,14 @@ class FileIngestor:
                 self.log.info("file skipped", job=job, path=str(path), reason=reason,
                               run_id=run_id)
                 return Ingested(run_id, "skipped", reason)
+            running = self.engine.running(job, str(path))
             try:
-                run_id, outcome = await self.engine.run(
-                    Request(job, trigger, str(path), device=device))
-            except RunConflict as exc:
+                if running is not None:  # resumed at start: its outcome is this file's
+                    run_id, outcome = running, await self.engine.wait(running)
+                else:
+                    run_id, outcome = await self.engine.run(
+                        Request(job, trigger, str(path), device=device))
+            except RunConflict as exc:  # another process runs it
                 return Ingested(None, "pending", str(exc))
             except SourceError as exc:
                 return Ingested(None, "failed", str(exc), unreadable=True)

@@ -1,0 +1,106 @@
+"""Schedules: cron and interval jobs, retrying failed runs, and cleaning old history.
+
+APScheduler 3's ``AsyncIOScheduler`` fires on the daemon's loop. Each job has at most
+one scheduled run in flight (``max_instances=1``) and missed fires are coalesced, so a
+schedule that fires while its job still runs is skipped, not stacked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from syncd.config.schema import Config, JobConfig
+from syncd.engine import Engine, Request
+from syncd.errors import RunConflict, SyncdError
+
+CLEANUP_CRON = "17 4 * * *"  # old run history goes once a day
+
+
+def job_trigger(job: JobConfig) -> BaseTrigger | None:
+    if job.schedule:
+        return CronTrigger.from_crontab(job.schedule, timezone=UTC)
+    if job.every:
+        return IntervalTrigger(seconds=job.every.total_seconds(), timezone=UTC)
+    return None
+
+
+def next_fire_time(job: JobConfig, now: datetime | None = None) -> datetime | None:
+    """When the job's schedule fires next (for ``check-config`` and ``/v1/jobs``)."""
+    trigger = job_trigger(job)
+    if trigger is None:
+        return None
+    now = now or datetime.now(UTC)
+    return trigger.get_next_fire_time(None, now)
+
+
+class Scheduler:
+    """Starts runs when schedules fire."""
+
+    def __init__(self, engine: Engine, config: Config) -> None:
+        self.engine, self.config = engine, config
+        self.log = structlog.get_logger("syncd.schedule")
+        self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
+
+    def start(self) -> None:
+        for name, job in self.config.jobs.items():
+            trigger = job_trigger(job)
+            if trigger is not None:
+                self.scheduler.add_job(self.fire, trigger, args=[name], id=f"job:{name}",
+                                       name=f"run {name}")
+        daemon = self.config.daemon
+        self.scheduler.add_job(self.retry_failed, CronTrigger.from_crontab(
+            daemon.retry_failed, timezone=UTC), id="retry_failed", name="retry failed runs")
+        self.scheduler.add_job(self.cleanup, CronTrigger.from_crontab(
+            CLEANUP_CRON, timezone=UTC), id="cleanup", name="remove old run history")
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def reload(self, config: Config) -> None:
+        """Replace every schedule with those of a reloaded config."""
+        self.stop()
+        self.config = config
+        self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
+        self.start()
+
+    async def fire(self, job: str) -> None:
+        """One scheduled run of ``job``; waits for it so fires never stack."""
+        try:
+            run_id, outcome = await self.engine.run(Request(job, "schedule"))
+        except RunConflict as exc:
+            self.log.info("schedule skipped: the job is running", job=job, reason=str(exc))
+            return
+        except SyncdError as exc:
+            self.log.error("scheduled run could not start", job=job, error=str(exc))
+            return
+        self.log.info("scheduled run finished", job=job, run_id=run_id, status=outcome.status)
+
+    async def retry_failed(self) -> list[int]:
+        """Retry, from their checkpoints, the failed runs with a retryable error."""
+        started = []
+        for run_id in await asyncio.to_thread(self.engine.store.retryable_failures):
+            try:
+                started.append(await self.engine.retry(run_id))
+            except SyncdError as exc:
+                self.log.warning("retry skipped", failed_run=run_id, reason=str(exc))
+        if started:
+            self.log.info("retrying failed runs", runs=started)
+        return started
+
+    async def cleanup(self) -> int:
+        removed = await asyncio.to_thread(self.engine.store.purge_older_than,
+                                          self.config.daemon.keep_runs_days)
+        self.log.info("old runs removed", count=removed,
+                      older_than_days=self.config.daemon.keep_runs_days)
+        return removed

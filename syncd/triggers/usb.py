@@ -1,0 +1,395 @@
+"""USB drives: a plugged-in drive whose files match a job's ``[jobs.X.usb].patterns`` feeds it.
+
+udev's netlink events arrive on the asyncio loop (``loop.add_reader``, no polling
+thread). A block device with a filesystem whose udev properties have every
+``[usb].match`` item is taken once per insertion, in a worker thread: used where an
+automounter mounted it, else mounted read-only with nosuid, nodev, noexec (and
+nosymfollow) under ``state_dir/media/<label>``; each job's files are found without
+following symbolic links, copied to ``state_dir/usb/<drive>/<UTC time>/``, and the
+drive is unmounted if we mounted it. Only then do the jobs run, through the
+:class:`~syncd.triggers.ingest.FileIngestor`, on the copies (trigger ``usb``, the
+drive's label, UUID, serial and device node on each run).
+
+Files refused on the drive (links, special or oversized files) become a failed run of
+their job with one ``validation`` error each; a drive that cannot be mounted, or that
+is pulled out while copied, becomes a failed run of each job concerned, with nothing
+imported from it. A copy whose run completed (or was already ingested) is deleted;
+others are kept for the run's retry or resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyudev
+import structlog
+
+from syncd.adapters import ItemError
+from syncd.config.schema import Config
+from syncd.engine import Engine
+from syncd.triggers.drive import (
+    ChunkCallback,
+    DriveError,
+    DriveRemoved,
+    MountError,
+    Refusal,
+    clean_partials,
+    copy_off,
+    find_files,
+    find_mount,
+    mount_entries,
+    mount_point_for,
+    mount_readonly,
+    safe_name,
+    unmount,
+)
+from syncd.triggers.ingest import FileIngestor
+
+UDEV_CONTROL = Path("/run/udev/control")
+DONE = ("completed", "skipped", "unchanged")  # a copy in one of these states is not needed
+
+
+def wanted(properties: Mapping[str, str], match: Mapping[str, str]) -> bool:
+    """Does a device with these udev properties have every ``[usb].match`` item?"""
+    return all(properties.get(key) == value for key, value in match.items())
+
+
+@dataclass(frozen=True, slots=True)
+class Drive:
+    """A block device holding a filesystem, as udev described it."""
+
+    devnode: str
+    fstype: str
+    label: str | None
+    uuid: str | None
+    serial: str | None
+
+    @classmethod
+    def from_properties(cls, devnode: str, props: Mapping[str, str]) -> Drive:
+        return cls(devnode, props.get("ID_FS_TYPE", ""), props.get("ID_FS_LABEL") or None,
+                   props.get("ID_FS_UUID") or None,
+                   props.get("ID_SERIAL_SHORT") or props.get("ID_SERIAL") or None)
+
+    @property
+    def info(self) -> dict[str, str | None]:
+        """What a run records about the drive (``sync_runs.device``)."""
+        return {"label": self.label, "uuid": self.uuid, "serial": self.serial,
+                "devnode": self.devnode}
+
+    @property
+    def name(self) -> str:
+        return self.label or self.uuid or os.path.basename(self.devnode)
+
+    @property
+    def identity(self) -> tuple[str, str | None]:
+        """The same drive still inserted has the same identity."""
+        return self.devnode, self.uuid
+
+
+@dataclass(slots=True)
+class Pickup:
+    """What came off a drive: each job's copies and refusals, or why nothing did."""
+
+    copies: dict[str, list[Path]] = field(default_factory=dict)
+    refusals: dict[str, list[Refusal]] = field(default_factory=dict)
+    mount_point: Path | None = None
+    mount_options: tuple[str, ...] | None = None  # None: an existing mount was used
+    error: DriveError | OSError | None = None
+    failed_jobs: list[str] = field(default_factory=list)  # the jobs the error concerns
+    dest: Path | None = None  # the folder of the copies
+
+
+class UsbMonitor:
+    """Listens to udev for drives and feeds their files to the jobs that want them."""
+
+    def __init__(self, engine: Engine, ingestor: FileIngestor, config: Config) -> None:
+        self.engine, self.ingestor, self.config = engine, ingestor, config
+        self.store = engine.store
+        self.state_dir = Path(engine.state_dir)
+        self.log = structlog.get_logger("syncd.usb")
+        #: called in the copying thread after each chunk (tests use it to pull a drive)
+        self.chunk_callback: ChunkCallback | None = None
+        self._monitor: pyudev.Monitor | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # devnode -> its drive's handling
+        self._aborts: dict[str, threading.Event] = {}  # devnode -> set when it is pulled
+        self._present: dict[str, tuple[str, str | None]] = {}  # devnode -> drive handled
+
+    @property
+    def media_dir(self) -> Path:
+        return self.state_dir / "media"
+
+    @property
+    def copies_dir(self) -> Path:
+        return self.state_dir / "usb"
+
+    def usb_jobs(self) -> dict[str, list[str]]:
+        """Each job with ``usb.patterns`` (and a plan to run it), with its patterns."""
+        return {name: list(job.usb.patterns) for name, job in self.config.jobs.items()
+                if job.usb and job.usb.patterns and name in self.engine.plans}
+
+    def update_config(self, config: Config) -> None:
+        """Follow a reloaded config (match, limits, jobs); ``enabled`` needs a restart."""
+        self.config = config
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Subscribe to udev's block device events (nothing when ``[usb].enabled`` is off)."""
+        if not self.config.usb.enabled:
+            self.log.info("USB drives not watched ([usb].enabled = false)")
+            return
+        await asyncio.to_thread(self._clean_up_after_crash)
+        monitor = pyudev.Monitor.from_netlink(pyudev.Context())
+        monitor.filter_by(subsystem="block")
+        monitor.start()
+        self._monitor = monitor
+        asyncio.get_running_loop().add_reader(monitor.fileno(), self._readable)
+        if not UDEV_CONTROL.exists():
+            self.log.warning("udev is not running: no USB drive will be noticed",
+                             hint="start systemd-udevd")
+        self.log.info("watching for USB drives", match=dict(self.config.usb.match),
+                      jobs=list(self.usb_jobs()))
+
+    async def stop(self) -> None:
+        """Stop listening; a copy under way is abandoned and its drive unmounted."""
+        if self._monitor is not None:
+            asyncio.get_running_loop().remove_reader(self._monitor.fileno())
+            self._monitor = None
+        for abort in self._aborts.values():
+            abort.set()
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _clean_up_after_crash(self) -> None:
+        for partial in clean_partials(self.copies_dir):
+            self.log.info("removed a copy left half-done", path=str(partial))
+        for entry in mount_entries():
+            if entry.mount_point.is_relative_to(self.media_dir):
+                self.log.info("unmounting a drive left mounted", path=str(entry.mount_point))
+                try:
+                    unmount(entry.mount_point)
+                except MountError as exc:
+                    self.log.warning("could not unmount", error=str(exc))
+
+    # -- udev events (on the loop) --------------------------------------------------
+
+    def _readable(self) -> None:
+        assert self._monitor is not None
+        while True:
+            try:
+                device = self._monitor.poll(timeout=0)
+            except OSError as exc:  # e.g. ENOBUFS: events were lost
+                self.log.warning("udev events lost", error=str(exc))
+                continue
+            if device is None:
+                return
+            if device.device_node:
+                self.on_event(device.action or "", device.device_node, dict(device.properties))
+
+    def on_event(self, action: str, devnode: str, props: Mapping[str, str]) -> None:
+        """A block device event: start taking files off a newly inserted, wanted drive."""
+        if action == "remove" or (action == "change" and not props.get("ID_FS_TYPE")):
+            self._present.pop(devnode, None)
+            if devnode in self._aborts:
+                self._aborts[devnode].set()  # a copy under way stops at its next chunk
+            return
+        if action not in ("add", "change") or not props.get("ID_FS_TYPE"):
+            return
+        if props.get("ID_FS_USAGE", "filesystem") != "filesystem":
+            return  # a RAID member, an encrypted volume: nothing to mount
+        if not wanted(props, self.config.usb.match) or self.engine.closing:
+            return
+        drive = Drive.from_properties(devnode, props)
+        if self._present.get(devnode) == drive.identity or devnode in self._tasks:
+            return  # the same insertion, seen again
+        log = self.log.bind(label=drive.label, uuid=drive.uuid, devnode=devnode)
+        jobs = self.usb_jobs()
+        if not jobs:
+            log.info("drive ignored: no job has [jobs.X.usb] patterns")
+            return
+        self._present[devnode] = drive.identity
+        self._aborts[devnode] = threading.Event()
+        task = asyncio.create_task(self._handle(drive, jobs, log), name=f"usb-{drive.name}")
+        self._tasks[devnode] = task
+        task.add_done_callback(lambda _: self._done(devnode))
+
+    def _done(self, devnode: str) -> None:
+        self._tasks.pop(devnode, None)
+        self._aborts.pop(devnode, None)
+
+    # -- one drive --------------------------------------------------------------------
+
+    async def _handle(self, drive: Drive, jobs: dict[str, list[str]], log: Any) -> None:
+        log.info("drive inserted", fstype=drive.fstype, jobs=list(jobs))
+        try:
+            pickup = await asyncio.to_thread(self._take_off, drive, jobs, log,
+                                             self._aborts[drive.devnode])
+            for job in sorted(pickup.refusals):
+                await self._record_refusals(job, drive, pickup.refusals[job], log)
+            if pickup.error is not None:
+                for job in pickup.failed_jobs:
+                    await self._record_drive_error(job, drive, pickup.error, log)
+                return
+            results = await asyncio.gather(
+                *(self._ingest(job, drive, copies, log)
+                  for job, copies in pickup.copies.items() if copies),
+                return_exceptions=True)
+            keep = set()
+            for outcome in results:
+                if isinstance(outcome, BaseException):
+                    log.error("ingesting from the drive failed", exc_info=outcome)
+                    keep.update(c for copies in pickup.copies.values() for c in copies)
+                else:
+                    keep.update(outcome)
+            if pickup.dest is not None:
+                await asyncio.to_thread(_prune, pickup.dest, keep, self.copies_dir)
+            log.info("drive done", copied=sum(map(len, pickup.copies.values())),
+                     refused=sum(map(len, pickup.refusals.values())), kept=len(keep))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one bad drive must not stop the monitor
+            log.exception("could not take files off the drive")
+
+    def _take_off(self, drive: Drive, jobs: dict[str, list[str]], log: Any,
+                  abort: threading.Event) -> Pickup:
+        """In a worker thread: mount (unless mounted), find, copy off, unmount."""
+        pickup = Pickup()
+        max_bytes = self.config.usb.max_file_mb * 2**20
+        try:
+            root = find_mount(drive.devnode)
+            if root is None:
+                root = mount_point_for(self.media_dir,
+                                       safe_name(drive.label, drive.uuid,
+                                                 os.path.basename(drive.devnode)))
+                self.media_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                pickup.mount_options = mount_readonly(drive.devnode, drive.fstype, root)
+                pickup.mount_point = root
+                log.info("drive mounted", path=str(root), options=",".join(
+                    pickup.mount_options))
+            else:
+                log.info("drive already mounted", path=str(root))
+        except (DriveError, OSError) as exc:
+            pickup.error, pickup.failed_jobs = exc, list(jobs)
+            log.error("cannot mount the drive", error=str(exc))
+            return pickup
+        try:
+            self._copy(root, drive, jobs, max_bytes, abort, pickup, log)
+        finally:
+            if pickup.mount_point is not None:
+                self._unmount(pickup.mount_point, log)
+        return pickup
+
+    def _copy(self, root: Path, drive: Drive, jobs: dict[str, list[str]], max_bytes: int,
+              abort: threading.Event, pickup: Pickup, log: Any) -> None:
+        found: dict[str, list[Path]] = {}
+        try:
+            for job, patterns in jobs.items():
+                found[job], refused = find_files(root, patterns, max_bytes)
+                if refused:
+                    pickup.refusals[job] = refused
+                    for refusal in refused:
+                        log.warning("file refused", job=job, path=refusal.path,
+                                    reason=refusal.reason)
+            files = sorted({f for fs in found.values() for f in fs})
+            if not files:
+                return
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            dest = self.copies_dir / safe_name(drive.uuid, drive.label,
+                                               os.path.basename(drive.devnode)) / stamp
+            dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            copies = dict(zip(files, copy_off(files, root, dest, max_file_bytes=max_bytes,
+                                              removed=abort,
+                                              chunk_callback=self.chunk_callback),
+                              strict=True))
+        except (DriveError, OSError) as exc:
+            pickup.error = exc
+            pickup.failed_jobs = [job for job in jobs if found.get(job)] or list(jobs)
+            log.error("copying off the drive failed; nothing is imported from it",
+                      error=str(exc))
+            return
+        pickup.dest = dest
+        pickup.copies = {job: [copies[f] for f in fs] for job, fs in found.items()}
+        log.info("files copied off the drive", files=len(files), path=str(dest))
+
+    def _unmount(self, target: Path, log: Any) -> None:
+        try:
+            unmount(target)
+        except MountError as exc:
+            log.error("cannot unmount the drive", path=str(target), error=str(exc))
+            return
+        with contextlib.suppress(OSError):
+            target.rmdir()
+        log.info("drive unmounted", path=str(target))
+
+    async def _ingest(self, job: str, drive: Drive, copies: list[Path], log: Any
+                      ) -> set[Path]:
+        """Run ``job`` on each copy in turn; returns the copies still needed."""
+        keep = set()
+        for copy in copies:
+            result = await self.ingestor.ingest(job, copy, "usb", device=drive.info)
+            log.info("file ingested", job=job, path=str(copy), run_id=result.run_id,
+                     status=result.status, error=result.error)
+            if result.status not in DONE:
+                keep.add(copy)
+        return keep
+
+    # -- failed runs --------------------------------------------------------------------
+
+    async def _record_refusals(self, job: str, drive: Drive, refused: list[Refusal],
+                               log: Any) -> None:
+        errors = [ItemError("validation", f"refused_{r.code}", str(r), item=r.path)
+                  for r in refused]
+        noun = "file" if len(refused) == 1 else "files"
+        message = f"{len(refused)} {noun} on drive {drive.name} refused: {refused[0]}"
+        run_id = await asyncio.to_thread(self._failed_run, job, drive, message, errors)
+        log.warning("files refused", job=job, run_id=run_id, count=len(refused))
+
+    async def _record_drive_error(self, job: str, drive: Drive, error: Exception,
+                                  log: Any) -> None:
+        code = ("drive_removed" if isinstance(error, DriveRemoved) else
+                "mount_failed" if isinstance(error, MountError) else "copy_failed")
+        message = (str(error) if isinstance(error, DriveError)
+                   else f"could not copy files off drive {drive.name}: {error}")
+        errors = [ItemError("system", code, message, item=getattr(error, "item", ""))]
+        run_id = await asyncio.to_thread(self._failed_run, job, drive, message, errors)
+        log.error("run failed", job=job, run_id=run_id, error=message)
+
+    def _failed_run(self, job: str, drive: Drive, message: str,
+                    errors: list[ItemError]) -> int:
+        plan = self.engine.plans[job]
+        run_id = self.store.create_run(job=job, trigger="usb", source_type=plan.source_cls.name,
+                                       source_identifier=f"usb:{drive.name}",
+                                       device=drive.info)
+        self.store.start(run_id, None)
+        self.store.add_errors(run_id, errors)
+        self.store.finish(run_id, "failed", message)
+        return run_id
+
+
+def _prune(dest: Path, keep: set[Path], stop_at: Path) -> None:
+    """Delete the copies not in ``keep``, then the folders that left empty."""
+    for folder, _, names in os.walk(dest, topdown=False):
+        for name in names:
+            path = Path(folder, name)
+            if path not in keep:
+                path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+    parent = dest.parent
+    while parent != stop_at and parent.is_relative_to(stop_at):
+        try:
+            parent.rmdir()
+        except OSError:
+            return
+        parent = parent.parent
+

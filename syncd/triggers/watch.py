@@ -1,0 +1,212 @@
+"""Watched folders: a complete file dropped into a job's folder becomes a run.
+
+A file is taken when it is closed after writing or renamed into place (inotify through
+watchdog), then confirmed stable in size; temporary and hidden names are ignored.
+Files already there at start are caught up, and an inotify overflow triggers a
+rescan. After its run completed, a file is archived to ``processed/``, deleted or
+kept; one that cannot be read at all goes to ``failed/`` with ``NAME.error.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from watchdog.events import FileClosedEvent, FileMovedEvent, FileSystemEvent
+from watchdog.events import FileSystemEventHandler as _Handler
+from watchdog.observers import Observer
+
+from syncd.config.schema import Config, WatchConfig
+from syncd.triggers.ingest import FileIngestor, Ingested
+
+TEMPORARY = (".*", "*.tmp", "*.part", "*.partial", "*.crdownload", "*.swp", "~*", "*~",
+             "*.filepart")
+STABLE_CHECK_S = 0.05  # a closed or renamed file must keep its size this long
+CATCH_UP_STABLE_S = 1.0  # a file found at start may still be written: wait longer
+RESCAN_EVERY_S = 300.0  # a safety net under inotify
+
+
+def is_temporary(name: str) -> bool:
+    """Names of files still being written (editors, browsers, rsync, Syncthing)."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in TEMPORARY)
+
+
+@dataclass(slots=True)
+class Folder:
+    job: str
+    watch: WatchConfig
+    queue: asyncio.Queue[tuple[Path, float]] = field(default_factory=asyncio.Queue)
+    queued: set[Path] = field(default_factory=set)
+
+    def wants(self, path: Path) -> bool:
+        return (path.parent == self.watch.path and not is_temporary(path.name)
+                and any(fnmatch.fnmatch(path.name, p) for p in self.watch.patterns))
+
+
+class FolderWatcher:
+    """Watches every job's ``[jobs.X.watch]`` folder and ingests what arrives."""
+
+    def __init__(self, ingestor: FileIngestor, config: Config) -> None:
+        self.ingestor = ingestor
+        self.log = structlog.get_logger("syncd.watch")
+        self.folders = [Folder(name, job.watch.model_copy(
+                            update={"path": job.watch.path.resolve()}))
+                        for name, job in config.jobs.items() if job.watch]
+        self.observer: Observer | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self._overflow = _OverflowHook(self)
+
+    async def start(self) -> None:
+        if not self.folders:
+            return
+        self.loop = asyncio.get_running_loop()
+        self.observer = Observer()
+        handler = _Events(self)
+        for folder in self.folders:
+            folder.watch.path.mkdir(parents=True, exist_ok=True)
+            self.observer.schedule(handler, str(folder.watch.path), recursive=False)
+        await asyncio.to_thread(self.observer.start)
+        logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow)
+        for folder in self.folders:
+            self.tasks.append(asyncio.create_task(self._work(folder),
+                                                  name=f"watch-{folder.job}"))
+        self.tasks.append(asyncio.create_task(self._rescan_periodically(), name="rescan"))
+        await self.rescan(CATCH_UP_STABLE_S)
+        self.log.info("watching", folders={f.job: str(f.watch.path) for f in self.folders})
+
+    async def stop(self) -> None:
+        logging.getLogger("watchdog.observers.inotify_c").removeHandler(self._overflow)
+        if self.observer is not None:
+            self.observer.stop()
+            await asyncio.to_thread(self.observer.join, 10)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
+
+    async def rescan(self, stable_s: float = STABLE_CHECK_S) -> None:
+        """Queue every wanted file in the folders (at start, and after lost events)."""
+        for folder in self.folders:
+            names = await asyncio.to_thread(_listing, folder.watch.path)
+            for name in names:
+                self.arrived(folder.watch.path / name, stable_s)
+
+    def arrived(self, path: Path, stable_s: float = STABLE_CHECK_S) -> None:
+        """On the loop: queue ``path`` for the job whose folder it is in."""
+        for folder in self.folders:
+            if folder.wants(path) and path not in folder.queued:
+                folder.queued.add(path)
+                folder.queue.put_nowait((path, stable_s))
+
+    async def _rescan_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(RESCAN_EVERY_S)
+            await self.rescan(CATCH_UP_STABLE_S)
+
+    async def _work(self, folder: Folder) -> None:
+        """One file at a time per job: runs of a job never overlap, bursts just queue."""
+        while True:
+            path, stable_s = await folder.queue.get()
+            try:
+                if await _stable(path, stable_s):
+                    await self._ingest(folder, path)
+            except Exception:  # one bad file must not stop the folder
+                self.log.exception("could not ingest", job=folder.job, path=str(path))
+            finally:
+                folder.queued.discard(path)
+
+    async def _ingest(self, folder: Folder, path: Path) -> None:
+        result = await self.ingestor.ingest(folder.job, path, "watch")
+        log = self.log.bind(job=folder.job, path=str(path), run_id=result.run_id)
+        if result.status in ("completed", "skipped"):
+            await asyncio.to_thread(_after, path, folder.watch)
+            log.info("file done", status=result.status, after=folder.watch.after)
+        elif result.status == "unchanged":
+            return  # kept in place and already ingested
+        elif result.status == "failed" and result.unreadable:
+            await asyncio.to_thread(_to_failed, path, result)
+            log.warning("file moved to failed/", error=result.error)
+        else:
+            log.warning("file left in the inbox", status=result.status, error=result.error)
+
+
+class _Events(_Handler):
+    """watchdog's thread → the loop: only complete files count."""
+
+    def __init__(self, watcher: FolderWatcher) -> None:
+        self.watcher = watcher
+
+    def on_closed(self, event: FileClosedEvent) -> None:
+        self._hand_over(event.src_path)
+
+    def on_moved(self, event: FileMovedEvent) -> None:
+        self._hand_over(event.dest_path)
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        return None
+
+    def _hand_over(self, path: str | bytes) -> None:
+        name = os.fsdecode(path)
+        self.watcher.loop.call_soon_threadsafe(self.watcher.arrived, Path(name))
+
+
+class _OverflowHook(logging.Handler):
+    """watchdog logs lost inotify events; we answer with a rescan."""
+
+    def __init__(self, watcher: FolderWatcher) -> None:
+        super().__init__(logging.WARNING)
+        self.watcher = watcher
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.watcher.loop.call_soon_threadsafe(
+                lambda: asyncio.ensure_future(self.watcher.rescan()))
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(entry.name for entry in os.scandir(folder)
+                  if entry.is_file(follow_symlinks=False))
+
+
+async def _stable(path: Path, seconds: float) -> bool:
+    """The file exists and its size does not change for ``seconds``."""
+    try:
+        before = path.stat()
+        await asyncio.sleep(seconds)
+        after = path.stat()
+    except FileNotFoundError:
+        return False
+    return (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def _after(path: Path, watch: WatchConfig) -> None:
+    if watch.after == "delete":
+        path.unlink(missing_ok=True)
+    elif watch.after == "archive" and path.exists():
+        archive = watch.path / "processed"
+        archive.mkdir(exist_ok=True)
+        os.replace(path, archive / f"{_stamp()}-{path.name}")
+
+
+def _to_failed(path: Path, result: Ingested) -> None:
+    failed = path.parent / "failed"
+    failed.mkdir(exist_ok=True)
+    target = failed / path.name
+    if target.exists():
+        target = failed / f"{_stamp()}-{path.name}"
+    shutil.move(path, target)
+    report = {"file": path.name, "error": result.error, "runId": result.run_id,
+              "at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+    target.with_name(target.name + ".error.json").write_text(json.dumps(report, indent=2))

@@ -1,0 +1,177 @@
+"""Watched folders with real inotify events on real temporary folders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncd.config import validate
+from syncd.engine import Engine, resolve_jobs
+from syncd.plugins import get_pluginmanager
+from syncd.store import Store
+from syncd.store.models import SyncRun
+from syncd.triggers.ingest import FileIngestor
+from syncd.triggers.watch import FolderWatcher, is_temporary
+from tests.test_engine import wait_for
+
+
+def config(tmp_path: Path, after: str = "archive") -> Any:
+    return validate({"daemon": {"state_dir": str(tmp_path / "state")}, "jobs": {"music": {
+        "source": {"type": "csv"}, "target": {"type": "sql", "key": ["external_id"]},
+        "mapping": {"external_id": "id", "title": "song_name"},
+        "watch": {"path": str(tmp_path / "inbox"), "patterns": ["*.csv"], "after": after}}}})
+
+
+class Daemonish:
+    """The engine and a folder watcher, as ``syncd run`` wires them."""
+
+    def __init__(self, store: Store, tmp_path: Path, after: str = "archive") -> None:
+        self.config = config(tmp_path, after)
+        _, registry = get_pluginmanager()
+        self.engine = Engine(store, resolve_jobs(self.config, registry, "t.toml"),
+                             tmp_path / "state")
+        self.watcher = FolderWatcher(FileIngestor(self.engine), self.config)
+        self.inbox = tmp_path / "inbox"
+        self.store = store
+
+    def runs(self) -> list[SyncRun]:
+        return list(SyncRun.select().where(SyncRun.trigger == "watch").order_by(SyncRun.id))
+
+    def run_for(self, name: str) -> SyncRun | None:
+        return next((r for r in self.runs() if r.source_identifier.endswith("/" + name)), None)
+
+    def rows(self) -> list[tuple]:
+        return self.store.db.execute_sql(
+            "SELECT external_id, title FROM content_index ORDER BY 1").fetchall()
+
+
+@pytest.fixture
+async def daemon(store: Store, tmp_path: Path) -> AsyncIterator[Daemonish]:
+    d = Daemonish(store, tmp_path)
+    await d.watcher.start()
+    yield d
+    await d.watcher.stop()
+    await d.engine.shutdown()
+
+
+def drop(folder: Path, name: str, body: str) -> Path:
+    """Write under a temporary name, then rename into place, as careful producers do."""
+    temp = folder / f".{name}.part"
+    temp.write_text(body)
+    temp.rename(folder / name)
+    return folder / name
+
+
+def csv_body(*ids: int) -> str:
+    return "id,song_name\n" + "".join(f"{i},Song {i}\n" for i in ids)
+
+
+def processed(d: Daemonish) -> list[str]:
+    folder = d.inbox / "processed"
+    return sorted(p.name.split("-", 1)[1] for p in folder.iterdir()) if folder.exists() else []
+
+
+async def test_a_renamed_file_is_ingested_and_archived(daemon):
+    drop(daemon.inbox, "a.csv", csv_body(1, 2))
+    await wait_for(lambda: processed(daemon) == ["a.csv"])
+    run = daemon.run_for("a.csv")
+    assert (run.status, run.items_inserted) == ("completed", 2)
+    assert daemon.rows() == [("1", "Song 1"), ("2", "Song 2")]
+    assert not (daemon.inbox / "a.csv").exists()
+
+
+async def test_a_slow_writer_is_waited_for_until_it_closes(daemon):
+    slow = open(daemon.inbox / "slow.csv", "w")  # noqa: SIM115 - held open on purpose
+    slow.write(csv_body(1, 2))
+    slow.flush()
+    # the pause outlasts any quiet period: a marker dropped after it is done first
+    drop(daemon.inbox, "marker.csv", csv_body(100))
+    await wait_for(lambda: processed(daemon) == ["marker.csv"])
+    assert daemon.run_for("slow.csv") is None
+    slow.write("3,Song 3\n")
+    slow.close()
+    await wait_for(lambda: "slow.csv" in processed(daemon))
+    assert daemon.run_for("slow.csv").items_inserted == 3
+
+
+async def test_temporary_and_unmatched_names_are_ignored(daemon):
+    for name in (".hidden.csv", "x.csv.tmp", "y.part", "~lock.csv", "notes.txt"):
+        (daemon.inbox / name).write_text(csv_body(1))
+    drop(daemon.inbox, "real.csv", csv_body(1))
+    await wait_for(lambda: processed(daemon) == ["real.csv"])
+    assert [r.source_identifier.rsplit("/", 1)[1] for r in daemon.runs()] == ["real.csv"]
+    assert all(is_temporary(n) for n in (".rsync.csv.Ab12Cd", "~syncthing~a.csv.tmp",
+                                         "b.csv.part", "dl.crdownload"))
+
+
+async def test_the_same_content_under_a_new_name_is_skipped_and_archived(daemon):
+    drop(daemon.inbox, "one.csv", csv_body(1))
+    await wait_for(lambda: processed(daemon) == ["one.csv"])
+    drop(daemon.inbox, "copy.csv", csv_body(1))
+    await wait_for(lambda: processed(daemon) == ["copy.csv", "one.csv"])
+    copy = daemon.run_for("copy.csv")
+    assert (copy.status, copy.items_skipped, copy.items_processed) == ("completed", 1, 0)
+    assert "already ingested by run" in copy.error_message
+
+
+async def test_garbage_goes_to_failed_with_the_reason_beside_it(daemon):
+    (daemon.inbox / "junk.csv").write_bytes(bytes(range(256)) * 20)
+    failed = daemon.inbox / "failed"
+    await wait_for(lambda: (failed / "junk.csv.error.json").exists())
+    report = json.loads((failed / "junk.csv.error.json").read_text())
+    assert "not in the header" in report["error"] and report["runId"]
+    assert (failed / "junk.csv").exists() and not (daemon.inbox / "junk.csv").exists()
+
+
+async def test_a_burst_of_files_is_queued_and_each_ingested_once(daemon):
+    for i in range(500):
+        drop(daemon.inbox, f"f{i:03}.csv", csv_body(i))
+    await wait_for(lambda: len(processed(daemon)) == 500, timeout=240)
+    runs = daemon.runs()
+    assert len(runs) == 500 and {r.status for r in runs} == {"completed"}
+    assert sum(r.items_inserted for r in runs) == 500
+    assert len(daemon.rows()) == 500
+
+
+async def test_files_present_at_start_are_caught_up(store, tmp_path):
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "early.csv").write_text(csv_body(7))
+    d = Daemonish(store, tmp_path)
+    await d.watcher.start()
+    try:
+        await wait_for(lambda: processed(d) == ["early.csv"])
+        assert d.rows() == [("7", "Song 7")]
+    finally:
+        await d.watcher.stop()
+
+
+async def test_lost_events_are_recovered_by_a_rescan_on_overflow(daemon):
+    daemon.watcher.observer.stop()  # from now on inotify events are lost
+    await asyncio.to_thread(daemon.watcher.observer.join, 10)
+    (daemon.inbox / "lost.csv").write_text(csv_body(5))
+    logging.getLogger("watchdog.observers.inotify_c").warning(
+        "Inotify queue overflowed; filesystem events were lost")
+    await wait_for(lambda: processed(daemon) == ["lost.csv"])
+
+
+@pytest.mark.parametrize("after", ["delete", "keep"])
+async def test_after_delete_or_keep(store, tmp_path, after):
+    d = Daemonish(store, tmp_path, after)
+    await d.watcher.start()
+    try:
+        path = drop(d.inbox, "a.csv", csv_body(1))
+        await wait_for(lambda: d.run_for("a.csv") is not None
+                       and d.run_for("a.csv").status == "completed")
+        await wait_for(lambda: path.exists() == (after == "keep"))
+        if after == "keep":  # a rescan finds it again, and says nothing new
+            await d.watcher.rescan()
+            await wait_for(lambda: not d.watcher.folders[0].queued)
+            assert len(d.runs()) == 1
+    finally:
+        await d.watcher.stop()
