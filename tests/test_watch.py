@@ -175,3 +175,45 @@ async def test_after_delete_or_keep(store, tmp_path, after):
             assert len(d.runs()) == 1
     finally:
         await d.watcher.stop()
+
+
+def test_the_daemon_ingests_a_dropped_file(tmp_path):
+    """End to end: ``syncd run`` with a watched folder, as a user runs it."""
+    import signal
+    import subprocess
+
+    from tests.cli import SYNCD, wait_until
+
+    inbox = tmp_path / "inbox"
+    config_file = tmp_path / "syncd.toml"
+    config_file.write_text(f"""
+[daemon]
+state_dir = "{tmp_path}/state"
+log_format = "json"
+[api]
+listen = "unix:{tmp_path}/api.sock"
+[usb]
+enabled = false
+[jobs.music.source]
+type = "csv"
+[jobs.music.target]
+type = "sql"
+[jobs.music.mapping]
+external_id = "id"
+title = "song_name"
+[jobs.music.watch]
+path = "{inbox}"
+""")
+    daemon = subprocess.Popen([SYNCD, "run", "--config", str(config_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(inbox.exists)
+        drop(inbox, "drop.csv", csv_body(1, 2, 3))
+        done = inbox / "processed"
+        wait_until(lambda: done.exists() and any(done.iterdir()))
+        assert [p.name.endswith("-drop.csv") for p in done.iterdir()] == [True]
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert '"event": "file done"' in err

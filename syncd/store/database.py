@@ -18,7 +18,7 @@ SCHEMA_VERSION = 1
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",  # readers (the API) never wait for the writer
     "synchronous": "normal",  # durable at each WAL checkpoint; a crash loses no committed batch
-    "cache_size": -32 * 1024,  # 32 MiB: random-key upserts mostly stay in memory between commits
+    "cache_size": -16 * 1024,  # 16 MiB: bounded memory; WAL keeps commits cheap
     "foreign_keys": 0,
     # BEGIN IMMEDIATE (lock_type below): a batch takes the write lock up front and waits
     # its turn, instead of failing when it upgrades from reading to writing.
