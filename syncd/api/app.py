@@ -24,7 +24,13 @@ def make_app(context: ApiContext) -> web.Application:
     app[METRICS] = Metrics(context.engine, context.store)
     app.add_routes(routes)
     app.cleanup_ctx.append(_listen_to_engine)
+    app.on_shutdown.append(_end_streams)
     return app
+
+
+async def _end_streams(app: web.Application) -> None:
+    """End open event streams first, so shutdown does not wait for them to time out."""
+    app[HUB].close()
 
 
 async def _listen_to_engine(app: web.Application) -> AsyncIterator[None]:
@@ -35,4 +41,3 @@ async def _listen_to_engine(app: web.Application) -> AsyncIterator[None]:
     yield
     for listener in listeners:
         engine.listeners.remove(listener)
-    app[HUB].close()

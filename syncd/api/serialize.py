@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from syncd.store.models import SyncError, SyncRun
@@ -14,6 +14,8 @@ def iso(value: datetime | str | None) -> str | None:
         return None
     if isinstance(value, str):  # SQLite hands back text for raw-SQL writes
         value = datetime.fromisoformat(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat() + "Z"
 
 

@@ -47,6 +47,7 @@ from syncd.errors import UserError
 EXIT_UNREACHABLE, EXIT_AUTH = 3, 4
 TIMEOUT_S = 30.0
 POLL_S = 2.0  # while following a run: how often its status is checked besides the events
+RETRIES = 5  # while following a run: hang-ups in a row before giving up
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
 _STATUS_EXIT = {400: EXIT_USAGE, 413: EXIT_USAGE, 401: EXIT_AUTH, 403: EXIT_AUTH,
@@ -63,10 +64,11 @@ class ClientError(UserError):
 
 
 class DaemonUnreachable(ClientError):
-    """Nothing usable answers on the configured address."""
+    """Nothing usable answers on the address; ``closed``: it hung up on a request."""
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", closed: bool = False) -> None:
         super().__init__(message, EXIT_UNREACHABLE, hint)
+        self.closed = closed
 
 
 class ApiFailure(ClientError):
@@ -205,7 +207,8 @@ class Client:
                                      f"{TIMEOUT_S:.0f}s")
         if isinstance(exc, ConnectionResetError | http.client.HTTPException):
             return DaemonUnreachable(f"the daemon on {where} closed the connection without "
-                                     "an answer", "check [api] listen and the daemon's log")
+                                     "an answer", "check [api] listen and the daemon's log",
+                                     closed=True)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return DaemonUnreachable(f"cannot reach the daemon on {where}: {reason}")
 
@@ -292,16 +295,24 @@ def wait_for(client: Client, run_id: int,
     The subscription is opened before the run is first read, so a run that finishes
     in between is seen either way. Its status is also polled, in case the last event
     is lost (a slow client's queue drops its oldest events). If the stream ends early
-    the daemon is asked again; a daemon that stopped or is stopping (503) is a
+    the daemon is asked again (a daemon in the middle of stopping may hang up on that:
+    asked again too, a few times); one that stopped or is stopping (503) is a
     ``DaemonUnreachable`` saying the run goes on later.
     """
     pause = threading.Event()
-    delay = 0.2
+    delay, hung_up = 0.2, 0
     try:
         while True:
-            found = _follow(client, run_id, on_event)
-            if found is not None:
-                return found
+            try:
+                found = _follow(client, run_id, on_event)
+            except DaemonUnreachable as exc:
+                hung_up += 1
+                if not exc.closed or hung_up > RETRIES:
+                    raise
+            else:
+                if found is not None:
+                    return found
+                hung_up = 0
             pause.wait(delay)  # the stream ended early: the daemon restarts or stops
             delay = min(delay * 2, 5.0)
     except (DaemonUnreachable, ApiFailure) as exc:

@@ -150,6 +150,7 @@ def mount_readonly(devnode: str, fstype: str, target: Path) -> tuple[str, ...]:
     """
     if not re.fullmatch(r"[A-Za-z0-9_.+-]+", fstype):
         raise MountError(f"cannot mount {devnode}: unexpected filesystem type {fstype!r}")
+    made = not target.exists()
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     tries = [READONLY_OPTIONS]
     if kernel_has_nosymfollow():
@@ -160,6 +161,8 @@ def mount_readonly(devnode: str, fstype: str, target: Path) -> tuple[str, ...]:
         if result.returncode == 0:
             return options
         said = said or _said(result)
+    if made:
+        target.rmdir()
     raise MountError(f"cannot mount {devnode} ({fstype}) read-only on {target}: {said}")
 
 
@@ -255,7 +258,7 @@ def find_files(root: Path, patterns: Iterable[str], max_file_bytes: int,
         directory, prefix = stack.pop()
         try:
             with os.scandir(directory) as scan:
-                entries = sorted(scan, key=lambda e: e.name, reverse=True)
+                entries = sorted(scan, key=lambda e: e.name)
         except OSError as exc:
             refused.append(Refusal("/".join(prefix) or ".",
                                    f"folder cannot be listed: {exc.strerror}", "unlistable"))
@@ -291,7 +294,7 @@ def find_files(root: Path, patterns: Iterable[str], max_file_bytes: int,
                     return sorted(found), refused
                 else:
                     found.append(Path(entry.path))
-        stack.extend(subfolders)
+        stack.extend(reversed(subfolders))  # popped in name order
     return sorted(found), refused
 
 

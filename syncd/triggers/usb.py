@@ -113,7 +113,7 @@ class UsbMonitor:
     def __init__(self, engine: Engine, ingestor: FileIngestor, config: Config) -> None:
         self.engine, self.ingestor, self.config = engine, ingestor, config
         self.store = engine.store
-        self.state_dir = Path(engine.state_dir)
+        self.state_dir = Path(engine.state_dir).resolve()
         self.log = structlog.get_logger("syncd.usb")
         #: called in the copying thread after each chunk (tests use it to pull a drive)
         self.chunk_callback: ChunkCallback | None = None
@@ -121,6 +121,11 @@ class UsbMonitor:
         self._tasks: dict[str, asyncio.Task[None]] = {}  # devnode -> its drive's handling
         self._aborts: dict[str, threading.Event] = {}  # devnode -> set when it is pulled
         self._present: dict[str, tuple[str, str | None]] = {}  # devnode -> drive handled
+
+    @property
+    def listening(self) -> bool:
+        """Subscribed to udev's events (``start`` ran with ``[usb].enabled``)."""
+        return self._monitor is not None
 
     @property
     def media_dir(self) -> Path:
@@ -190,7 +195,7 @@ class UsbMonitor:
                 device = self._monitor.poll(timeout=0)
             except OSError as exc:  # e.g. ENOBUFS: events were lost
                 self.log.warning("udev events lost", error=str(exc))
-                continue
+                return
             if device is None:
                 return
             if device.device_node:
