@@ -6,7 +6,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import peewee as pw
-from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate
 
 from syncd.errors import UserError
@@ -32,6 +31,8 @@ def open_database(url: str, state_dir: Path) -> pw.Database:
         state_dir.mkdir(parents=True, exist_ok=True)
         return pw.SqliteDatabase(str(state_dir / "syncd.db"), pragmas=SQLITE_PRAGMAS,
                                  timeout=60, lock_type="IMMEDIATE")
+    from playhouse.db_url import connect  # loads the server drivers: only when needed
+
     scheme = urlsplit(url).scheme
     if scheme in ("sqlite",):
         return pw.SqliteDatabase(url.removeprefix("sqlite:///"), pragmas=SQLITE_PRAGMAS,

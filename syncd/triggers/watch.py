@@ -43,7 +43,7 @@ def is_temporary(name: str) -> bool:
 class Folder:
     job: str
     watch: WatchConfig
-    queue: asyncio.Queue[tuple[Path, float]] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Path] = field(default_factory=asyncio.Queue)
     queued: set[Path] = field(default_factory=set)
 
     def wants(self, path: Path) -> bool:
@@ -62,6 +62,7 @@ class FolderWatcher:
                         for name, job in config.jobs.items() if job.watch]
         self.observer: Observer | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self._settling: set[asyncio.Task[None]] = set()
         self._overflow = _OverflowHook(self)
 
     async def start(self) -> None:
@@ -87,9 +88,10 @@ class FolderWatcher:
         if self.observer is not None:
             self.observer.stop()
             await asyncio.to_thread(self.observer.join, 10)
-        for task in self.tasks:
+        tasks = [*self.tasks, *self._settling]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.tasks.clear()
 
     async def rescan(self, stable_s: float = STABLE_CHECK_S) -> None:
@@ -100,11 +102,23 @@ class FolderWatcher:
                 self.arrived(folder.watch.path / name, stable_s)
 
     def arrived(self, path: Path, stable_s: float = STABLE_CHECK_S) -> None:
-        """On the loop: queue ``path`` for the job whose folder it is in."""
+        """On the loop: once ``path`` is stable, queue it for the job whose folder it is in.
+
+        Stability is checked for every arriving file at once; only the runs queue.
+        """
         for folder in self.folders:
             if folder.wants(path) and path not in folder.queued:
                 folder.queued.add(path)
-                folder.queue.put_nowait((path, stable_s))
+                task = asyncio.get_running_loop().create_task(
+                    self._settle(folder, path, stable_s))
+                self._settling.add(task)
+                task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, folder: Folder, path: Path, stable_s: float) -> None:
+        if await _stable(path, stable_s):
+            folder.queue.put_nowait(path)
+        else:
+            folder.queued.discard(path)
 
     async def _rescan_periodically(self) -> None:
         while True:
@@ -114,10 +128,9 @@ class FolderWatcher:
     async def _work(self, folder: Folder) -> None:
         """One file at a time per job: runs of a job never overlap, bursts just queue."""
         while True:
-            path, stable_s = await folder.queue.get()
+            path = await folder.queue.get()
             try:
-                if await _stable(path, stable_s):
-                    await self._ingest(folder, path)
+                await self._ingest(folder, path)
             except Exception:  # one bad file must not stop the folder
                 self.log.exception("could not ingest", job=folder.job, path=str(path))
             finally:
@@ -197,7 +210,15 @@ def _after(path: Path, watch: WatchConfig) -> None:
     elif watch.after == "archive" and path.exists():
         archive = watch.path / "processed"
         archive.mkdir(exist_ok=True)
-        os.replace(path, archive / f"{_stamp()}-{path.name}")
+        target = archive / f"{_stamp()}-{path.name}"
+        try:
+            # link + unlink, not rename: a move out of the watched folder leaves watchdog
+            # an unpaired event it holds for 0.5 s, delaying the next file's event
+            os.link(path, target)
+        except OSError:
+            os.replace(path, target)
+        else:
+            path.unlink()
 
 
 def _to_failed(path: Path, result: Ingested) -> None:

@@ -1,0 +1,720 @@
+"""Watched folder: drop -> completed latency, and a burst of 1,000 small files.
+
+The script starts ``syncd run`` as a subprocess (config, state and inbox in a work
+directory, the API on a free port of 127.0.0.1, USB off) with one job, ``music``: CSV ->
+``content_index``, fed by ``[jobs.music.watch]`` on ``WORKDIR/inbox`` (``*.csv``, archived
+after the run). It follows ``GET /v1/events`` (server-sent events) throughout.
+
+1. **latency**: one unrecorded warm-up drop, then two series of ``--drops`` CSV files of
+   ``--rows`` rows, one file at a time. Each is written under a temporary hidden name in
+   the inbox and renamed into place with ``os.rename``; the latency runs from just before
+   the rename until the ``run_finished`` event of its run arrives. The run is checked
+   (``GET /v1/sync/{id}``: completed, trigger ``watch``, that file, every row inserted) and
+   the file must have left the inbox (archived) before the next drop. In the *isolated*
+   series the next drop waits ``--gap`` seconds more; in the *back-to-back* series it
+   follows at once. (watchdog holds an unmatched inotify IN_MOVED_FROM, such as the
+   archiving move into ``processed/``, for 0.5 s at the head of its event queue, so a file
+   dropped within 0.5 s of the previous archive waits that long to be seen.)
+2. **burst**: ``--burst`` files of ``--burst-rows`` rows are written under temporary names,
+   then all renamed into place at once; the clock runs until the last of their runs has
+   finished. Then the store is checked directly (SQLite in the state dir): exactly one
+   completed ``watch`` run per file, each file once in ``ingested_files``, and every row
+   once in ``content_index``.
+
+Every file has distinct content (ids carry the file's number), so none is skipped as
+already ingested. Prints p50/p95 latency, burst files/s, the checks, and a verdict against
+"drop -> completed p50 under 300 ms".
+
+    .venv/bin/python bench/latency.py [--drops 20] [--rows 1000] [--burst 1000]
+                                      [--burst-rows 10] [--gap 1] [--workdir DIR]
+                                      [--timeout 900] [--json FILE]
+
+Exit status: 0 when both phases ran and every check passed; the verdict does not change it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+BIN = Path(sys.executable).parent
+JOB = "music"
+TARGET_P50_MS = 300.0
+HEALTH_TIMEOUT = 60.0  # seconds for the daemon to answer GET /v1/health
+DROP_TIMEOUT = 60.0  # seconds for one dropped file's run to finish
+ARCHIVE_TIMEOUT = 30.0  # seconds for a finished file to leave the inbox
+STOP_TIMEOUT = 60.0  # seconds for the daemon to exit after SIGTERM
+REQUEST_TIMEOUT = 30.0
+LOG_TAIL_LINES = 25
+
+CONFIG = """\
+[daemon]
+state_dir = "{state_dir}"
+log_format = "json"
+
+[api]
+listen = "127.0.0.1:{port}"
+
+[usb]
+enabled = false
+
+[jobs.{job}.source]
+type = "csv"
+
+[jobs.{job}.target]
+type = "sql"
+table = "content_index"
+key = ["external_id"]
+
+[jobs.{job}.mapping]
+external_id = "id"
+title = "song_name"
+artist = "artist_name"
+genre = "music_genre"
+
+[jobs.{job}.constants]
+content_type = "music"
+
+[jobs.{job}.watch]
+path = "{inbox}"
+patterns = ["*.csv"]
+after = "archive"
+"""
+
+
+class BenchError(Exception):
+    """A step failed; the message says which and why."""
+
+
+def say(message: str) -> None:
+    """Progress line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def toml_str(path: Path) -> str:
+    """A path as the inside of a TOML basic string."""
+    return str(path).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def iso_time(value: object) -> float | None:
+    """An ISO-8601 timestamp from the API as a POSIX time, if it parses."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def write_csv(path: Path, tag: str, rows: int) -> None:
+    """A CSV of ``rows`` rows whose ids (and so content) are unique to ``tag``."""
+    lines = ["id,song_name,artist_name,music_genre"]
+    lines += [f"{tag}-{r:05d},Song {r} of {tag},Artist {r % 97},genre{r % 13}" for r in range(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- daemon
+
+
+class Daemon:
+    """``syncd run`` as a subprocess in its own session, output appended to a log file."""
+
+    def __init__(self, config: Path, log_path: Path) -> None:
+        self.config = config
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        cmd = [str(BIN / "syncd"), "run", "--config", str(self.config)]
+        with open(self.log_path, "ab") as log:
+            try:
+                self.proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise BenchError(f"cannot start {cmd[0]}: {exc}") from None
+
+    def exited(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def tail(self) -> list[str]:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return text.splitlines()[-LOG_TAIL_LINES:]
+
+    def stop(self) -> int | None:
+        """SIGTERM, wait, SIGKILL the session if it does not exit; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                say(f"  daemon did not exit {STOP_TIMEOUT:.0f} s after SIGTERM; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                return None
+        return self.proc.returncode
+
+
+# --------------------------------------------------------------------------- API
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One server-sent event, stamped when it arrived."""
+
+    kind: str
+    data: dict[str, Any]
+    at: float  # time.perf_counter()
+    wall: float  # time.time()
+
+
+class Events:
+    """Follows ``GET /v1/events`` and queues every event as it arrives."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.connected = asyncio.Event()
+
+    async def follow(self, session: aiohttp.ClientSession, url: str) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        async with session.get(url, timeout=timeout) as resp:
+            if resp.status != 200:
+                raise BenchError(f"GET /v1/events answered HTTP {resp.status}")
+            kind, data = "message", ""
+            async for raw in resp.content:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if line.startswith(":"):  # the opening comment, keep-alives
+                    self.connected.set()
+                elif not line:
+                    if data:
+                        self.queue.put_nowait(
+                            Event(kind, json.loads(data), time.perf_counter(), time.time())
+                        )
+                    kind, data = "message", ""
+                else:
+                    name, _, value = line.partition(":")
+                    value = value.removeprefix(" ")
+                    if name == "event":
+                        kind = value
+                    elif name == "data":
+                        data = f"{data}\n{value}" if data else value
+        raise BenchError("GET /v1/events: the stream ended")
+
+    def drain(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+    async def next(self, wanted: Callable[[Event], bool], timeout: float) -> Event:
+        """The next event ``wanted`` accepts, within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            event = await asyncio.wait_for(self.queue.get(), left)
+            if wanted(event):
+                return event
+
+
+def finished(event: Event) -> bool:
+    return event.kind == "run_finished" and event.data.get("job") == JOB
+
+
+async def api_get(session: aiohttp.ClientSession, url: str) -> Any:
+    """The ``data`` of a success envelope."""
+    async with session.get(url) as resp:
+        body = await resp.json(content_type=None)
+    if resp.status != 200 or not isinstance(body, dict) or body.get("success") is not True:
+        raise BenchError(f"GET {url}: HTTP {resp.status} {json.dumps(body)[:300]}")
+    return body.get("data")
+
+
+async def wait_healthy(session: aiohttp.ClientSession, base: str, daemon: Daemon) -> None:
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if (code := daemon.exited()) is not None:
+            raise BenchError(f"syncd run exited with code {code} before answering /v1/health")
+        try:
+            async with session.get(base + "/v1/health") as resp:
+                if resp.status == 200:
+                    return
+                last = f"HTTP {resp.status}"
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        await asyncio.sleep(0.1)
+    raise BenchError(f"GET /v1/health did not answer 200 within {HEALTH_TIMEOUT:.0f} s ({last})")
+
+
+async def gone(path: Path, timeout: float) -> bool:
+    """Wait for ``path`` to leave the inbox; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while path.exists():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+# --------------------------------------------------------------------------- phases
+
+
+SERIES = ("isolated", "back-to-back")
+
+
+@dataclass
+class Drop:
+    """One measured drop: latency and where the time went (ms)."""
+
+    series: str
+    name: str
+    run_id: int
+    latency_ms: float
+    detect_ms: float | None  # rename -> run created (event, stability check, sha256)
+    run_ms: float | None  # run created -> completed
+    notify_ms: float | None  # completed -> run_finished event received
+
+
+@dataclass
+class Outcome:
+    """Everything measured."""
+
+    warmup_ms: float | None = None
+    drops: list[Drop] = field(default_factory=list)
+    burst_seconds: float | None = None
+    burst_renames_ms: float | None = None
+    burst_events: int = 0
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    failure: str = ""
+    daemon_exit: int | None = None
+
+    def check(self, name: str, passed: bool, detail: str) -> None:
+        self.checks.append((name, passed, detail))
+        say(f"  {'ok' if passed else 'FAILED'}: {name}: {detail}")
+
+
+async def drop_one(
+    session: aiohttp.ClientSession,
+    base: str,
+    events: Events,
+    inbox: Path,
+    name: str,
+    rows: int,
+    series: str = "",
+) -> Drop:
+    """Drop one file by rename and wait for its run to finish; checks the run."""
+    temp, final = inbox / f".{name}.part", inbox / name
+    write_csv(temp, name.removesuffix(".csv"), rows)
+    events.drain()
+    wall0 = time.time()
+    t0 = time.perf_counter()
+    os.rename(temp, final)
+    try:
+        event = await events.next(finished, DROP_TIMEOUT)
+    except TimeoutError:
+        raise BenchError(
+            f"{name}: no run finished within {DROP_TIMEOUT:.0f} s of the drop "
+            "(is the watch trigger running?)"
+        ) from None
+    latency = (event.at - t0) * 1000
+    run_id = event.data.get("runId")
+    run = await api_get(session, f"{base}/v1/sync/{run_id}")
+    problems = []
+    if run.get("status") != "completed":
+        problems.append(f"status {run.get('status')} ({run.get('errorMessage')})")
+    if run.get("trigger") != "watch":
+        problems.append(f"trigger {run.get('trigger')}")
+    if run.get("sourceIdentifier") != str(final):
+        problems.append(f"source {run.get('sourceIdentifier')}")
+    if run.get("itemsInserted") != rows:
+        problems.append(f"{run.get('itemsInserted')} inserted")
+    if problems:
+        raise BenchError(f"{name}: run {run_id}: {', '.join(problems)}")
+    if not await gone(final, ARCHIVE_TIMEOUT):
+        raise BenchError(f"{name} still in the inbox {ARCHIVE_TIMEOUT:.0f} s after its run")
+    created, completed = iso_time(run.get("createdAt")), iso_time(run.get("completedAt"))
+    return Drop(
+        series,
+        name,
+        int(run_id),
+        latency,
+        None if created is None else (created - wall0) * 1000,
+        None if created is None or completed is None else (completed - created) * 1000,
+        None if completed is None else (event.wall - completed) * 1000,
+    )
+
+
+async def latency_phase(
+    session: aiohttp.ClientSession,
+    base: str,
+    events: Events,
+    inbox: Path,
+    args: argparse.Namespace,
+    out: Outcome,
+) -> None:
+    warm = await drop_one(session, base, events, inbox, "warmup.csv", args.rows)
+    out.warmup_ms = warm.latency_ms
+    say(f"warm-up drop: {warm.latency_ms:.0f} ms (not counted)")
+    for series, gap in zip(SERIES, (args.gap, 0.0), strict=True):
+        say(f"{series} drops ({gap:g} s after the previous file left the inbox):")
+        for i in range(args.drops):
+            await asyncio.sleep(gap)
+            drop = await drop_one(
+                session, base, events, inbox, f"{series}-{i:03d}.csv", args.rows, series
+            )
+            out.drops.append(drop)
+            say(f"  {i + 1:>3}/{args.drops}: {drop.latency_ms:7.1f} ms  (run {drop.run_id})")
+
+
+async def burst_phase(events: Events, inbox: Path, args: argparse.Namespace, out: Outcome) -> None:
+    names = [f"burst-{i:05d}.csv" for i in range(args.burst)]
+    for name in names:
+        write_csv(inbox / f".{name}.part", name.removesuffix(".csv"), args.burst_rows)
+    say(f"burst: {args.burst:,} files written under temporary names; renaming all ...")
+    events.drain()
+    done: set[int] = set()
+    t0 = time.perf_counter()
+    for name in names:
+        os.rename(inbox / f".{name}.part", inbox / name)
+    out.burst_renames_ms = (time.perf_counter() - t0) * 1000
+    last = t0
+    deadline = time.monotonic() + args.timeout
+    next_report = time.monotonic() + 5
+    while len(done) < args.burst:
+        left = deadline - time.monotonic()
+        try:
+            event = await events.next(finished, max(0.0, min(left, 5.0)))
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise BenchError(
+                    f"burst: {len(done):,} of {args.burst:,} runs finished within "
+                    f"{args.timeout:.0f} s"
+                ) from None
+            continue
+        if event.data.get("status") != "completed":
+            raise BenchError(
+                f"burst: run {event.data.get('runId')} ended "
+                f"{event.data.get('status')}: {event.data.get('error')}"
+            )
+        done.add(int(event.data["runId"]))
+        last = event.at
+        if time.monotonic() >= next_report:
+            next_report += 5
+            say(f"  {len(done):,} runs finished after {last - t0:.1f} s")
+    out.burst_seconds = last - t0
+    out.burst_events = len(done)
+
+
+def verify(db_path: Path, inbox: Path, args: argparse.Namespace, out: Outcome) -> None:
+    """Each burst file ingested exactly once: runs, ingested_files and content_index."""
+    paths = {str(inbox / f"burst-{i:05d}.csv") for i in range(args.burst)}
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    try:
+        runs = db.execute(
+            "SELECT source_identifier, status, trigger, items_inserted, items_skipped "
+            "FROM sync_runs WHERE job = ? AND source_identifier LIKE ?",
+            (JOB, str(inbox / "burst-%")),
+        ).fetchall()
+        ingested = db.execute(
+            "SELECT path FROM ingested_files WHERE job = ? AND path LIKE ?",
+            (JOB, str(inbox / "burst-%")),
+        ).fetchall()
+        rows, distinct = db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT external_id) FROM content_index "
+            "WHERE external_id LIKE 'burst-%'"
+        ).fetchone()
+    finally:
+        db.close()
+    good = [r for r in runs if r[1:] == ("completed", "watch", args.burst_rows, 0)]
+    per_file = {r[0] for r in good}
+    out.check(
+        "one completed watch run per file",
+        len(runs) == len(good) == args.burst and per_file == paths,
+        f"{len(runs):,} runs for burst files, {len(good):,} completed by watch with "
+        f"{args.burst_rows} rows inserted, {len(per_file):,} distinct files of "
+        f"{args.burst:,}",
+    )
+    ingested_paths = [r[0] for r in ingested]
+    out.check(
+        "each file once in ingested_files",
+        len(ingested_paths) == args.burst and set(ingested_paths) == paths,
+        f"{len(ingested_paths):,} rows, {len(set(ingested_paths)):,} distinct paths",
+    )
+    expected = args.burst * args.burst_rows
+    out.check(
+        "every row once in content_index",
+        rows == distinct == expected,
+        f"{rows:,} rows, {distinct:,} distinct ids, {expected:,} expected",
+    )
+    left = sorted(p.name for p in inbox.glob("burst-*.csv"))
+    if left:
+        out.notes.append(f"{len(left)} burst files still in the inbox, e.g. {left[0]}")
+
+
+async def measure(
+    base: str, daemon: Daemon, inbox: Path, db_path: Path, args: argparse.Namespace, out: Outcome
+) -> None:
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await wait_healthy(session, base, daemon)
+        say("daemon is up; following /v1/events")
+        events = Events()
+        follower = asyncio.create_task(events.follow(session, base + "/v1/events"))
+        try:
+            await asyncio.wait_for(asyncio.shield(events.connected.wait()), 10)
+        except TimeoutError:
+            follower.cancel()
+            raise BenchError("GET /v1/events sent nothing within 10 s") from None
+        try:
+            if args.drops:
+                say(f"latency: {args.drops} drops of {args.rows:,}-row CSV files ...")
+                await latency_phase(session, base, events, inbox, args, out)
+            if args.burst:
+                await burst_phase(events, inbox, args, out)
+                say("checking the store ...")
+                # the last runs' files are archived after their run_finished event
+                for path in sorted(inbox.glob("burst-*.csv")):
+                    await gone(path, ARCHIVE_TIMEOUT)
+                verify(db_path, inbox, args, out)
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, BenchError, aiohttp.ClientError):
+                await follower
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt(value: float | None, spec: str = ".1f") -> str:
+    return "-" if value is None else f"{value:{spec}}"
+
+
+def series_figures(drops: list[Drop]) -> dict[str, Any]:
+    """Percentiles of one series, and the p50 of each part of the latency."""
+    latencies = [d.latency_ms for d in drops]
+
+    def part(name: str) -> list[float]:
+        return [v for d in drops if (v := getattr(d, name)) is not None]
+
+    return {
+        "drops": len(latencies),
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
+        "min_ms": min(latencies, default=None),
+        "max_ms": max(latencies, default=None),
+        "parts_p50_ms": {
+            name: percentile(part(name), 50) for name in ("detect_ms", "run_ms", "notify_ms")
+        },
+    }
+
+
+def report(out: Outcome, args: argparse.Namespace) -> dict[str, Any]:
+    """Print the figures and the verdict; return them for --json."""
+    series = {name: series_figures([d for d in out.drops if d.series == name]) for name in SERIES}
+    per_s = out.burst_events / out.burst_seconds if out.burst_seconds else None
+    figures: dict[str, Any] = {
+        "rows_per_drop": args.rows,
+        "gap_s": args.gap,
+        "warmup_ms": out.warmup_ms,
+        "series": series,
+        "burst_files": args.burst,
+        "rows_per_burst_file": args.burst_rows,
+        "burst_seconds": out.burst_seconds,
+        "burst_renames_ms": out.burst_renames_ms,
+        "burst_files_per_s": per_s,
+    }
+    if out.drops:
+        print(
+            f"\ndrop -> completed, {args.rows:,}-row CSV files (rename into the inbox -> "
+            f"run_finished event); warm-up drop {fmt(out.warmup_ms, '.0f')} ms, not counted"
+        )
+        print(
+            "  series         drops   p50 ms   p95 ms   min ms   max ms   "
+            "| p50 of: detect   run   notify"
+        )
+        for name, f in series.items():
+            parts = f["parts_p50_ms"]
+            print(
+                f"  {name:<13} {f['drops']:>6} {fmt(f['p50_ms']):>8} {fmt(f['p95_ms']):>8} "
+                f"{fmt(f['min_ms']):>8} {fmt(f['max_ms']):>8}   |       "
+                f"{fmt(parts['detect_ms'], '.0f'):>6} {fmt(parts['run_ms'], '.0f'):>5} "
+                f"{fmt(parts['notify_ms'], '.0f'):>8}"
+            )
+        print(
+            "  detect: rename -> run created (inotify, stable-size wait, sha256); run: "
+            "created -> completed;\n  notify: completed -> event received (wall clocks of "
+            f"the run record). isolated: {args.gap:g} s between drops."
+        )
+    if out.burst_seconds is not None and per_s is not None:
+        print(
+            f"\nburst: {args.burst:,} files of {args.burst_rows} rows renamed into the inbox "
+            f"at once ({fmt(out.burst_renames_ms)} ms of renames)"
+        )
+        print(
+            f"  all {out.burst_events:,} runs finished after {out.burst_seconds:.2f} s: "
+            f"{per_s:.1f} files/s, {per_s * args.burst_rows:,.0f} rows/s"
+        )
+    for name, passed, detail in out.checks:
+        print(f"  {'PASS' if passed else 'FAIL'}  {name}: {detail}")
+    for text in out.notes:
+        print(f"note: {text}")
+    if out.failure:
+        print(f"FAILED: {out.failure}")
+    print("\nverdict:")
+    verdicts = []
+    for name, f in series.items():
+        p50 = f["p50_ms"]
+        result = {True: "PASS", False: "FAIL", None: "N/A"}[
+            None if p50 is None else p50 < TARGET_P50_MS
+        ]
+        check = f"drop -> completed p50 under {TARGET_P50_MS:.0f} ms ({name} drops)"
+        detail = "not measured" if p50 is None else f"p50 {p50:.1f} ms"
+        verdicts.append({"check": check, "result": result, "detail": detail})
+        print(f"  {result:<4}  {check}: {detail}")
+    figures["verdict"] = verdicts
+    figures["checks"] = [{"check": n, "passed": p, "detail": d} for n, p, d in out.checks]
+    return figures
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--drops", type=int, default=20, help="measured drops (default 20)")
+    ap.add_argument("--rows", type=int, default=1000, help="rows per dropped file (1000)")
+    ap.add_argument(
+        "--gap",
+        type=float,
+        default=1.0,
+        help="seconds between isolated drops, after the previous file left the inbox (default 1)",
+    )
+    ap.add_argument("--burst", type=int, default=1000, help="files dropped at once (1000)")
+    ap.add_argument("--burst-rows", type=int, default=10, help="rows per burst file (10)")
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "syncd-bench-latency",
+        help="config, state and inbox (wiped first), daemon log (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=900,
+        help="seconds for every burst run to finish (default 900)",
+    )
+    ap.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
+    args = ap.parse_args(argv)
+    if min(args.drops, args.burst, args.gap) < 0 or min(args.rows, args.burst_rows) < 1:
+        ap.error("--drops, --burst and --gap must be >= 0, --rows and --burst-rows >= 1")
+
+    workdir: Path = args.workdir.resolve()
+    state_dir, inbox = workdir / "state", workdir / "inbox"
+    for path in (state_dir, inbox):
+        shutil.rmtree(path, ignore_errors=True)
+    inbox.mkdir(parents=True)
+    port = free_port()
+    config = workdir / "syncd.toml"
+    config.write_text(
+        CONFIG.format(job=JOB, state_dir=toml_str(state_dir), port=port, inbox=toml_str(inbox)),
+        encoding="utf-8",
+    )
+    log_path = workdir / "daemon.log"
+    log_path.write_bytes(b"")
+    meta = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "workdir": str(workdir),
+        "load_before": os.getloadavg()[0],
+    }
+    say(f"python {meta['python']}, {meta['cpus']} CPUs; workdir {workdir}")
+
+    out = Outcome()
+    daemon = Daemon(config, log_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        daemon.start()
+        say(f"started syncd run (pid {daemon.proc.pid if daemon.proc else '?'}) on {base}")
+        asyncio.run(measure(base, daemon, inbox, state_dir / "syncd.db", args, out))
+    except BenchError as exc:
+        out.failure = str(exc)
+        say(f"  FAILED: {exc}\n  --- daemon log tail ({log_path}) ---")
+        for line in daemon.tail():
+            say(f"  | {line}")
+    finally:
+        out.daemon_exit = daemon.stop()
+    if out.daemon_exit != 0:
+        out.notes.append(f"syncd run exited with {out.daemon_exit} after SIGTERM, expected 0")
+    if meta["load_before"] > 0.5:
+        out.notes.append(
+            f"other work was running (load average {meta['load_before']:.1f} "
+            "before the start); the figures are noisy"
+        )
+    figures = report(out, args)
+    if args.json:
+        data = {
+            "meta": meta,
+            "figures": figures,
+            "drops": [vars(d) for d in out.drops],
+            "notes": out.notes,
+            "failure": out.failure or None,
+            "daemon_exit": out.daemon_exit,
+        }
+        args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        say(f"wrote {args.json}")
+    ok = not out.failure and out.daemon_exit == 0 and all(c[1] for c in out.checks)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
