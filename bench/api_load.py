@@ -1,0 +1,729 @@
+"""Control API under load: ``GET /v1/sync/stats`` idle, then while a 1M-row CSV sync runs.
+
+The script starts ``syncd run`` as a subprocess (its own config, state and port in a work
+directory), drives ``GET /v1/sync/stats`` with concurrent aiohttp clients for a fixed time
+while the daemon is idle, then triggers a CSV -> SQL sync through ``POST /v1/sync/trigger``
+and repeats the same load while the run is in progress. Requests/s and latency
+percentiles of both phases are printed side by side, with their ratios and a verdict.
+
+    .venv/bin/python bench/api_load.py [--seconds 10] [--clients 16] [--rows 1M]
+                                       [--workdir DIR] [--json FILE]
+
+See bench/README.md for what is measured and how the verdict is reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import aiohttp
+
+BIN = Path(sys.executable).parent
+HERE = Path(__file__).resolve().parent
+STATS = "/v1/sync/stats"
+LOG_TAIL_LINES = 25
+
+# Targets from the brief (see README.md).
+MAX_P99_MS = 100.0
+MIN_RPS_RATIO = 0.5
+
+HEALTH_TIMEOUT = 60.0  # seconds for the daemon to answer GET /v1/health
+START_TIMEOUT = 60.0  # seconds for a triggered run to reach in_progress
+STOP_TIMEOUT = 60.0  # seconds for the daemon to exit after SIGTERM
+WARMUP_SECONDS = 1.0  # unrecorded load before the idle phase (connections, caches)
+REQUEST_TIMEOUT = 30.0  # a request taking longer counts as an error
+
+CONFIG = """\
+[daemon]
+state_dir = "{state_dir}"
+log_format = "json"
+
+[api]
+listen = "127.0.0.1:{port}"
+
+[usb]
+enabled = false
+
+[jobs.music.source]
+type = "csv"
+path = "{csv}"
+
+[jobs.music.target]
+type = "sql"
+table = "content_index"
+key = ["external_id"]
+
+[jobs.music.mapping]
+external_id = "id"
+title = "song_name"
+artist = "artist_name"
+genre = "music_genre"
+
+[jobs.music.constants]
+content_type = "music"
+"""
+
+
+class BenchError(Exception):
+    """A step failed; the message says which and why."""
+
+
+def say(message: str) -> None:
+    """Progress line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_ingest() -> ModuleType:
+    """``bench/ingest.py`` as a module, for its CSV generator and row-count parser."""
+    spec = importlib.util.spec_from_file_location("syncd_bench_ingest", HERE / "ingest.py")
+    if spec is None or spec.loader is None:
+        raise BenchError(f"cannot import {HERE / 'ingest.py'}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def csv_for(ingest: ModuleType, workdir: Path, n: int) -> Path:
+    """The N-row CSV: ingest.py's cached one when present, else generated into workdir."""
+    name = f"music-v{ingest.CSV_VERSION}-{n}.csv"
+    cached = Path(tempfile.gettempdir()) / "syncd-bench-ingest" / name
+    if cached.is_file():
+        say(f"reusing {cached}")
+        return cached
+    return Path(ingest.make_csv(workdir, n))
+
+
+def toml_str(path: Path) -> str:
+    """A path as the inside of a TOML basic string."""
+    return str(path).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- daemon
+
+
+class Daemon:
+    """``syncd run`` as a subprocess in its own session, output appended to a log file."""
+
+    def __init__(self, config: Path, log_path: Path) -> None:
+        self.config = config
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
+
+    def start(self) -> None:
+        """Spawn the daemon."""
+        cmd = [str(BIN / "syncd"), "run", "--config", str(self.config)]
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n=== {time.strftime('%H:%M:%S')} $ {' '.join(cmd)}\n".encode())
+            log.flush()
+            self._log_start = log.tell()
+            try:
+                self.proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=dict(os.environ, SYNCD_CONFIG=str(self.config)),
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise BenchError(f"cannot start {cmd[0]}: {exc}") from None
+
+    def exited(self) -> int | None:
+        """The exit code if the daemon has exited, else None."""
+        return None if self.proc is None else self.proc.poll()
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU seconds of the daemon so far (all its threads), Linux only."""
+        if self.proc is None:
+            return None
+        try:
+            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def tail(self) -> list[str]:
+        """The last lines the daemon wrote since it was started."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_start)
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return []
+        return text.splitlines()[-LOG_TAIL_LINES:]
+
+    def stop(self) -> int | None:
+        """SIGTERM, wait, SIGKILL the session if it does not exit; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                say(f"  daemon did not exit {STOP_TIMEOUT:.0f} s after SIGTERM; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                return None
+        return self.proc.returncode
+
+
+# --------------------------------------------------------------------------- API
+
+
+async def call(
+    session: aiohttp.ClientSession, method: str, url: str, body: object = None
+) -> tuple[int, Any]:
+    """One API call; the HTTP status and the decoded JSON body (None when not JSON)."""
+    async with session.request(method, url, json=body) as resp:
+        text = await resp.text()
+    try:
+        return resp.status, json.loads(text)
+    except ValueError:
+        return resp.status, None
+
+
+def data_of(status: int, body: Any, what: str, expect: int = 200) -> Any:
+    """The ``data`` of a success envelope, or BenchError saying what came back instead."""
+    if status == expect and isinstance(body, dict) and body.get("success") is True:
+        return body.get("data")
+    shown = json.dumps(body)[:300] if body is not None else "(not JSON)"
+    raise BenchError(f"{what}: expected HTTP {expect} and a success envelope, got {status} {shown}")
+
+
+async def wait_healthy(session: aiohttp.ClientSession, base: str, daemon: Daemon) -> Any:
+    """Poll ``GET /v1/health`` until it answers 200; returns its data."""
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if (code := daemon.exited()) is not None:
+            raise BenchError(f"syncd run exited with code {code} before answering /v1/health")
+        try:
+            status, body = await call(session, "GET", base + "/v1/health")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if status == 200:
+                return body.get("data") if isinstance(body, dict) else body
+            last = f"HTTP {status}"
+        await asyncio.sleep(0.1)
+    raise BenchError(f"GET /v1/health did not answer 200 within {HEALTH_TIMEOUT:.0f} s ({last})")
+
+
+async def get_run(session: aiohttp.ClientSession, base: str, run_id: int) -> dict[str, Any]:
+    """``GET /v1/sync/{id}`` data."""
+    status, body = await call(session, "GET", f"{base}/v1/sync/{run_id}")
+    run = data_of(status, body, f"GET /v1/sync/{run_id}")
+    if not isinstance(run, dict):
+        raise BenchError(f"GET /v1/sync/{run_id}: data is not an object: {run!r}")
+    return run
+
+
+async def wait_status(
+    session: aiohttp.ClientSession,
+    base: str,
+    run_id: int,
+    leave: tuple[str, ...],
+    timeout: float,
+    interval: float,
+) -> dict[str, Any]:
+    """Poll the run until its status is not in ``leave``; the run, or BenchError on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = await get_run(session, base, run_id)
+        if run.get("status") not in leave:
+            return run
+        if time.monotonic() >= deadline:
+            raise BenchError(
+                f"run {run_id} still {run.get('status')} after {timeout:.0f} s "
+                f"({run.get('itemsProcessed')} items processed)"
+            )
+        await asyncio.sleep(interval)
+
+
+def iso_time(value: object) -> float | None:
+    """An ISO-8601 timestamp from the API as a POSIX time, if it parses."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- load
+
+
+@dataclass
+class Phase:
+    """One load phase: per-request latencies of the successful requests, and the errors."""
+
+    name: str
+    clients: int
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # from the start of the load until the last request came back
+    started_at: float = 0.0  # POSIX time the load started
+    daemon_cpu_s: float | None = None
+    client_cpu_s: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies_ms) + self.errors
+
+    @property
+    def rps(self) -> float:
+        """Successful requests per second."""
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float | None:
+        """Nearest-rank percentile of the latencies, in ms."""
+        if not self.latencies_ms:
+            return None
+        ordered = sorted(self.latencies_ms)
+        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        if len(self.error_samples) < 5 and text not in self.error_samples:
+            self.error_samples.append(text)
+
+    def figures(self) -> dict[str, Any]:
+        """The phase as a JSON-friendly dict."""
+        return {
+            "phase": self.name,
+            "clients": self.clients,
+            "seconds": self.seconds,
+            "requests": self.requests,
+            "ok": len(self.latencies_ms),
+            "errors": self.errors,
+            "error_samples": self.error_samples,
+            "rps": self.rps,
+            "p50_ms": self.percentile(50),
+            "p95_ms": self.percentile(95),
+            "p99_ms": self.percentile(99),
+            "max_ms": max(self.latencies_ms, default=None),
+            "mean_ms": sum(self.latencies_ms) / len(self.latencies_ms)
+            if self.latencies_ms
+            else None,
+            "daemon_cpu_s": self.daemon_cpu_s,
+            "client_cpu_s": self.client_cpu_s,
+        }
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU seconds of this process (the load generator)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def load(
+    session: aiohttp.ClientSession,
+    url: str,
+    name: str,
+    clients: int,
+    seconds: float,
+    daemon: Daemon,
+) -> Phase:
+    """``clients`` workers, each sending GET url back to back until ``seconds`` have passed.
+
+    A request started before the deadline is waited for and counted; the phase lasts until
+    the last one came back.
+    """
+    phase = Phase(name, clients)
+
+    async def worker(deadline: float) -> None:
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            try:
+                async with session.get(url) as resp:
+                    await resp.read()
+                    status = resp.status
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                phase.error(f"{type(exc).__name__}: {exc}")
+                continue
+            elapsed = (time.perf_counter() - t0) * 1000
+            if status == 200:
+                phase.latencies_ms.append(elapsed)
+            else:
+                phase.error(f"HTTP {status}")
+
+    cpu0, daemon0 = own_cpu_seconds(), daemon.cpu_seconds()
+    phase.started_at = time.time()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(t0 + seconds) for _ in range(clients)))
+    phase.seconds = time.perf_counter() - t0
+    phase.client_cpu_s = own_cpu_seconds() - cpu0
+    daemon1 = daemon.cpu_seconds()
+    if daemon0 is not None and daemon1 is not None:
+        phase.daemon_cpu_s = daemon1 - daemon0
+    return phase
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Outcome:
+    """Everything measured in one run of the script."""
+
+    idle: Phase | None = None
+    busy: Phase | None = None
+    run: dict[str, Any] = field(default_factory=dict)  # the sync run, when it finished
+    processed_during: tuple[int, int] | None = None  # items processed at load start, end
+    sync_seconds: float | None = None
+    overlap_seconds: float | None = None  # how much of the busy load ran during the sync
+    daemon_exit: int | None = None
+    notes: list[str] = field(default_factory=list)
+    failure: str = ""
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        say(f"  NOTE: {text}")
+
+
+def as_int(value: object) -> int:
+    """A counter from the API, 0 when missing."""
+    return value if isinstance(value, int) else 0
+
+
+async def measure(args: argparse.Namespace, base: str, daemon: Daemon, out: Outcome) -> None:
+    """Idle phase, trigger, busy phase, wait for the run to finish."""
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+    connector = aiohttp.TCPConnector(limit=args.clients + 4)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as s:
+        health = await wait_healthy(s, base, daemon)
+        say(f"daemon is up: {json.dumps(health)[:200]}")
+        status, body = await call(s, "GET", base + STATS)
+        say(f"GET {STATS}: {json.dumps(data_of(status, body, 'GET ' + STATS))[:200]}")
+
+        await load(s, base + STATS, "warm-up", args.clients, WARMUP_SECONDS, daemon)
+        say(f"idle: {args.clients} clients for {args.seconds:g} s ...")
+        out.idle = await load(s, base + STATS, "idle", args.clients, args.seconds, daemon)
+        say(f"  {out.idle.rps:,.0f} req/s, p99 {out.idle.percentile(99) or 0:.1f} ms")
+
+        status, body = await call(s, "POST", base + "/v1/sync/trigger", {"job": "music"})
+        data = data_of(status, body, "POST /v1/sync/trigger", expect=202)
+        run_id = data.get("syncRunId") if isinstance(data, dict) else None
+        if not isinstance(run_id, int):
+            raise BenchError(f"POST /v1/sync/trigger: no integer data.syncRunId in {body!r}")
+        say(f"triggered run {run_id}; waiting for it to be in_progress ...")
+        run = await wait_status(s, base, run_id, ("pending",), START_TIMEOUT, 0.02)
+        if run.get("status") != "in_progress":
+            raise BenchError(f"run {run_id} went {run.get('status')} before any load: {run}")
+        before = as_int(run.get("itemsProcessed"))
+
+        say(f"during sync: {args.clients} clients for {args.seconds:g} s ...")
+        out.busy = await load(s, base + STATS, "during sync", args.clients, args.seconds, daemon)
+        say(f"  {out.busy.rps:,.0f} req/s, p99 {out.busy.percentile(99) or 0:.1f} ms")
+        load_end = time.time()
+        run = await get_run(s, base, run_id)
+        out.processed_during = (before, as_int(run.get("itemsProcessed")))
+        out.overlap_seconds = out.busy.seconds
+        if run.get("status") != "in_progress":
+            done = iso_time(run.get("completedAt"))
+            if done is not None:
+                out.overlap_seconds = max(0.0, min(done, load_end) - out.busy.started_at)
+            shown = "?" if done is None else f"{out.overlap_seconds:.1f}"
+            out.note(
+                f"the sync finished ({run.get('status')}) before the load did: only {shown} s "
+                f"of the {out.busy.seconds:.1f} s 'during sync' window overlapped the sync, so "
+                "those figures are partly idle; use a shorter --seconds or more --rows"
+            )
+
+        say(f"waiting up to {args.timeout:.0f} s for run {run_id} to finish ...")
+        run = await wait_status(s, base, run_id, ("pending", "in_progress"), args.timeout, 0.5)
+        out.run = run
+        started, completed = iso_time(run.get("startedAt")), iso_time(run.get("completedAt"))
+        if started is not None and completed is not None:
+            out.sync_seconds = completed - started
+        if run.get("status") != "completed":
+            out.note(f"run {run_id} ended {run.get('status')}: {json.dumps(run)[:400]}")
+        elif as_int(run.get("itemsInserted")) != args.rows:
+            out.note(f"run {run_id} inserted {run.get('itemsInserted')} items, not {args.rows:,}")
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    """Format a figure, or '-' when there is none."""
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    """a / b as ``1.23x``, or '-'."""
+    return "-" if a is None or not b else f"{a / b:.2f}x"
+
+
+def cpu_pct(seconds: float | None, wall: float) -> str:
+    """CPU seconds over a wall time, as percent of one CPU."""
+    return "-" if seconds is None or not wall else f"{100 * seconds / wall:.0f}%"
+
+
+def print_table(out: Outcome, args: argparse.Namespace) -> None:
+    """Both phases side by side, then their ratios."""
+    idle, busy = out.idle, out.busy
+    if idle is None and busy is None:
+        return
+    head = (
+        "phase",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "daemon CPU",
+        "client CPU",
+    )
+    rows = [head]
+    for ph in (idle, busy):
+        if ph is None:
+            continue
+        rows.append(
+            (
+                ph.name,
+                f"{ph.requests:,}",
+                f"{ph.rps:,.0f}",
+                fmt(ph.percentile(50), ".1f"),
+                fmt(ph.percentile(95), ".1f"),
+                fmt(ph.percentile(99), ".1f"),
+                fmt(max(ph.latencies_ms, default=None), ".1f"),
+                f"{ph.errors:,}",
+                cpu_pct(ph.daemon_cpu_s, ph.seconds),
+                cpu_pct(ph.client_cpu_s, ph.seconds),
+            )
+        )
+    if idle and busy:
+        rows.append(
+            (
+                "during/idle",
+                ratio(busy.requests, idle.requests),
+                ratio(busy.rps, idle.rps),
+                *(ratio(busy.percentile(p), idle.percentile(p)) for p in (50, 95, 99)),
+                ratio(max(busy.latencies_ms, default=None), max(idle.latencies_ms, default=None)),
+                "",
+                "",
+                "",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    print(
+        f"\nGET {STATS}: {args.clients} clients, {args.seconds:g} s a phase, "
+        f"sync of {args.rows:,} CSV rows (CPU: percent of one core, over the phase)"
+    )
+    for r in rows:
+        cells = [r[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)
+        ]
+        print("  " + "  ".join(cells).rstrip())
+    for ph in (idle, busy):
+        if ph and ph.error_samples:
+            print(f"  {ph.name} errors, e.g.: {'; '.join(ph.error_samples)}")
+    if out.processed_during and busy:
+        a, b = out.processed_during
+        print(
+            f"\nsync: {b - a:,} items processed during the {busy.seconds:.1f} s load "
+            f"({(b - a) / busy.seconds:,.0f} items/s, from {a:,} to {b:,})"
+        )
+    if out.run:
+        took = f" in {out.sync_seconds:.1f} s" if out.sync_seconds is not None else ""
+        print(
+            f"sync run {out.run.get('syncRunId')}: {out.run.get('status')}{took}, "
+            f"{as_int(out.run.get('itemsInserted')):,} inserted, "
+            f"{as_int(out.run.get('itemsFailed')):,} failed"
+        )
+
+
+def verdict(out: Outcome) -> list[dict[str, str]]:
+    """Check the busy phase against the targets; one entry per check."""
+    checks: list[dict[str, str]] = []
+
+    def check(name: str, passed: bool | None, detail: str) -> None:
+        result = {True: "PASS", False: "FAIL", None: "N/A"}[passed]
+        checks.append({"check": name, "result": result, "detail": detail})
+
+    idle, busy = out.idle, out.busy
+    p99 = busy.percentile(99) if busy else None
+    check(
+        f"p99 during the sync <= {MAX_P99_MS:.0f} ms",
+        None if p99 is None else p99 <= MAX_P99_MS,
+        "not measured" if p99 is None else f"{p99:.1f} ms",
+    )
+    if idle is None or busy is None or not idle.rps:
+        check(f"throughput during the sync >= {MIN_RPS_RATIO:.0%} of idle", None, "not measured")
+    else:
+        r = busy.rps / idle.rps
+        check(
+            f"throughput during the sync >= {MIN_RPS_RATIO:.0%} of idle",
+            r >= MIN_RPS_RATIO,
+            f"{busy.rps:,.0f} vs {idle.rps:,.0f} req/s = {r:.0%}",
+        )
+    if busy and out.overlap_seconds is not None and out.overlap_seconds < 0.95 * busy.seconds:
+        for c in checks:
+            c["detail"] += f" (sync overlapped only {out.overlap_seconds:.1f} s of the load)"
+    if busy and busy.errors:
+        check("no failed requests during the sync", False, f"{busy.errors:,} errors")
+    return checks
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    ingest = load_ingest()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="load per phase (default 10)")
+    ap.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
+    ap.add_argument(
+        "--rows",
+        type=ingest.parse_count,
+        default=1_000_000,
+        metavar="N",
+        help="CSV rows the sync reads (1000000, 1M, 100k; default 1M)",
+    )
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "syncd-bench-api",
+        help="config, state (wiped first), CSV if not cached, daemon log (default: %(default)s)",
+    )
+    ap.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
+    ap.add_argument(
+        "--timeout", type=float, default=900, help="seconds for the sync to finish (default 900)"
+    )
+    args = ap.parse_args(argv)
+    if args.clients < 1 or args.seconds <= 0:
+        ap.error("--clients and --seconds must be positive")
+
+    workdir: Path = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    state_dir = workdir / "state"
+    shutil.rmtree(state_dir, ignore_errors=True)  # a fresh database: the sync is a first sync
+    csv_path = csv_for(ingest, workdir, args.rows)
+    port = free_port()
+    config = workdir / "syncd.toml"
+    config.write_text(
+        CONFIG.format(state_dir=toml_str(state_dir), port=port, csv=toml_str(csv_path)),
+        encoding="utf-8",
+    )
+    log_path = workdir / "daemon.log"
+    log_path.write_bytes(b"")
+    meta: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "workdir": str(workdir),
+        "csv": str(csv_path),
+        "rows": args.rows,
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "load_before": os.getloadavg()[0],
+    }
+    say(
+        f"python {meta['python']}, aiohttp {meta['aiohttp']}, {meta['cpus']} CPUs "
+        f"(shared by the daemon and this load generator); workdir {workdir}"
+    )
+
+    out = Outcome()
+    daemon = Daemon(config, log_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        daemon.start()
+        say(f"started syncd run (pid {daemon.proc.pid if daemon.proc else '?'}) on {base}")
+        asyncio.run(measure(args, base, daemon, out))
+    except BenchError as exc:
+        out.failure = str(exc)
+        say(f"  FAILED: {exc}\n  --- daemon log tail ({log_path}) ---")
+        for line in daemon.tail():
+            say(f"  | {line}")
+    finally:
+        out.daemon_exit = daemon.stop()
+    if daemon.proc is not None and out.daemon_exit != 0:
+        out.note(f"syncd run exited with {out.daemon_exit} after SIGTERM, expected 0")
+        if not out.failure:
+            for line in daemon.tail():
+                say(f"  | {line}")
+    meta["load_after"] = os.getloadavg()[0]
+
+    print_table(out, args)
+    if meta["load_before"] > 0.5:
+        out.notes.append(
+            f"other work was running (load average {meta['load_before']:.1f} before the start); "
+            "the figures are noisy, run again on a quiet machine"
+        )
+    for text in out.notes:
+        print(f"note: {text}")
+    if out.failure:
+        print(f"FAILED: {out.failure} (daemon log: {log_path})")
+    checks = verdict(out)
+    print("\nverdict:")
+    width = max(len(c["check"]) for c in checks)
+    for c in checks:
+        print(f"  {c['result']:<4}  {c['check']:<{width}}  {c['detail']}")
+    sys.stdout.flush()
+
+    if args.json:
+        data = {
+            "meta": meta,
+            "phases": [ph.figures() for ph in (out.idle, out.busy) if ph is not None],
+            "sync": {
+                "run": out.run,
+                "seconds": out.sync_seconds,
+                "processed_during_load": out.processed_during,
+                "overlap_seconds": out.overlap_seconds,
+            },
+            "daemon_exit": out.daemon_exit,
+            "notes": out.notes,
+            "failure": out.failure or None,
+            "verdict": checks,
+        }
+        args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        say(f"wrote {args.json}")
+    ok = not out.failure and out.daemon_exit == 0 and out.run.get("status") == "completed"
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
