@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +30,8 @@ from syncd.triggers.dependencies import Dependencies
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.schedule import Scheduler
 from syncd.triggers.watch import FolderWatcher
+
+API_SWITCH_INTERVAL_S = 0.001
 
 
 class Daemon:
@@ -166,6 +169,9 @@ def read_token(setup: bootstrap.Setup) -> str | None:
 
 
 def run(path: Path) -> int:
+    # Runs parse and hash in worker threads; a shorter GIL switch interval (5 ms by
+    # default) keeps the API on the event loop answering promptly meanwhile.
+    sys.setswitchinterval(API_SWITCH_INTERVAL_S)
     setup = bootstrap.load(path)
     asyncio.run(Daemon(setup).serve())
     return 0
