@@ -29,12 +29,14 @@ from syncd.adapters import (
     WriteResult,
 )
 from syncd.errors import JobError
-from syncd.store.models import utcnow
+from syncd.store.models import MODELS, utcnow
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 BOOKKEEPING = ("content_hash", "is_available", "sync_job", "sync_scope", "source_type",
                "source_identifier",
                "first_seen_at", "last_synced_at")
+#: the store's bookkeeping tables, which no job may write into
+STORE_TABLES = frozenset(m._meta.table_name for m in MODELS) - {"content_index"}
 LOOKUP_CHUNK = {"sqlite": 2000, "postgres": 5000, "mysql": 2000}
 
 
@@ -81,6 +83,8 @@ class SqlTarget(Target):
         def _identifier(cls, value: str) -> str:
             if not IDENTIFIER.match(value):
                 raise ValueError("a table name is letters, digits and '_'")
+            if value.lower() in STORE_TABLES or value.lower().startswith("syncd_"):
+                raise ValueError(f"{value} is one of syncd's own tables; choose another name")
             return value
 
     def open(self, schema: TargetSchema, ctx: RunContext) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from syncd.adapters import Source
 from syncd.api.envelope import BadRequest
 from syncd.config.schema import JobConfig
 from syncd.engine.plan import JobPlan, resolve_job
@@ -25,7 +26,7 @@ RESERVED = ("id", *BOOKKEEPING)  # ad-hoc jobs always write through the SQL targ
 class AdhocOptions(BaseModel):
     """``options`` of an ad-hoc trigger (SPEC §5)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     targetTable: str = Field("content_index", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     contentType: str | None = None
@@ -66,6 +67,19 @@ def parse_options(raw: Any) -> AdhocOptions:
         where = ".".join(str(p) for p in ("options", *first["loc"]))
         message = "unknown option" if first["type"] == "extra_forbidden" else first["msg"]
         raise BadRequest(f"field {where!r}: {message}", "bad_field") from None
+
+
+def source_options(source: type[Source], options: AdhocOptions) -> BaseModel:
+    """The source's own options from the ad-hoc ones; a 400 names the option at fault."""
+    names = {"has_header": "hasHeader", "delimiter": "delimiter"}
+    try:
+        return source.Options.model_validate(
+            {"has_header": options.hasHeader, "delimiter": options.delimiter})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = names.get(str(first["loc"][0]), str(first["loc"][0])) if first["loc"] else ""
+        message = first["msg"].removeprefix("Value error, ")
+        raise BadRequest(f"field 'options.{where}': {message}", "bad_field") from None
 
 
 def job_spec(source_type: str, options: AdhocOptions, header: list[str] | None

@@ -18,6 +18,7 @@ from syncd.api.metrics import Metrics
 from syncd.api.requests import confined_path, field, json_body, query_int, run_id
 from syncd.api.serialize import error_json, run_json
 from syncd.engine import Request
+from syncd.engine.locks import RunLock
 from syncd.errors import JobError, RunConflict, SourceError, UserError
 from syncd.store.models import RUN_STATUSES, SyncError, SyncRun
 from syncd.triggers.schedule import next_fire_time
@@ -95,6 +96,8 @@ async def runs(request: web.Request) -> web.Response:
 
 @routes.get("/v1/sync/{run_id}")
 async def run_detail(request: web.Request) -> web.Response:
+    if request.match_info["run_id"] in ("trigger", "resume"):  # POST-only siblings
+        raise web.HTTPMethodNotAllowed(request.method, ["POST"])
     wanted = run_id(request)
 
     def load() -> dict[str, Any] | None:
@@ -160,12 +163,15 @@ async def _adhoc_request(c: ApiContext, source_type: str, identifier: str | None
         raise BadRequest("field 'sourceIdentifier' is required for an ad-hoc job",
                          "missing_field")
     options = adhoc.parse_options(body.get("options"))
+    source_options = adhoc.source_options(registry.sources[source_type], options)
     header = None
     if not (options.columnMapping or options.fieldMapping):
-        source = registry.sources[source_type]
-        probe = source(source.Options.model_validate(
-            {"has_header": options.hasHeader, "delimiter": options.delimiter}), identifier)
-        header = await asyncio.to_thread(getattr(probe, "header", list))
+        probe = registry.sources[source_type](source_options, identifier)
+        try:
+            header = await asyncio.to_thread(getattr(probe, "header", list))
+        except (SourceError, UserError) as exc:
+            raise BadRequest(f"cannot read the header of {identifier}: {exc}",
+                             "bad_source") from None
     spec, key, defaulted = adhoc.job_spec(source_type, options, header)
     plan = adhoc.plan_from_spec(spec, registry)
     extra = {"key": key, "keyDefaulted": defaulted, "table": options.targetTable}
@@ -214,6 +220,10 @@ async def cancel(request: web.Request) -> web.Response:
         return ok({"syncRunId": wanted, "status": "cancelling"}, status=202)
     if run.status not in ("pending", "in_progress"):
         raise Conflict(f"run {wanted} is already {run.status}", "not_cancellable")
+    lock = RunLock(c.engine.state_dir, run.job, run.source_identifier)
+    if await asyncio.to_thread(lock.held_elsewhere):
+        raise Conflict(f"run {wanted} is running in another process (a `syncd sync`?); "
+                       "stop it there", "running_elsewhere")
     # interrupted and waiting to be resumed here: nothing runs it, so cancel it outright
     await asyncio.to_thread(c.store.finish, wanted, "cancelled", "cancelled on request")
     return ok({"syncRunId": wanted, "status": "cancelled"}, status=202)
