@@ -29,6 +29,7 @@ from syncd.store import Store
 from syncd.triggers.dependencies import Dependencies
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.schedule import Scheduler
+from syncd.triggers.usb import UsbMonitor
 from syncd.triggers.watch import FolderWatcher
 
 API_SWITCH_INTERVAL_S = 0.001
@@ -49,6 +50,8 @@ class Daemon:
         self.scheduler: Scheduler | None = None
         self.dependencies: Dependencies | None = None
         self.watcher: FolderWatcher | None = None
+        self.usb: UsbMonitor | None = None
+        self.ingestor: FileIngestor | None = None
 
     async def start(self) -> None:
         setup = self.setup
@@ -85,14 +88,20 @@ class Daemon:
         self.scheduler.start()
         self.dependencies = Dependencies(self.engine, setup.config)
         self.engine.listeners.append(self.dependencies)
-        self.watcher = FolderWatcher(FileIngestor(self.engine), setup.config)
+        # one ingestor: its per-job locks keep a job's watch and USB runs from overlapping
+        self.ingestor = FileIngestor(self.engine)
+        self.watcher = FolderWatcher(self.ingestor, setup.config)
         await self.watcher.start()
+        self.usb = UsbMonitor(self.engine, self.ingestor, setup.config)
+        await self.usb.start()
 
     async def _stop_triggers(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.watcher is not None:
             await self.watcher.stop()
+        if self.usb is not None:
+            await self.usb.stop()
 
     def reload(self) -> None:
         """Re-read the config; a bad one is logged and the old one kept."""
@@ -109,6 +118,8 @@ class Daemon:
                 self.scheduler.reload(setup.config)
             if self.dependencies is not None:
                 self.dependencies.reload(setup.config)
+            if self.usb is not None:
+                self.usb.update_config(setup.config)
             if self.watcher is not None:
                 asyncio.get_running_loop().create_task(self._rewatch(setup))
             self.log.info("config reloaded", jobs=list(setup.plans))
@@ -119,7 +130,7 @@ class Daemon:
         assert self.engine is not None
         if self.watcher is not None:
             await self.watcher.stop()
-        self.watcher = FolderWatcher(FileIngestor(self.engine), setup.config)
+        self.watcher = FolderWatcher(self.ingestor or FileIngestor(self.engine), setup.config)
         await self.watcher.start()
 
     def _adhoc_plan(self, spec: Mapping[str, Any]) -> JobPlan:

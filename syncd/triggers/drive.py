@@ -134,8 +134,12 @@ def kernel_has_nosymfollow(release: str | None = None) -> bool:
 
 
 def _run(command: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(command), capture_output=True, text=True, check=False,
-                          timeout=COMMAND_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    try:
+        return subprocess.run(list(command), capture_output=True, text=True, check=False,
+                              timeout=COMMAND_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise MountError(f"{' '.join(command)} did not finish in {COMMAND_TIMEOUT_S} s"
+                         ) from None
 
 
 def _said(result: subprocess.CompletedProcess[str]) -> str:
