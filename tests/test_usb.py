@@ -89,7 +89,8 @@ def unique_label() -> str:
 
 
 def make_image(path: Path, label: str, files: dict[str, bytes],
-               links: dict[str, str] | None = None, size_mb: int = 16) -> str:
+               links: dict[str, str] | None = None, size_mb: int = 16,
+               fs_uuid: str | None = None) -> str:
     """An ext4 image holding ``files`` and symbolic ``links``; returns its UUID."""
     tree = path.with_name(path.name + ".tree")
     for name, data in files.items():
@@ -98,7 +99,7 @@ def make_image(path: Path, label: str, files: dict[str, bytes],
     for name, target in (links or {}).items():
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, tree / name)
-    fs_uuid = str(uuid.uuid4())
+    fs_uuid = fs_uuid or str(uuid.uuid4())
     with open(path, "wb") as f:
         f.truncate(size_mb * 2**20)
     subprocess.run([tool("mkfs.ext4"), "-q", "-F", "-L", label, "-U", fs_uuid, "-d", str(tree),
@@ -117,6 +118,10 @@ class Loops:
         self.images.append(image)
         return subprocess.run([tool("losetup"), "-f", "--show", str(image)], check=True,
                               capture_output=True, text=True).stdout.strip()
+
+    @staticmethod
+    def detach(dev: str) -> None:
+        subprocess.run([tool("losetup"), "-d", dev], check=True)
 
     @staticmethod
     def devices_of(image: Path) -> list[str]:
@@ -317,6 +322,55 @@ async def test_a_drive_pulled_out_while_copied_imports_nothing(rig, loops, tmp_p
     # unmounted, so the detached loop device is finally released
     await wait_for(lambda: not media_mounts(r.state), DRIVE_TIMEOUT)
     await wait_for(lambda: not Loops.devices_of(image), DRIVE_TIMEOUT)
+
+
+async def test_an_inventory_job_lists_the_drive_and_marks_what_left_it(
+        store, loops, tmp_path):
+    """An inventory job gets the drive's listing; a file gone next time is unavailable."""
+    label = unique_label()
+    state = tmp_path / "state"
+    config = validate({
+        "daemon": {"state_dir": str(state)},
+        "usb": {"match": {"ID_FS_LABEL": label}},
+        "jobs": {"media": {
+            "source": {"type": "inventory"}, "on_missing": "mark_unavailable",
+            "target": {"type": "sql", "table": "media", "key": ["external_id"]},
+            "mapping": {"external_id": "id", "title": "title", "artist": "artist",
+                        "kind": "media_type"},
+            "usb": {"patterns": ["**/*"]}}}})
+    _, registry = get_pluginmanager()
+    engine = Engine(store, resolve_jobs(config, registry, "t.toml"), state)
+    monitor = UsbMonitor(engine, FileIngestor(engine), config)
+    await monitor.start()
+
+    def media() -> list[tuple]:
+        runs = [r for r in SyncRun.select().where(SyncRun.job == "media")]
+        if not runs or any(r.status != "completed" for r in runs):
+            return []
+        return store.db.execute_sql("SELECT title, artist, kind, is_available FROM media "
+                                    "ORDER BY title").fetchall()
+
+    try:
+        files = {"Artist/Album/01 - First.mp3": b"x", "Band - Second.flac": b"y"}
+        first = tmp_path / "one.img"
+        drive_uuid = make_image(first, label, files)
+        dev = loops.attach(first)
+        await wait_for(lambda: len(media()) == 2, DRIVE_TIMEOUT)
+        assert media() == [("First", "Artist", "audio", 1), ("Second", "Band", "audio", 1)]
+        loops.detach(dev)
+
+        second = tmp_path / "two.img"  # the same drive, one file fewer
+        make_image(second, label, {"Band - Second.flac": b"y"}, fs_uuid=drive_uuid)
+        loops.attach(second)
+        await wait_for(lambda: SyncRun.select().where(SyncRun.job == "media",
+                                                      SyncRun.status == "completed").count()
+                       == 2 and media()[0][3] == 0, DRIVE_TIMEOUT)
+        assert media() == [("First", "Artist", "audio", 0), ("Second", "Band", "audio", 1)]
+        [run] = [r for r in SyncRun.select().where(SyncRun.job == "media")][-1:]
+        assert run.items_missing == 1 and json.loads(run.device)["label"] == label
+    finally:
+        await monitor.stop()
+        await engine.shutdown()
 
 
 async def test_an_automounted_drive_is_read_where_it_is_and_left_mounted(

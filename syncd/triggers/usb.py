@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -296,9 +297,17 @@ class UsbMonitor:
 
     def _copy(self, root: Path, drive: Drive, jobs: dict[str, list[str]], max_bytes: int,
               abort: threading.Event, pickup: Pickup, log: Any) -> None:
+        """Copy each job's files off the drive; an inventory job gets the drive's listing."""
+        inventories = [job for job in jobs
+                       if self.engine.plans[job].source_cls.name == "inventory"]
         found: dict[str, list[Path]] = {}
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        dest = self.copies_dir / safe_name(drive.uuid, drive.label,
+                                           os.path.basename(drive.devnode)) / stamp
         try:
             for job, patterns in jobs.items():
+                if job in inventories:
+                    continue
                 found[job], refused = find_files(root, patterns, max_bytes)
                 if refused:
                     pickup.refusals[job] = refused
@@ -306,25 +315,36 @@ class UsbMonitor:
                         log.warning("file refused", job=job, path=refusal.path,
                                     reason=refusal.reason)
             files = sorted({f for fs in found.values() for f in fs})
-            if not files:
+            if not files and not inventories:
                 return
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            dest = self.copies_dir / safe_name(drive.uuid, drive.label,
-                                               os.path.basename(drive.devnode)) / stamp
             dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             copies = dict(zip(files, copy_off(files, root, dest, max_file_bytes=max_bytes,
                                               removed=abort,
                                               chunk_callback=self.chunk_callback),
                               strict=True))
+            listings = {job: self._snapshot(root, dest, job, drive) for job in inventories}
         except (DriveError, OSError) as exc:
             pickup.error = exc
-            pickup.failed_jobs = [job for job in jobs if found.get(job)] or list(jobs)
+            pickup.failed_jobs = ([job for job in jobs if found.get(job) or job in inventories]
+                                  or list(jobs))
             log.error("copying off the drive failed; nothing is imported from it",
                       error=str(exc))
+            shutil.rmtree(dest, ignore_errors=True)
             return
         pickup.dest = dest
         pickup.copies = {job: [copies[f] for f in fs] for job, fs in found.items()}
-        log.info("files copied off the drive", files=len(files), path=str(dest))
+        pickup.copies.update({job: [listing] for job, listing in listings.items()})
+        log.info("files copied off the drive", files=len(files), listings=len(listings),
+                 path=str(dest))
+
+    def _snapshot(self, root: Path, dest: Path, job: str, drive: Drive) -> Path:
+        """The drive's file listing, taken while mounted, for an ``inventory`` job."""
+        from syncd_builtin.inventory_source import write_snapshot
+
+        dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+        listing = dest / f"inventory-{job}.jsonl"
+        write_snapshot(root, listing, dict(drive.info))
+        return listing
 
     def _unmount(self, target: Path, log: Any) -> None:
         try:
