@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import structlog
@@ -89,7 +90,7 @@ class RunContext:
     job: str
     log: structlog.typing.FilteringBoundLogger
     store: Any  # syncd.store.Store; typed loosely so adapters need not import the store
-    state_dir: Any
+    state_dir: Path | None  # where an adapter may keep files of its own
     dry_run: bool = False
 
 

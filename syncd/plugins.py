@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
@@ -51,20 +52,16 @@ class Registry:
         self.origins[(kind, name)] = origin
 
     def source(self, name: str) -> type[Source]:
-        try:
-            return self.sources[name]
-        except KeyError:
-            raise UserError(
-                f"unknown source type {name!r}", hint=f"known: {', '.join(sorted(self.sources))}"
-            ) from None
+        return _named("source", self.sources, name)
 
     def target(self, name: str) -> type[Target]:
-        try:
-            return self.targets[name]
-        except KeyError:
-            raise UserError(
-                f"unknown target type {name!r}", hint=f"known: {', '.join(sorted(self.targets))}"
-            ) from None
+        return _named("target", self.targets, name)
+
+
+def _named(kind: str, table: dict[str, Any], name: str) -> Any:
+    if name not in table:
+        raise UserError(f"unknown {kind} type {name!r}", hint=f"known: {', '.join(sorted(table))}")
+    return table[name]
 
 
 def get_pluginmanager(

@@ -188,14 +188,21 @@ async def resume(request: web.Request) -> web.Response:
     return ok({"resumed": started}, status=202)
 
 
+async def _existing_run(request: web.Request) -> SyncRun:
+    """The run a POST on ``/v1/sync/{run_id}/…`` names (its body must be empty JSON)."""
+    wanted = run_id(request)
+    await json_body(request)
+    run = await asyncio.to_thread(ctx(request).store.get_run, wanted)
+    if run is None:
+        raise NotFound(f"no run {wanted}")
+    return run
+
+
 @routes.post("/v1/sync/{run_id}/retry")
 async def retry(request: web.Request) -> web.Response:
     c = ctx(request)
-    wanted = run_id(request)
-    await json_body(request)
-    run = await asyncio.to_thread(c.store.get_run, wanted)
-    if run is None:
-        raise NotFound(f"no run {wanted}")
+    run = await _existing_run(request)
+    wanted = run.id
     if run.status != "failed":
         raise Conflict(f"run {wanted} is {run.status}; only a failed run can be retried",
                        "not_failed")
@@ -211,11 +218,8 @@ async def retry(request: web.Request) -> web.Response:
 @routes.post("/v1/sync/{run_id}/cancel")
 async def cancel(request: web.Request) -> web.Response:
     c = ctx(request)
-    wanted = run_id(request)
-    await json_body(request)
-    run = await asyncio.to_thread(c.store.get_run, wanted)
-    if run is None:
-        raise NotFound(f"no run {wanted}")
+    run = await _existing_run(request)
+    wanted = run.id
     if c.engine.cancel(wanted):
         return ok({"syncRunId": wanted, "status": "cancelling"}, status=202)
     if run.status not in ("pending", "in_progress"):

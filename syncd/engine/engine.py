@@ -109,7 +109,8 @@ class Engine:
         self._stops[run_id] = stop
         self._keys[run_id] = (plan.name, source.identifier)
         executor = RunExecutor(self.store, plan, run_id, source, stop,
-                               on_progress=self._progress_from_thread(), dry_run=dry_run)
+                               on_progress=self._progress_from_thread(), dry_run=dry_run,
+                               state_dir=self.state_dir)
         task = asyncio.create_task(self._execute(executor, lock), name=f"run-{run_id}")
         self._tasks[run_id] = task
 

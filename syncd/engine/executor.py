@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import peewee as pw
 import structlog
@@ -86,8 +87,9 @@ class RunExecutor:
 
     def __init__(self, store: Store, plan: JobPlan, run_id: int, source: Source,
                  stop: Stop, on_progress: Callable[[Progress], None] | None = None,
-                 dry_run: bool = False) -> None:
+                 dry_run: bool = False, state_dir: Path | None = None) -> None:
         self.store, self.plan, self.run_id, self.source = store, plan, run_id, source
+        self.state_dir = state_dir
         self.stop, self.on_progress, self.dry_run = stop, on_progress, dry_run
         self.log = structlog.get_logger("syncd.run").bind(run_id=run_id, job=plan.name)
         self.progress = Progress(run_id, plan.name)
@@ -127,7 +129,7 @@ class RunExecutor:
         self.progress.size = self.source.size()
         target = self.plan.make_target()
         ctx = RunContext(run_id=self.run_id, job=self.plan.name, log=self.log, store=self.store,
-                         state_dir=None, dry_run=self.dry_run)
+                         state_dir=self.state_dir, dry_run=self.dry_run)
         schema = self.plan.schema(self.source)
         target.open(schema, ctx)
         try:
