@@ -134,3 +134,14 @@ def test_log_redaction_blanks_secret_values_and_url_passwords():
                                   "url": "mysql://u:pw@h/db", "api_token": "abc"})
     assert event == {"event": "x *** y", "url": "mysql://u:***@h/db", "api_token": "***"}
     json.dumps(event)
+
+
+def test_an_unreachable_database_is_one_line_with_a_hint(tmp_path):
+    config = tmp_path / "syncd.toml"
+    config.write_text(f'[daemon]\nstate_dir = "{tmp_path}"\n'
+                      'database = "postgresql://syncd:pw@127.0.0.1:1/none"\n')
+    result = syncd("sync", "--all", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.startswith("syncd: error: cannot connect to the database")
+    assert "hint: check [daemon].database" in result.stderr
+    assert "Traceback" not in result.stderr and ":pw@" not in result.stderr

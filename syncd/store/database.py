@@ -38,12 +38,25 @@ def open_database(url: str, state_dir: Path) -> pw.Database:
         return pw.SqliteDatabase(url.removeprefix("sqlite:///"), pragmas=SQLITE_PRAGMAS,
                                  timeout=60, lock_type="IMMEDIATE")
     if scheme in ("postgres", "postgresql"):
-        return connect(url.replace("postgres://", "postgresql://", 1))
+        return _checked(connect(url.replace("postgres://", "postgresql://", 1)), "postgres")
     if scheme in ("mysql", "mariadb"):
         url = url.replace("mariadb://", "mysql://", 1)
-        return connect(url, charset="utf8mb4")
+        return _checked(connect(url, charset="utf8mb4"), "mysql")
     raise UserError(f"database URL scheme {scheme!r} is not supported",
                     hint="use postgresql://…, mysql://… or leave it empty for SQLite")
+
+
+def _checked(db: pw.Database, extra: str) -> pw.Database:
+    """Say which extra to install when the server's driver is missing."""
+    try:
+        db.connect()
+    except pw.ImproperlyConfigured as exc:
+        raise UserError(f"no driver for this database: {exc}",
+                        hint=f"pip install 'syncd[{extra}]'") from None
+    except pw.OperationalError as exc:
+        raise UserError(f"cannot connect to the database: {str(exc).strip()}",
+                        hint="check [daemon].database and that the server runs") from None
+    return db
 
 
 def redact_url(url: str) -> str:
