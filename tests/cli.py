@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 SYNCD = str(Path(sys.executable).with_name("syncd"))
 
@@ -21,11 +24,43 @@ def syncd(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
                           timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0,
-               interval: float = 0.05) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds (never a bare sleep)."""
+def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
+               message: Callable[[], str] = lambda: "") -> Any:
+    """Poll ``condition`` until it returns something true, and return that.
+
+    Fails after ``timeout`` seconds with ``message()``; ``condition`` may itself raise
+    ``AssertionError`` (e.g. when the process under test died). Never a bare sleep.
+    """
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (result := condition()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"condition not met within {timeout} s {message()}")
         threading.Event().wait(interval)
+    return result
+
+
+def run_on_terminal(args: list[str], timeout: float = 120) -> tuple[int, str]:
+    """Run ``args`` with a pseudo-terminal as stdin, stdout and stderr, as a person would.
+
+    Returns the exit code and everything written to the terminal.
+    """
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(args, stdin=secondary, stdout=secondary, stderr=secondary,
+                               env={**os.environ, "COLUMNS": "100"})
+    os.close(secondary)
+    output = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        elif process.poll() is not None:
+            break
+    os.close(primary)
+    return process.wait(timeout=30), output.decode(errors="replace")

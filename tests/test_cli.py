@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import sqlite3
-import subprocess
-import time
 from pathlib import Path
 
-from tests.cli import SYNCD, syncd
+from tests.cli import SYNCD, run_on_terminal, syncd
 
 CONFIG = """
 [daemon]
@@ -89,27 +84,8 @@ def test_an_unknown_job_names_the_configured_ones(tmp_path):
 def test_a_progress_bar_is_drawn_on_a_terminal(tmp_path):
     rows = "".join(f"{i},Song {i}\n" for i in range(20_000))
     config = setup(tmp_path, "id,song_name\n" + rows)
-    primary, secondary = pty.openpty()
-    process = subprocess.Popen([SYNCD, "sync", "music", "--config", str(config)],
-                               stdin=secondary, stdout=secondary, stderr=secondary,
-                               env={**os.environ, "COLUMNS": "100"})
-    os.close(secondary)
-    output = b""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([primary], [], [], 1)
-        if ready:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-        elif process.poll() is not None:
-            break
-    assert process.wait(timeout=30) == 0
-    text = output.decode(errors="replace")
+    code, text = run_on_terminal([SYNCD, "sync", "music", "--config", str(config)])
+    assert code == 0
     assert "music #1" in text and "rows=" in text  # the tqdm bar
     assert "20000 processed, 20000 inserted" in text
 

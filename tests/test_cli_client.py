@@ -14,15 +14,12 @@ import asyncio
 import contextlib
 import json
 import os
-import pty
-import select
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +29,7 @@ import pytest
 from aiohttp import web
 
 from syncd.cli.client import Address, ClientError, parse_events, runs_table
-from tests.cli import SYNCD, syncd
+from tests.cli import SYNCD, run_on_terminal, syncd, wait_until
 
 Run = dict[str, Any]
 NOW = "2024-06-11T08:00:00Z"
@@ -461,28 +458,9 @@ def test_trigger_wait_says_so_when_the_daemon_is_stopping(daemon: FakeDaemon,
 def test_trigger_wait_draws_a_progress_bar_on_a_terminal(daemon: FakeDaemon,
                                                          tcp_config: Path) -> None:
     daemon.scripts["music"] = "slow"
-    primary, secondary = pty.openpty()
-    process = subprocess.Popen([SYNCD, "trigger", "music", "--wait", "--config",
-                                str(tcp_config)], stdin=secondary, stdout=secondary,
-                               stderr=secondary, env={**os.environ, "COLUMNS": "100"})
-    os.close(secondary)
-    output = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([primary], [], [], 1)
-        if ready:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-        elif process.poll() is not None:
-            break
-    os.close(primary)
-    assert process.wait(timeout=30) == 0
-    text = output.decode(errors="replace")
+    code, text = run_on_terminal([SYNCD, "trigger", "music", "--wait", "--config",
+                                  str(tcp_config)], timeout=60)
+    assert code == 0
     assert "music #7" in text and "rows=" in text, text  # the tqdm bar
     assert "run 7 music completed" in text
 
@@ -663,11 +641,11 @@ title = "song_name"
         daemon = subprocess.Popen([SYNCD, "run", "--config", str(config)], stdout=log,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while not sock.exists():
+        def listening() -> bool:
             assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()
-            assert time.monotonic() < deadline, "the daemon made no socket within 60s"
-            time.sleep(0.05)
+            return sock.exists()
+
+        wait_until(listening, 60, message=lambda: "(the daemon made no socket)")
         result = cli(config, "trigger", "music", "--file", str(csv), "--wait")
         assert result.returncode == 0, result.stdout + result.stderr
         assert "run 1 started (music)" in result.stdout

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli import wait_until
 from tests.test_crash_safety import (
     SYNCD,
     Workspace,
@@ -157,24 +158,23 @@ def log_records(ws: Workspace) -> list[dict[str, Any]]:
 def wait_until_completed(ws: Workspace, proc: subprocess.Popen[bytes],
                          timeout: float = 60) -> None:
     """Poll the database until the job's run is completed, while the daemon stays up."""
-    deadline = time.monotonic() + timeout
-    while (state := run_state(ws.db)) is None or state.status != "completed":
-        assert time.monotonic() < deadline, f"run not completed: {state}\n{ws.log_tail()}"
+    def completed() -> bool:
         assert proc.poll() is None, f"syncd run exited {proc.returncode}\n{ws.log_tail()}"
-        time.sleep(0.05)
+        state = run_state(ws.db)
+        return state is not None and state.status == "completed"
+
+    wait_until(completed, timeout, message=lambda: f"{run_state(ws.db)}\n{ws.log_tail()}")
 
 
 def wait_for_log(ws: Workspace, proc: subprocess.Popen[bytes],
                  match: Callable[[dict[str, Any]], bool], timeout: float = 30
                  ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [r for r in log_records(ws) if match(r)]
-        if found:
-            return found[-1]
+    def found() -> dict[str, Any] | None:
         assert proc.poll() is None, f"syncd run exited {proc.returncode}\n{ws.log_tail()}"
-        time.sleep(0.02)
-    raise AssertionError(f"no such log line within {timeout}s\n{ws.log_tail()}")
+        return next((r for r in reversed(log_records(ws)) if match(r)), None)
+
+    return wait_until(found, timeout, interval=0.02,
+                      message=lambda: f"(no such log line)\n{ws.log_tail()}")
 
 
 # -- sd_notify ---------------------------------------------------------------------
