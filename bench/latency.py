@@ -42,20 +42,25 @@ import math
 import os
 import platform
 import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from daemonkit import (
+    BenchError,
+    Daemon,
+    free_port,
+    iso_time,
+    say,
+    toml_str,
+    wait_healthy,
+)
 
 BIN = Path(sys.executable).parent
 JOB = "music"
@@ -102,37 +107,6 @@ after = "archive"
 """
 
 
-class BenchError(Exception):
-    """A step failed; the message says which and why."""
-
-
-def say(message: str) -> None:
-    """Progress line on stderr."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def toml_str(path: Path) -> str:
-    """A path as the inside of a TOML basic string."""
-    return str(path).replace("\\", "\\\\").replace('"', '\\"')
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def iso_time(value: object) -> float | None:
-    """An ISO-8601 timestamp from the API as a POSIX time, if it parses."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def percentile(values: list[float], p: float) -> float | None:
     """Nearest-rank percentile."""
     if not values:
@@ -149,56 +123,6 @@ def write_csv(path: Path, tag: str, rows: int) -> None:
 
 
 # --------------------------------------------------------------------------- daemon
-
-
-class Daemon:
-    """``syncd run`` as a subprocess in its own session, output appended to a log file."""
-
-    def __init__(self, config: Path, log_path: Path) -> None:
-        self.config = config
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        cmd = [str(BIN / "syncd"), "run", "--config", str(self.config)]
-        with open(self.log_path, "ab") as log:
-            try:
-                self.proc = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise BenchError(f"cannot start {cmd[0]}: {exc}") from None
-
-    def exited(self) -> int | None:
-        return None if self.proc is None else self.proc.poll()
-
-    def tail(self) -> list[str]:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return []
-        return text.splitlines()[-LOG_TAIL_LINES:]
-
-    def stop(self) -> int | None:
-        """SIGTERM, wait, SIGKILL the session if it does not exit; returns the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                say(f"  daemon did not exit {STOP_TIMEOUT:.0f} s after SIGTERM; killing it")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-                return None
-        return self.proc.returncode
 
 
 # --------------------------------------------------------------------------- API
@@ -273,23 +197,6 @@ async def api_get(session: aiohttp.ClientSession, url: str) -> Any:
     if resp.status != 200 or not isinstance(body, dict) or body.get("success") is not True:
         raise BenchError(f"GET {url}: HTTP {resp.status} {json.dumps(body)[:300]}")
     return body.get("data")
-
-
-async def wait_healthy(session: aiohttp.ClientSession, base: str, daemon: Daemon) -> None:
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if (code := daemon.exited()) is not None:
-            raise BenchError(f"syncd run exited with code {code} before answering /v1/health")
-        try:
-            async with session.get(base + "/v1/health") as resp:
-                if resp.status == 200:
-                    return
-                last = f"HTTP {resp.status}"
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        await asyncio.sleep(0.1)
-    raise BenchError(f"GET /v1/health did not answer 200 within {HEALTH_TIMEOUT:.0f} s ({last})")
 
 
 async def gone(path: Path, timeout: float) -> bool:
