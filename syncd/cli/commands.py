@@ -76,7 +76,6 @@ def sync(setup: Setup, job: str | None, file: str | None, dry_run: bool, all_job
 
 async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run: bool) -> int:
     from syncd.cli.progress import ProgressBars
-    from syncd.config import dependency_order
 
     store = await asyncio.to_thread(setup.open_store)
     engine = Engine(store, setup.plans, setup.state_dir,
@@ -86,15 +85,11 @@ async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _interrupt, engine, interrupted, sig)
-    levels = [jobs] if jobs else dependency_order(setup.config)
-    ok = True
     try:
-        for level in levels:
-            results = await asyncio.gather(
-                *(_one(engine, store, Request(name, "cli", file, dry_run)) for name in level))
-            ok = ok and all(results)
-            if interrupted or not all(results):
-                break
+        if jobs:
+            ok = await _one(engine, store, Request(jobs[0], "cli", file, dry_run)) == "completed"
+        else:
+            ok = await _all(engine, store, setup, dry_run, interrupted)
     finally:
         store.close()
     if interrupted:
@@ -104,6 +99,32 @@ async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+async def _all(engine: Engine, store: Store, setup: Setup, dry_run: bool,
+               interrupted: list[int]) -> bool:
+    """Every job, each once its upstreams completed; one whose upstream did not is skipped."""
+    from syncd.config import dependency_order
+
+    outcomes: dict[str, asyncio.Task[str]] = {}
+
+    async def after_upstreams(name: str) -> str:
+        for upstream in setup.config.jobs[name].depends_on:
+            status = await outcomes[upstream]
+            if status != "completed":
+                if not interrupted:
+                    print(f"skipped {name}: upstream {upstream} "
+                          f"{'was skipped' if status == 'skipped' else status}")
+                return "skipped"
+        if interrupted:
+            return "skipped"
+        return await _one(engine, store, Request(name, "cli", None, dry_run))
+
+    for level in dependency_order(setup.config):  # upstreams first: their tasks exist
+        for name in level:
+            outcomes[name] = asyncio.ensure_future(after_upstreams(name))
+    statuses = await asyncio.gather(*outcomes.values())
+    return all(status == "completed" for status in statuses)
+
+
 def _interrupt(engine: Engine, interrupted: list[int], signum: int) -> None:
     """First signal: pause the runs after their batch, so they stay resumable."""
     if not interrupted:
@@ -111,16 +132,17 @@ def _interrupt(engine: Engine, interrupted: list[int], signum: int) -> None:
         engine.shutdown_task = asyncio.ensure_future(engine.shutdown())
 
 
-async def _one(engine: Engine, store: Store, request: Request) -> bool:
+async def _one(engine: Engine, store: Store, request: Request) -> str:
+    """Run one job and print its summary; returns its status (``not started``)."""
     began = time.monotonic()
     try:
         run_id, outcome = await engine.run(request)
     except RunConflict as exc:
         print(f"syncd: {exc}", file=sys.stderr)
-        return False
+        return "not started"
     except SourceError as exc:
         print(f"syncd: {request.job}: {exc}", file=sys.stderr)
-        return False
+        return "not started"
     run = await asyncio.to_thread(store.get_run, run_id)
     errors = await asyncio.to_thread(store.errors_of, run_id, 10)
     print(summary(run, time.monotonic() - began))
@@ -129,7 +151,7 @@ async def _one(engine: Engine, store: Store, request: Request) -> bool:
         print(f"  {error.error_type}/{error.error_code}: {where}{error.error_message}")
     if run.items_failed > len(errors):
         print(f"  … {run.items_failed - len(errors)} more errors in sync_errors")
-    return outcome.status == "completed"
+    return str(outcome.status)
 
 
 def summary(run: SyncRun, seconds: float) -> str:
