@@ -168,13 +168,23 @@ class Store:
         return {name: getattr(run, f"items_{name}") for name in COUNTERS}
 
     def retryable_failures(self) -> list[int]:
-        """Failed runs with a retryable error that no later attempt has taken over."""
+        """Failed runs with a retryable error that nothing has superseded since.
+
+        Superseded: a later attempt took it over, or a newer run of the same job on the
+        same source completed (retrying the old one would write older data over newer).
+        """
         retried = SyncRun.select(SyncRun.parent_run).where(SyncRun.parent_run.is_null(False))
         retryable = (SyncError.select(SyncError.sync_run_id)
                      .where(SyncError.is_retryable == True))  # noqa: E712
+        newer = SyncRun.alias("newer")
+        completed_since = (newer.select(newer.id)
+                           .where(newer.job == SyncRun.job,
+                                  newer.source_identifier == SyncRun.source_identifier,
+                                  newer.status == "completed", newer.id > SyncRun.id,
+                                  newer.dry_run == False))  # noqa: E712
         query = (SyncRun.select(SyncRun.id)
                  .where(SyncRun.status == "failed", SyncRun.id.in_(retryable),
-                        SyncRun.id.not_in(retried))
+                        SyncRun.id.not_in(retried), ~pw.fn.EXISTS(completed_since))
                  .order_by(SyncRun.id))
         return [r.id for r in query]
 
