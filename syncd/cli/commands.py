@@ -6,6 +6,7 @@ import asyncio
 import signal
 import sys
 import time
+from pathlib import Path
 
 from syncd.bootstrap import Setup
 from syncd.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -38,7 +39,8 @@ def check_config(setup: Setup) -> int:
     config = setup.config
     print(f"{setup.path}: ok")
     print(f"state_dir {setup.state_dir}, database "
-          f"{_database_label(config.daemon.database)}, api {config.api.listen}")
+          f"{_database_label(config.daemon.database, setup.state_dir)}, "
+          f"api {config.api.listen}")
     order = [name for level in dependency_order(config) for name in level]
     for name in order:
         plan = setup.plans[name]
@@ -52,11 +54,17 @@ def check_config(setup: Setup) -> int:
     return EXIT_OK
 
 
-def _database_label(database: object) -> str:
-    from syncd.store.database import redact_url
+def _database_label(database: object, state_dir: Path) -> str:
+    """What the store will open; a SQLite file that cannot be where it is put fails here."""
+    from syncd.store.database import check_sqlite_place, redact_url, sqlite_file
 
     if not database:
         return "SQLite (syncd.db in state_dir)"
+    if isinstance(database, str) and database.startswith("sqlite:"):
+        path = sqlite_file(database, state_dir)
+        if path.parent != state_dir or state_dir.is_dir():  # state_dir is made on first use
+            check_sqlite_place(database, path)
+        return f"SQLite {path}"
     return redact_url(database) if isinstance(database, str) else str(database)
 
 
