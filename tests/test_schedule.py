@@ -107,7 +107,7 @@ async def test_cleanup_removes_history_older_than_keep_runs_days(store, tmp_path
     recent, _ = await engine.run(Request("j", "cli"))
     SyncRun.update(created_at=datetime.now(UTC).replace(tzinfo=None) - timedelta(days=31)).where(
         SyncRun.id == old).execute()
-    assert await Scheduler(engine, config).cleanup() == 1
+    assert (await Scheduler(engine, config).cleanup()).runs == 1
     assert store.get_run(old) is None and store.get_run(recent) is not None
 
 

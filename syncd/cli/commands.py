@@ -6,10 +6,12 @@ import asyncio
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from syncd.bootstrap import Setup
 from syncd.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from syncd.config.schema import DaemonConfig
 from syncd.engine import Engine, Request
 from syncd.errors import JobError, RunConflict, SourceError
 from syncd.store import Store
@@ -51,6 +53,38 @@ def check_config(setup: Setup) -> int:
               + (f"; next {fire.isoformat()}" if fire else ""))
     if not order:
         print("no jobs configured")
+    print(_cleanup_label(config.daemon))
+    return EXIT_OK
+
+
+def _cleanup_label(daemon: DaemonConfig) -> str:
+    """When the cleanup runs and what it removes, so it is never a hidden time."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    kept = [f"runs and ingested-file records after {daemon.keep_runs_days} days"
+            if daemon.keep_runs_days else "runs kept for good",
+            f"unavailable records after {daemon.keep_content_days} days"
+            if daemon.keep_content_days else "unavailable records kept for good"]
+    if not daemon.cleanup:
+        return f"cleanup: only by `syncd cleanup` ({'; '.join(kept)})"
+    fire = CronTrigger.from_crontab(daemon.cleanup, timezone=UTC).get_next_fire_time(
+        None, datetime.now(UTC))
+    return f"cleanup {daemon.cleanup!r}: {'; '.join(kept)}; next {fire.isoformat()}"
+
+
+def cleanup(setup: Setup, dry_run: bool) -> int:
+    """``syncd cleanup``: what the daemon's ``[daemon].cleanup`` schedule does, now."""
+    from syncd.store.cleanup import clean, content_tables
+
+    store = setup.open_store()
+    try:
+        cleaned = clean(store, setup.config.daemon, content_tables(setup.plans), dry_run)
+    finally:
+        store.close()
+    for line in cleaned.lines():
+        print(line)
+    if dry_run:
+        print("dry run: nothing removed")
     return EXIT_OK
 
 
