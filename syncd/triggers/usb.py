@@ -3,7 +3,7 @@
 udev's netlink events arrive on the asyncio loop (``loop.add_reader``, no polling
 thread). A block device with a filesystem whose udev properties have every
 ``[usb].match`` item is taken once per insertion (told apart by the kernel's
-``DISKSEQ``, see :attr:`Drive.identity`; a re-insertion seen while the last one is still
+``DISKSEQ``, see :mod:`syncd.triggers.insertions`; a re-insertion seen while the last one is still
 being finished waits for it), in a worker thread: used where an
 automounter mounted it, else mounted read-only with nosuid, nodev, noexec (and
 nosymfollow) under ``state_dir/media/<label>``; each job's files are found without
@@ -55,56 +55,10 @@ from syncd.triggers.drive import (
     unmount,
 )
 from syncd.triggers.ingest import FileIngestor
+from syncd.triggers.insertions import Drive, Insertions, wanted
 
 UDEV_CONTROL = Path("/run/udev/control")
 DONE = ("completed", "skipped", "unchanged")  # a copy in one of these states is not needed
-
-
-def wanted(properties: Mapping[str, str], match: Mapping[str, str]) -> bool:
-    """Does a device with these udev properties have every ``[usb].match`` item?"""
-    return all(properties.get(key) == value for key, value in match.items())
-
-
-@dataclass(frozen=True, slots=True)
-class Drive:
-    """A block device holding a filesystem, as udev described it."""
-
-    devnode: str
-    fstype: str
-    label: str | None
-    uuid: str | None
-    serial: str | None
-    diskseq: str | None = None  # the kernel's number for this medium (Linux >= 5.15)
-
-    @classmethod
-    def from_properties(cls, devnode: str, props: Mapping[str, str]) -> Drive:
-        return cls(devnode, props.get("ID_FS_TYPE", ""), props.get("ID_FS_LABEL") or None,
-                   props.get("ID_FS_UUID") or None,
-                   props.get("ID_SERIAL_SHORT") or props.get("ID_SERIAL") or None,
-                   props.get("DISKSEQ") or None)
-
-    @property
-    def info(self) -> dict[str, str | None]:
-        """What a run records about the drive (``sync_runs.device``)."""
-        return {"label": self.label, "uuid": self.uuid, "serial": self.serial,
-                "devnode": self.devnode}
-
-    @property
-    def name(self) -> str:
-        return self.label or self.uuid or os.path.basename(self.devnode)
-
-    @property
-    def identity(self) -> tuple[str, str | None]:
-        """One insertion of a medium: its events share it, a re-insertion does not.
-
-        The kernel gives each medium put in a block device a new ``DISKSEQ`` (never
-        reused until reboot), carried by every event of that insertion, so a drive
-        re-plugged with the same UUID is new even when its removal was never seen (udev
-        probes a removal's filesystem when it handles the event, which may be after the
-        re-insertion; events can be lost). Without ``DISKSEQ`` (older kernels) the
-        filesystem UUID stands in, and a re-plug is only noticed after its removal.
-        """
-        return self.devnode, f"diskseq {self.diskseq}" if self.diskseq else self.uuid
 
 
 @dataclass(slots=True)
@@ -133,8 +87,7 @@ class UsbMonitor:
         self._monitor: pyudev.Monitor | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}  # devnode -> its drive's handling
         self._aborts: dict[str, threading.Event] = {}  # devnode -> set when it is pulled
-        self._present: dict[str, tuple[str, str | None]] = {}  # devnode -> drive handled
-        self._diskseq: dict[str, int] = {}  # devnode -> the newest medium taken from it
+        self._insertions = Insertions()  # which events are new insertions
 
     @property
     def listening(self) -> bool:
@@ -218,10 +171,8 @@ class UsbMonitor:
     def on_event(self, action: str, devnode: str, props: Mapping[str, str]) -> None:
         """A block device event: start taking files off a newly inserted, wanted drive."""
         if action == "remove" or (action == "change" and not props.get("ID_FS_TYPE")):
-            seq = props.get("DISKSEQ", "")
-            if seq.isdigit() and int(seq) < self._diskseq.get(devnode, -1):
+            if not self._insertions.removed(devnode, props):
                 return  # an earlier medium's removal, seen late: not the current one's
-            self._present.pop(devnode, None)
             if devnode in self._aborts:
                 self._aborts[devnode].set()  # a copy under way stops at its next chunk
             return
@@ -232,16 +183,14 @@ class UsbMonitor:
         if not wanted(props, self.config.usb.match) or self.engine.closing:
             return
         drive = Drive.from_properties(devnode, props)
-        if self._seen(drive):
+        if not self._insertions.is_new(drive):
             return  # the same insertion (or an earlier one), seen again
         log = self.log.bind(label=drive.label, uuid=drive.uuid, devnode=devnode)
         jobs = self.usb_jobs()
         if not jobs:
             log.info("drive ignored: no job has [jobs.X.usb] patterns")
             return
-        self._present[devnode] = drive.identity
-        if drive.diskseq and drive.diskseq.isdigit():
-            self._diskseq[devnode] = int(drive.diskseq)
+        self._insertions.take(drive)
         previous = self._tasks.get(devnode)
         if previous is not None:  # a new medium: the old one is gone, whatever we saw
             self._aborts[devnode].set()
@@ -250,12 +199,6 @@ class UsbMonitor:
                                    name=f"usb-{drive.name}")
         self._tasks[devnode] = task
         task.add_done_callback(lambda done: self._done(devnode, done))
-
-    def _seen(self, drive: Drive) -> bool:
-        """Is this event of an insertion already taken (or of an earlier medium)?"""
-        if drive.diskseq and drive.diskseq.isdigit():  # numbers only grow: late is stale
-            return int(drive.diskseq) <= self._diskseq.get(drive.devnode, -1)
-        return self._present.get(drive.devnode) == drive.identity
 
     def _done(self, devnode: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(devnode) is task:  # not a later insertion's
