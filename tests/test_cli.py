@@ -90,19 +90,42 @@ def test_a_progress_bar_is_drawn_on_a_terminal(tmp_path):
     assert "20000 processed, 20000 inserted" in text
 
 
-def test_sync_all_runs_jobs_in_dependency_order(tmp_path):
-    config = setup(tmp_path, "id,song_name\n1,One\n")
+def add_jobs(config: Path, jobs: tuple[tuple[str, str], ...]) -> None:
+    """Copies of the music job, each (name, upstream) with its own table."""
     text = config.read_text()
     music = text[text.index("[jobs.music]"):]
-    for name, after in (("albums", "music"), ("charts", "albums"), ("genres", "")):
+    for name, after in jobs:
         job = music.replace("jobs.music", f"jobs.{name}")
         job = job.replace('key = ["external_id"]', f'key = ["external_id"]\ntable = "{name}"')
         if after:
             job = job.replace(f"[jobs.{name}]", f"[jobs.{name}]\ndepends_on = [\"{after}\"]", 1)
         text += job
     config.write_text(text)
+
+
+def test_sync_all_runs_jobs_in_dependency_order(tmp_path):
+    config = setup(tmp_path, "id,song_name\n1,One\n")
+    add_jobs(config, (("albums", "music"), ("charts", "albums"), ("genres", "")))
     result = syncd("sync", "--all", "--config", str(config))
     assert result.returncode == 0, result.stderr
     order = [line.split()[2] for line in result.stdout.splitlines() if line.startswith("run ")]
     assert sorted(order) == ["albums", "charts", "genres", "music"]
     assert order.index("music") < order.index("albums") < order.index("charts")
+
+
+def test_sync_all_runs_every_job_whose_upstreams_completed_after_a_failure(tmp_path):
+    config = setup(tmp_path, "id,song_name\n1,One\n")
+    add_jobs(config, (("albums", "music"), ("charts", "albums"), ("genres", ""),
+                      ("moods", "genres")))
+    (tmp_path / "music.csv").unlink()  # music fails; genres and moods do not need it
+    music, rest = config.read_text().split("[jobs.albums]", 1)
+    config.write_text(music + "[jobs.albums]" + rest.replace("music.csv", "genres.csv"))
+    (tmp_path / "genres.csv").write_text("id,song_name\n1,One\n")
+    result = syncd("sync", "--all", "--config", str(config))
+    assert result.returncode == 1, result.stderr
+    statuses = {line.split()[2]: line.split()[3].rstrip(":")
+                for line in result.stdout.splitlines() if line.startswith("run ")}
+    assert statuses == {"music": "failed", "genres": "completed", "moods": "completed"}, \
+        result.stdout + result.stderr
+    assert "skipped albums: upstream music failed" in result.stdout
+    assert "skipped charts: upstream albums was skipped" in result.stdout

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from syncd.config import validate
 from syncd.engine import Engine, Request, memory, resolve_jobs
 from syncd.engine.memory import MemoryTarget
@@ -15,6 +17,7 @@ from syncd.store.models import SyncRun
 from syncd.triggers.dependencies import Dependencies
 from syncd.triggers.schedule import Scheduler, next_fire_time
 from tests.cli import syncd
+from tests.conftest import BACKENDS
 from tests.test_engine import GatedPlugin, job, records, wait_for
 
 
@@ -81,13 +84,30 @@ async def test_retry_failed_retries_only_retryable_failures_once(store, tmp_path
     assert len(MemoryTarget.tables["t"]) == 6
 
 
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_retry_failed_skips_a_failure_a_newer_completed_run_superseded(store, tmp_path):
+    flaky = job(records(6), source={"fail_at": {4: 9}})
+    config, engine = setup(store, tmp_path, {"flaky": flaky, "other": flaky})
+    failed, outcome = await engine.run(Request("flaky", "cli"))
+    other, _ = await engine.run(Request("other", "cli"))
+    assert outcome.status == "failed"
+    _, engine = setup(store, tmp_path, {"flaky": job(records(6)), "other": job(records(6))})
+    await engine.run(Request("flaky", "cli", dry_run=True))  # writes nothing: no cover
+    scheduler = Scheduler(engine, config)
+    newer, outcome = await engine.run(Request("flaky", "cli"))
+    assert outcome.status == "completed" and newer > failed
+    [retry] = await scheduler.retry_failed()  # only the other job's failure is retried
+    assert store.get_run(retry).parent_run == other
+    await engine.wait(retry)
+
+
 async def test_cleanup_removes_history_older_than_keep_runs_days(store, tmp_path):
     config, engine = setup(store, tmp_path, {"j": job(records(1))})
     old, _ = await engine.run(Request("j", "cli"))
     recent, _ = await engine.run(Request("j", "cli"))
     SyncRun.update(created_at=datetime.now(UTC).replace(tzinfo=None) - timedelta(days=31)).where(
         SyncRun.id == old).execute()
-    assert await Scheduler(engine, config).cleanup() == 1
+    assert (await Scheduler(engine, config).cleanup()).runs == 1
     assert store.get_run(old) is None and store.get_run(recent) is not None
 
 

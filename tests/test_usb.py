@@ -119,6 +119,12 @@ class Loops:
         return subprocess.run([tool("losetup"), "-f", "--show", str(image)], check=True,
                               capture_output=True, text=True).stdout.strip()
 
+    def attach_to(self, dev: str, image: Path) -> str:
+        """Attach ``image`` to the loop device ``dev`` (the same node a drive had)."""
+        self.images.append(image)
+        subprocess.run([tool("losetup"), dev, str(image)], check=True)
+        return dev
+
     @staticmethod
     def detach(dev: str) -> None:
         subprocess.run([tool("losetup"), "-d", dev], check=True)
@@ -371,6 +377,57 @@ async def test_an_inventory_job_lists_the_drive_and_marks_what_left_it(
     finally:
         await monitor.stop()
         await engine.shutdown()
+
+
+async def test_a_drive_replugged_with_the_same_uuid_is_read_even_if_its_removal_was_missed(
+        rig, loops, tmp_path):
+    """udev probes a removal when it handles it, possibly after the re-plug: the removal
+    then looks like the drive still there. The kernel's DISKSEQ tells the insertions apart."""
+    label = unique_label()
+    first = tmp_path / "one.img"
+    drive_uuid = make_image(first, label, {"music/a.csv": A_CSV})
+    dev = loops.attach(first)
+    r = rig(label)
+    before = await probed(dev)
+    r.monitor.on_event("change", dev, before)
+    await wait_for(lambda: r.finished("completed") and not r.copies(), DRIVE_TIMEOUT)
+    loops.detach(dev)  # its events never reach the monitor
+    second = tmp_path / "two.img"
+    make_image(second, label, {"music/a.csv": A_CSV + b"3,Song C,Artist,Jazz\n"},
+               fs_uuid=drive_uuid)
+    loops.attach_to(dev, second)
+    after = await probed(dev)
+    assert after["ID_FS_UUID"] == before["ID_FS_UUID"] and "DISKSEQ" in after
+    assert after["DISKSEQ"] != before["DISKSEQ"]
+    r.monitor.on_event("change", dev, before)  # the removal, probed late: still ext4
+    r.monitor.on_event("change", dev, after)
+    r.monitor.on_event("change", dev, after)  # the same re-plug again: taken once
+    await wait_for(lambda: len(r.finished("completed")) == 2 and not r.copies(), DRIVE_TIMEOUT)
+    assert r.rows()[-1] == ("3", "Song C", "music") and len(r.runs()) == 2
+
+
+async def test_a_new_medium_waits_for_the_last_one_to_be_done_and_is_never_dropped(
+        store, tmp_path):
+    """A re-plug seen while the last insertion is still being finished (a busy machine:
+    its copies are being pruned) is taken after it, not dropped as "seen again"."""
+    r = Rig(store, tmp_path, "MUSIC")
+    props = {"ID_FS_TYPE": "ext4", "ID_FS_LABEL": "MUSIC", "ID_FS_UUID": "u1"}
+    dev = "/dev/nonexistent"
+    r.monitor.on_event("add", dev, {**props, "DISKSEQ": "7"})
+    first = r.monitor._tasks[dev]
+    r.monitor.on_event("remove", dev, {"DISKSEQ": "7"})
+    r.monitor.on_event("add", dev, {**props, "DISKSEQ": "9"})  # before the first is done
+    second = r.monitor._tasks[dev]
+    assert second is not first and not first.done()
+    r.monitor.on_event("change", dev, {**props, "DISKSEQ": "9"})  # seen again: ignored
+    r.monitor.on_event("remove", dev, {"DISKSEQ": "7"})  # the first's, late: ignored
+    assert r.monitor._tasks[dev] is second and not r.monitor._aborts[dev].is_set()
+    await asyncio.gather(first, second)
+    # neither could be mounted (no such device): one failed run per insertion, in order
+    assert [run.status for run in r.runs()] == ["failed", "failed"]
+    assert dev not in r.monitor._tasks
+    await r.monitor.stop()
+    await r.engine.shutdown()
 
 
 async def test_an_automounted_drive_is_read_where_it_is_and_left_mounted(

@@ -6,9 +6,12 @@ import asyncio
 import signal
 import sys
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 from syncd.bootstrap import Setup
 from syncd.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from syncd.config.schema import DaemonConfig
 from syncd.engine import Engine, Request
 from syncd.errors import JobError, RunConflict, SourceError
 from syncd.store import Store
@@ -38,7 +41,8 @@ def check_config(setup: Setup) -> int:
     config = setup.config
     print(f"{setup.path}: ok")
     print(f"state_dir {setup.state_dir}, database "
-          f"{_database_label(config.daemon.database)}, api {config.api.listen}")
+          f"{_database_label(config.daemon.database, setup.state_dir)}, "
+          f"api {config.api.listen}")
     order = [name for level in dependency_order(config) for name in level]
     for name in order:
         plan = setup.plans[name]
@@ -49,14 +53,52 @@ def check_config(setup: Setup) -> int:
               + (f"; next {fire.isoformat()}" if fire else ""))
     if not order:
         print("no jobs configured")
+    print(_cleanup_label(config.daemon))
     return EXIT_OK
 
 
-def _database_label(database: object) -> str:
-    from syncd.store.database import redact_url
+def _cleanup_label(daemon: DaemonConfig) -> str:
+    """When the cleanup runs and what it removes, so it is never a hidden time."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    kept = [f"runs and ingested-file records after {daemon.keep_runs_days} days"
+            if daemon.keep_runs_days else "runs kept for good",
+            f"unavailable records after {daemon.keep_content_days} days"
+            if daemon.keep_content_days else "unavailable records kept for good"]
+    if not daemon.cleanup:
+        return f"cleanup: only by `syncd cleanup` ({'; '.join(kept)})"
+    fire = CronTrigger.from_crontab(daemon.cleanup, timezone=UTC).get_next_fire_time(
+        None, datetime.now(UTC))
+    return f"cleanup {daemon.cleanup!r}: {'; '.join(kept)}; next {fire.isoformat()}"
+
+
+def cleanup(setup: Setup, dry_run: bool) -> int:
+    """``syncd cleanup``: what the daemon's ``[daemon].cleanup`` schedule does, now."""
+    from syncd.store.cleanup import clean, content_tables
+
+    store = setup.open_store()
+    try:
+        cleaned = clean(store, setup.config.daemon, content_tables(setup.plans), dry_run)
+    finally:
+        store.close()
+    for line in cleaned.lines():
+        print(line)
+    if dry_run:
+        print("dry run: nothing removed")
+    return EXIT_OK
+
+
+def _database_label(database: object, state_dir: Path) -> str:
+    """What the store will open; a SQLite file that cannot be where it is put fails here."""
+    from syncd.store.database import check_sqlite_place, redact_url, sqlite_file
 
     if not database:
         return "SQLite (syncd.db in state_dir)"
+    if isinstance(database, str) and database.startswith("sqlite:"):
+        path = sqlite_file(database, state_dir)
+        if path.parent != state_dir or state_dir.is_dir():  # state_dir is made on first use
+            check_sqlite_place(database, path)
+        return f"SQLite {path}"
     return redact_url(database) if isinstance(database, str) else str(database)
 
 
@@ -76,7 +118,6 @@ def sync(setup: Setup, job: str | None, file: str | None, dry_run: bool, all_job
 
 async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run: bool) -> int:
     from syncd.cli.progress import ProgressBars
-    from syncd.config import dependency_order
 
     store = await asyncio.to_thread(setup.open_store)
     engine = Engine(store, setup.plans, setup.state_dir,
@@ -86,15 +127,11 @@ async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _interrupt, engine, interrupted, sig)
-    levels = [jobs] if jobs else dependency_order(setup.config)
-    ok = True
     try:
-        for level in levels:
-            results = await asyncio.gather(
-                *(_one(engine, store, Request(name, "cli", file, dry_run)) for name in level))
-            ok = ok and all(results)
-            if interrupted or not all(results):
-                break
+        if jobs:
+            ok = await _one(engine, store, Request(jobs[0], "cli", file, dry_run)) == "completed"
+        else:
+            ok = await _all(engine, store, setup, dry_run, interrupted)
     finally:
         store.close()
     if interrupted:
@@ -104,6 +141,32 @@ async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+async def _all(engine: Engine, store: Store, setup: Setup, dry_run: bool,
+               interrupted: list[int]) -> bool:
+    """Every job, each once its upstreams completed; one whose upstream did not is skipped."""
+    from syncd.config import dependency_order
+
+    outcomes: dict[str, asyncio.Task[str]] = {}
+
+    async def after_upstreams(name: str) -> str:
+        for upstream in setup.config.jobs[name].depends_on:
+            status = await outcomes[upstream]
+            if status != "completed":
+                if not interrupted:
+                    print(f"skipped {name}: upstream {upstream} "
+                          f"{'was skipped' if status == 'skipped' else status}")
+                return "skipped"
+        if interrupted:
+            return "skipped"
+        return await _one(engine, store, Request(name, "cli", None, dry_run))
+
+    for level in dependency_order(setup.config):  # upstreams first: their tasks exist
+        for name in level:
+            outcomes[name] = asyncio.ensure_future(after_upstreams(name))
+    statuses = await asyncio.gather(*outcomes.values())
+    return all(status == "completed" for status in statuses)
+
+
 def _interrupt(engine: Engine, interrupted: list[int], signum: int) -> None:
     """First signal: pause the runs after their batch, so they stay resumable."""
     if not interrupted:
@@ -111,16 +174,17 @@ def _interrupt(engine: Engine, interrupted: list[int], signum: int) -> None:
         engine.shutdown_task = asyncio.ensure_future(engine.shutdown())
 
 
-async def _one(engine: Engine, store: Store, request: Request) -> bool:
+async def _one(engine: Engine, store: Store, request: Request) -> str:
+    """Run one job and print its summary; returns its status (``not started``)."""
     began = time.monotonic()
     try:
         run_id, outcome = await engine.run(request)
     except RunConflict as exc:
         print(f"syncd: {exc}", file=sys.stderr)
-        return False
+        return "not started"
     except SourceError as exc:
         print(f"syncd: {request.job}: {exc}", file=sys.stderr)
-        return False
+        return "not started"
     run = await asyncio.to_thread(store.get_run, run_id)
     errors = await asyncio.to_thread(store.errors_of, run_id, 10)
     print(summary(run, time.monotonic() - began))
@@ -129,7 +193,7 @@ async def _one(engine: Engine, store: Store, request: Request) -> bool:
         print(f"  {error.error_type}/{error.error_code}: {where}{error.error_message}")
     if run.items_failed > len(errors):
         print(f"  … {run.items_failed - len(errors)} more errors in sync_errors")
-    return outcome.status == "completed"
+    return str(outcome.status)
 
 
 def summary(run: SyncRun, seconds: float) -> str:

@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--all", action="store_true", help="run every job, in dependency order")
     commands.add_parser("check-config", help="validate the config and list jobs and triggers")
     commands.add_parser("plugins", help="list registered sources and targets")
-    for name in ("run", "sync", "check-config", "plugins"):
+    cleanup = commands.add_parser(
+        "cleanup", help="remove old runs, old ingested-file records and long-unavailable "
+        "content now (keep_runs_days, keep_content_days)")
+    cleanup.add_argument("--dry-run", action="store_true", help="say what would be removed, "
+                         "remove nothing")
+    for name in ("run", "sync", "check-config", "plugins", "cleanup"):
         commands.choices[name].add_argument("--config", metavar="PATH",
                                             default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     _add_client_commands(commands)
@@ -126,6 +131,10 @@ def _dispatch(args: argparse.Namespace, path: Path) -> int:
         from syncd import daemon
 
         return daemon.run(path)
+    if args.command == "cleanup":
+        from syncd.cli.commands import cleanup
+
+        return cleanup(setup, args.dry_run)
     from syncd.cli.commands import sync
 
     return sync(setup, args.job, args.file, args.dry_run, args.all)

@@ -55,6 +55,8 @@ def check_cron(value: str) -> str:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Cron = Annotated[str, BeforeValidator(check_cron)]
+#: a cron expression, or "" for never
+CronOrOff = Annotated[str, BeforeValidator(lambda v: check_cron(v) if v != "" else v)]
 
 
 class Section(BaseModel):
@@ -69,7 +71,12 @@ class DaemonConfig(Section):
     max_concurrent_runs: PositiveInt = Field(4, description="runs executing at once")
     retry_failed: Cron = Field("0 3 * * *", description="when failed runs with retryable "
                                "errors are retried")
-    keep_runs_days: int = Field(30, ge=0, description="run history older than this is removed")
+    keep_runs_days: int = Field(30, ge=0, description="run history (and ingested-file "
+                                "records) older than this is removed; 0 keeps it for good")
+    keep_content_days: int = Field(90, ge=0, description="records unavailable for longer "
+                                   "than this are deleted; 0 keeps them for good")
+    cleanup: CronOrOff = Field("17 4 * * *", description="when the cleanup runs "
+                                        "(also `syncd cleanup`); empty: only by hand")
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: console "
                                                            "on a TTY, JSON otherwise")
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import peewee as pw
 from playhouse.migrate import SchemaMigrator, migrate
@@ -26,24 +27,80 @@ SQLITE_PRAGMAS = {
 
 
 def open_database(url: str, state_dir: Path) -> pw.Database:
-    """SQLite in ``state_dir`` for an empty ``url``, else a PostgreSQL or MySQL URL."""
+    """SQLite in ``state_dir`` for an empty ``url``, else a SQLite, PostgreSQL or MySQL URL."""
     if not url:
         state_dir.mkdir(parents=True, exist_ok=True)
-        return pw.SqliteDatabase(str(state_dir / "syncd.db"), pragmas=SQLITE_PRAGMAS,
-                                 timeout=60, lock_type="IMMEDIATE")
+        return _sqlite(state_dir / "syncd.db")
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        path = sqlite_file(url, state_dir)
+        if path.parent == state_dir:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        check_sqlite_place(url, path)
+        return _sqlite(path)
     from playhouse.db_url import connect  # loads the server drivers: only when needed
 
-    scheme = urlsplit(url).scheme
-    if scheme in ("sqlite",):
-        return pw.SqliteDatabase(url.removeprefix("sqlite:///"), pragmas=SQLITE_PRAGMAS,
-                                 timeout=60, lock_type="IMMEDIATE")
     if scheme in ("postgres", "postgresql"):
         return _checked(connect(url.replace("postgres://", "postgresql://", 1)), "postgres")
     if scheme in ("mysql", "mariadb"):
         url = url.replace("mariadb://", "mysql://", 1)
         return _checked(connect(url, charset="utf8mb4"), "mysql")
     raise UserError(f"database URL scheme {scheme!r} is not supported",
-                    hint="use postgresql://…, mysql://… or leave it empty for SQLite")
+                    hint="use sqlite:///file, postgresql://…, mysql://… or leave it empty "
+                    "for SQLite in state_dir")
+
+
+SQLITE_HINT = ("sqlite:///NAME is relative to state_dir, sqlite:////ABSOLUTE/PATH "
+               "(four slashes) is absolute")
+
+
+def sqlite_file(url: str, state_dir: Path) -> Path:
+    """The file of a ``sqlite:`` URL, as SQLAlchemy reads it: three slashes then a path
+    relative to ``state_dir`` (not the working directory, which a daemon does not choose);
+    four slashes for an absolute path."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    if parts.netloc or not path.startswith("/") or path.rstrip("/") == "" or parts.query:
+        raise UserError(f"database {url!r}: expected sqlite:///NAME or "
+                        "sqlite:////ABSOLUTE/PATH", hint=SQLITE_HINT)
+    path = path[1:]
+    if path == ":memory:":
+        raise UserError(f"database {url!r}: an in-memory database forgets every run",
+                        hint="name a file: " + SQLITE_HINT)
+    return Path(path) if path.startswith("/") else state_dir / path
+
+
+def check_sqlite_place(url: str, path: Path) -> None:
+    """One clear line, before SQLite's own "unable to open database file", when the
+    file cannot be where the URL puts it."""
+    where = f"database {url!r} is {path}"
+    if path.is_dir():
+        raise UserError(f"{where}, which is a directory", hint="name a file in it: "
+                        + SQLITE_HINT)
+    if not path.parent.is_dir():
+        hint = SQLITE_HINT
+        if not url.startswith("sqlite:////"):
+            rest = url[len("sqlite:///"):]
+            hint += f"; for /{rest} write sqlite:////{rest}"
+        raise UserError(f"{where}, but the folder {path.parent} does not exist", hint=hint)
+    for place in (path, path.parent) if path.exists() else (path.parent,):
+        if not os.access(place, os.R_OK | os.W_OK):
+            raise UserError(f"{where}, and {place} is not writable (read-only or no "
+                            "permission)", hint="give the database a writable place, e.g. "
+                            "leave database empty for state_dir/syncd.db")
+
+
+def _sqlite(path: Path) -> pw.SqliteDatabase:
+    """Open now, so a file that is not a database is one line, not a traceback later."""
+    db = pw.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, timeout=60,
+                           lock_type="IMMEDIATE")
+    try:
+        db.connect()
+    except pw.DatabaseError as exc:
+        raise UserError(f"cannot open the SQLite database {path}: {exc}",
+                        hint="is it a SQLite database file, on a disk with space, that "
+                        "no other program locks?") from None
+    return db
 
 
 def _checked(db: pw.Database, extra: str) -> pw.Database:

@@ -9,7 +9,7 @@ import json
 import socket
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -168,28 +168,65 @@ class Store:
         return {name: getattr(run, f"items_{name}") for name in COUNTERS}
 
     def retryable_failures(self) -> list[int]:
-        """Failed runs with a retryable error that no later attempt has taken over."""
+        """Failed runs with a retryable error that nothing has superseded since.
+
+        Superseded: a later attempt took it over, or a newer run of the same job on the
+        same source completed (retrying the old one would write older data over newer).
+        """
         retried = SyncRun.select(SyncRun.parent_run).where(SyncRun.parent_run.is_null(False))
         retryable = (SyncError.select(SyncError.sync_run_id)
                      .where(SyncError.is_retryable == True))  # noqa: E712
+        newer = SyncRun.alias("newer")
+        completed_since = (newer.select(newer.id)
+                           .where(newer.job == SyncRun.job,
+                                  newer.source_identifier == SyncRun.source_identifier,
+                                  newer.status == "completed", newer.id > SyncRun.id,
+                                  newer.dry_run == False))  # noqa: E712
         query = (SyncRun.select(SyncRun.id)
                  .where(SyncRun.status == "failed", SyncRun.id.in_(retryable),
-                        SyncRun.id.not_in(retried))
+                        SyncRun.id.not_in(retried), ~pw.fn.EXISTS(completed_since))
                  .order_by(SyncRun.id))
         return [r.id for r in query]
 
     def purge_older_than(self, days: int) -> int:
         """Remove finished runs (and their errors) older than ``days``."""
-        cutoff = utcnow() - timedelta(days=days)
-        old = SyncRun.select(SyncRun.id).where(SyncRun.created_at < cutoff,
-                                               SyncRun.status.not_in(UNFINISHED))
-        ids = [r.id for r in old]
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            SyncError.delete().where(SyncError.sync_run_id.in_(chunk)).execute()
-            SyncRun.delete().where(SyncRun.id.in_(chunk)).execute()
+        ids = self.old_runs(utcnow() - timedelta(days=days))
+        self.delete_runs(ids)
         return len(ids)
 
+    # -- cleanup (syncd.store.cleanup) ------------------------------------------------
+
+    def old_runs(self, cutoff: datetime) -> list[int]:
+        """Finished runs created before ``cutoff`` (a run still going is never old)."""
+        old = SyncRun.select(SyncRun.id).where(SyncRun.created_at < cutoff,
+                                               SyncRun.status.not_in(UNFINISHED))
+        return [r.id for r in old.order_by(SyncRun.id)]
+
+    def count_errors(self, run_ids: list[int]) -> int:
+        return sum(SyncError.select().where(SyncError.sync_run_id.in_(chunk)).count()
+                   for chunk in _chunks(run_ids))
+
+    def delete_runs(self, run_ids: list[int]) -> None:
+        """Delete these runs and their errors, a chunk per transaction."""
+        for chunk in _chunks(run_ids):
+            with self.db.atomic():
+                SyncError.delete().where(SyncError.sync_run_id.in_(chunk)).execute()
+                SyncRun.delete().where(SyncRun.id.in_(chunk)).execute()
+
+    def old_ingested_files(self, cutoff: datetime) -> list[IngestedFile]:
+        """Records of files ingested before ``cutoff``."""
+        return list(IngestedFile.select().where(IngestedFile.ingested_at < cutoff)
+                    .order_by(IngestedFile.id))
+
+    def delete_ingested_files(self, ids: list[int]) -> None:
+        for chunk in _chunks(ids):
+            IngestedFile.delete().where(IngestedFile.id.in_(chunk)).execute()
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
+    """``IN (…)`` lists short enough for every backend's parameter limit."""
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
 
 def checkpoint_of(run: SyncRun) -> dict[str, Any] | None:
     return json.loads(run.checkpoint) if run.checkpoint else None

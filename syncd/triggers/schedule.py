@@ -1,4 +1,4 @@
-"""Schedules: cron and interval jobs, retrying failed runs, and cleaning old history.
+"""Schedules: cron and interval jobs, retrying failed runs, and the cleanup.
 
 APScheduler 3's ``AsyncIOScheduler`` fires on the daemon's loop. Each job has at most
 one scheduled run in flight (``max_instances=1``) and missed fires are coalesced, so a
@@ -19,8 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from syncd.config.schema import Config, JobConfig
 from syncd.engine import Engine, Request
 from syncd.errors import RunConflict, SyncdError
-
-CLEANUP_CRON = "17 4 * * *"  # old run history goes once a day
+from syncd.store.cleanup import Cleaned, clean, content_tables
 
 
 def job_trigger(job: JobConfig) -> BaseTrigger | None:
@@ -58,8 +57,10 @@ class Scheduler:
         daemon = self.config.daemon
         self.scheduler.add_job(self.retry_failed, CronTrigger.from_crontab(
             daemon.retry_failed, timezone=UTC), id="retry_failed", name="retry failed runs")
-        self.scheduler.add_job(self.cleanup, CronTrigger.from_crontab(
-            CLEANUP_CRON, timezone=UTC), id="cleanup", name="remove old run history")
+        if daemon.cleanup:
+            self.scheduler.add_job(self.cleanup, CronTrigger.from_crontab(
+                daemon.cleanup, timezone=UTC), id="cleanup",
+                name="remove old runs, ingested-file records and unavailable content")
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -98,9 +99,13 @@ class Scheduler:
             self.log.info("retrying failed runs", runs=started)
         return started
 
-    async def cleanup(self) -> int:
-        removed = await asyncio.to_thread(self.engine.store.purge_older_than,
-                                          self.config.daemon.keep_runs_days)
-        self.log.info("old runs removed", count=removed,
-                      older_than_days=self.config.daemon.keep_runs_days)
-        return removed
+    async def cleanup(self) -> Cleaned:
+        """``[daemon].cleanup``: what ``syncd cleanup`` does, on the daemon's schedule."""
+        daemon = self.config.daemon
+        tables = content_tables(self.engine.plans)
+        cleaned = await asyncio.to_thread(clean, self.engine.store, daemon, tables)
+        self.log.info("cleanup done", runs=cleaned.runs, errors=cleaned.errors,
+                      ingested_files=cleaned.ingested_files, content=cleaned.content,
+                      keep_runs_days=daemon.keep_runs_days,
+                      keep_content_days=daemon.keep_content_days)
+        return cleaned

@@ -2,7 +2,9 @@
 
 udev's netlink events arrive on the asyncio loop (``loop.add_reader``, no polling
 thread). A block device with a filesystem whose udev properties have every
-``[usb].match`` item is taken once per insertion, in a worker thread: used where an
+``[usb].match`` item is taken once per insertion (told apart by the kernel's
+``DISKSEQ``, see :mod:`syncd.triggers.insertions`; a re-insertion seen while the last one is still
+being finished waits for it), in a worker thread: used where an
 automounter mounted it, else mounted read-only with nosuid, nodev, noexec (and
 nosymfollow) under ``state_dir/media/<label>``; each job's files are found without
 following symbolic links, copied to ``state_dir/usb/<drive>/<UTC time>/``, and the
@@ -53,46 +55,10 @@ from syncd.triggers.drive import (
     unmount,
 )
 from syncd.triggers.ingest import FileIngestor
+from syncd.triggers.insertions import Drive, Insertions, wanted
 
 UDEV_CONTROL = Path("/run/udev/control")
 DONE = ("completed", "skipped", "unchanged")  # a copy in one of these states is not needed
-
-
-def wanted(properties: Mapping[str, str], match: Mapping[str, str]) -> bool:
-    """Does a device with these udev properties have every ``[usb].match`` item?"""
-    return all(properties.get(key) == value for key, value in match.items())
-
-
-@dataclass(frozen=True, slots=True)
-class Drive:
-    """A block device holding a filesystem, as udev described it."""
-
-    devnode: str
-    fstype: str
-    label: str | None
-    uuid: str | None
-    serial: str | None
-
-    @classmethod
-    def from_properties(cls, devnode: str, props: Mapping[str, str]) -> Drive:
-        return cls(devnode, props.get("ID_FS_TYPE", ""), props.get("ID_FS_LABEL") or None,
-                   props.get("ID_FS_UUID") or None,
-                   props.get("ID_SERIAL_SHORT") or props.get("ID_SERIAL") or None)
-
-    @property
-    def info(self) -> dict[str, str | None]:
-        """What a run records about the drive (``sync_runs.device``)."""
-        return {"label": self.label, "uuid": self.uuid, "serial": self.serial,
-                "devnode": self.devnode}
-
-    @property
-    def name(self) -> str:
-        return self.label or self.uuid or os.path.basename(self.devnode)
-
-    @property
-    def identity(self) -> tuple[str, str | None]:
-        """The same drive still inserted has the same identity."""
-        return self.devnode, self.uuid
 
 
 @dataclass(slots=True)
@@ -121,7 +87,7 @@ class UsbMonitor:
         self._monitor: pyudev.Monitor | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}  # devnode -> its drive's handling
         self._aborts: dict[str, threading.Event] = {}  # devnode -> set when it is pulled
-        self._present: dict[str, tuple[str, str | None]] = {}  # devnode -> drive handled
+        self._insertions = Insertions()  # which events are new insertions
 
     @property
     def listening(self) -> bool:
@@ -205,7 +171,8 @@ class UsbMonitor:
     def on_event(self, action: str, devnode: str, props: Mapping[str, str]) -> None:
         """A block device event: start taking files off a newly inserted, wanted drive."""
         if action == "remove" or (action == "change" and not props.get("ID_FS_TYPE")):
-            self._present.pop(devnode, None)
+            if not self._insertions.removed(devnode, props):
+                return  # an earlier medium's removal, seen late: not the current one's
             if devnode in self._aborts:
                 self._aborts[devnode].set()  # a copy under way stops at its next chunk
             return
@@ -216,30 +183,38 @@ class UsbMonitor:
         if not wanted(props, self.config.usb.match) or self.engine.closing:
             return
         drive = Drive.from_properties(devnode, props)
-        if self._present.get(devnode) == drive.identity or devnode in self._tasks:
-            return  # the same insertion, seen again
+        if not self._insertions.is_new(drive):
+            return  # the same insertion (or an earlier one), seen again
         log = self.log.bind(label=drive.label, uuid=drive.uuid, devnode=devnode)
         jobs = self.usb_jobs()
         if not jobs:
             log.info("drive ignored: no job has [jobs.X.usb] patterns")
             return
-        self._present[devnode] = drive.identity
-        self._aborts[devnode] = threading.Event()
-        task = asyncio.create_task(self._handle(drive, jobs, log), name=f"usb-{drive.name}")
+        self._insertions.take(drive)
+        previous = self._tasks.get(devnode)
+        if previous is not None:  # a new medium: the old one is gone, whatever we saw
+            self._aborts[devnode].set()
+        abort = self._aborts[devnode] = threading.Event()
+        task = asyncio.create_task(self._handle(drive, jobs, log, abort, previous),
+                                   name=f"usb-{drive.name}")
         self._tasks[devnode] = task
-        task.add_done_callback(lambda _: self._done(devnode))
+        task.add_done_callback(lambda done: self._done(devnode, done))
 
-    def _done(self, devnode: str) -> None:
-        self._tasks.pop(devnode, None)
-        self._aborts.pop(devnode, None)
+    def _done(self, devnode: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(devnode) is task:  # not a later insertion's
+            del self._tasks[devnode]
+            self._aborts.pop(devnode, None)
 
     # -- one drive --------------------------------------------------------------------
 
-    async def _handle(self, drive: Drive, jobs: dict[str, list[str]], log: Any) -> None:
+    async def _handle(self, drive: Drive, jobs: dict[str, list[str]], log: Any,
+                      abort: threading.Event, previous: asyncio.Task[None] | None) -> None:
+        """Take one insertion's files, after the previous insertion's handling ended."""
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
         log.info("drive inserted", fstype=drive.fstype, jobs=list(jobs))
         try:
-            pickup = await asyncio.to_thread(self._take_off, drive, jobs, log,
-                                             self._aborts[drive.devnode])
+            pickup = await asyncio.to_thread(self._take_off, drive, jobs, log, abort)
             for job in sorted(pickup.refusals):
                 await self._record_refusals(job, drive, pickup.refusals[job], log)
             if pickup.error is not None:
