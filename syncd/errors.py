@@ -6,6 +6,7 @@
     │   ├── PluginError        a plugin that cannot be loaded or misnames a hook
     │   └── JobError           a job that cannot run as defined (unknown job, bad mapping)
     ├── RunConflict            another run of the same job and source holds the lock
+    │   └── ClaimLost          another daemon took over a run this one was executing
     └── SourceError            a source that cannot be read at all
         └── RetryableError     a transient failure (network, busy database): try again later
 
@@ -47,6 +48,10 @@ class JobError(UserError):
 
 class RunConflict(SyncdError):
     """Another run of the same job and source is in progress."""
+
+
+class ClaimLost(RunConflict):
+    """Another daemon took over a run after this one's lease lapsed: stop touching it."""
 
 
 class SourceError(SyncdError):

@@ -51,6 +51,7 @@ class Engine:
         self._stops: dict[int, Stop] = {}
         self._tasks: dict[int, asyncio.Task[Outcome]] = {}
         self._keys: dict[int, tuple[str, str]] = {}  # run id -> (job, source identifier)
+        self._renewer: asyncio.Task[None] | None = None
         self.listeners: list[Listener] = []
         self.closing = False
         self.shutdown_task: asyncio.Future[None] | None = None
@@ -93,6 +94,10 @@ class Engine:
         if resume and not request.dry_run:
             run = self.store.find_unfinished(plan.name, source.identifier)
             if run is not None:
+                holder = self.store.claims.claim(run.id)
+                if holder is not None:
+                    raise RunConflict(f"run {run.id} of job {plan.name!r} is being executed "
+                                      f"by {holder}")
                 self.log.info("continuing interrupted run", run_id=run.id, job=plan.name)
                 return run.id
         return self.store.create_run(job=plan.name, trigger=request.trigger,
@@ -113,6 +118,27 @@ class Engine:
                                state_dir=self.state_dir)
         task = asyncio.create_task(self._execute(executor, lock), name=f"run-{run_id}")
         self._tasks[run_id] = task
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew_leases(), name="lease-renewal")
+
+    async def _renew_leases(self) -> None:
+        """Prove every run executing here is alive; stop those another daemon took over."""
+        while True:
+            await asyncio.sleep(self.store.claims.lease_s / 3)
+            running = [i for i, t in self._tasks.items() if not t.done()]
+            if not running:
+                return
+            try:
+                lost = await asyncio.to_thread(self.store.claims.renew, running)
+            except Exception as exc:  # the database is away: the runs retry on their own
+                self.log.warning("could not renew run leases", error=str(exc))
+                continue
+            for run_id in lost:
+                self.log.error("run taken over by another daemon; stopping it here",
+                               run_id=run_id)
+                stop = self._stops.get(run_id)
+                if stop is not None:
+                    stop.request("claim_lost")
 
     async def _execute(self, executor: RunExecutor, lock: RunLock) -> Outcome:
         run_id = executor.run_id
@@ -191,6 +217,10 @@ class Engine:
         for run in await asyncio.to_thread(self.store.unfinished_runs):
             if run.id in self._tasks and not self._tasks[run.id].done():
                 continue
+            holder = await asyncio.to_thread(self.store.claims.claim, run.id)
+            if holder is not None:
+                self.log.info("run left to its holder", run_id=run.id, claimed_by=holder)
+                continue
             try:
                 plan = self._plan_of(run)
             except JobError as exc:
@@ -203,7 +233,8 @@ class Engine:
             source = plan.make_source(run.source_identifier or None)
             lock = RunLock(self.state_dir, plan.name, source.identifier)
             if not lock.acquire():
-                continue  # another process is running it right now
+                await asyncio.to_thread(self.store.claims.release, run.id)
+                continue  # another process of this host is running it right now
             self.log.info("resuming run", run_id=run.id, job=run.job, trigger=trigger)
             self._launch(run.id, plan, source, lock, dry_run=False)
             started.append(run.id)
@@ -216,6 +247,8 @@ class Engine:
             stop.request("shutdown")
         if self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._renewer is not None:
+            self._renewer.cancel()
 
     def update_plans(self, plans: Mapping[str, JobPlan]) -> None:
         """Swap in the jobs of a reloaded config; running runs keep their plan."""

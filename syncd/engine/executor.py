@@ -20,7 +20,7 @@ from tenacity.wait import wait_exponential_jitter
 
 from syncd.adapters import Batch, ItemError, Row, RunContext, Source, Target, WriteResult
 from syncd.engine.plan import JobPlan
-from syncd.errors import JobError, RetryableError, SourceError, UserError
+from syncd.errors import ClaimLost, JobError, RetryableError, SourceError, UserError
 from syncd.store import Store, checkpoint_of, fingerprint_of
 
 RECONCILE = "reconcile"  # checkpoint phase once every batch is in
@@ -108,6 +108,8 @@ class RunExecutor:
             return retrying(self._attempt)
         except _Stopped:
             return self._stopped()
+        except ClaimLost as exc:
+            return self._lost(exc)
         except Exception as exc:
             return self._fail(exc)
 
@@ -196,7 +198,14 @@ class RunExecutor:
                 values = dict(zip(mapped, row, strict=True))
                 yield tuple(values[k] if k in values else str(constants[k]) for k in key)
 
+    def _lost(self, exc: ClaimLost) -> Outcome:
+        """Another daemon runs it now: write nothing more (the claim fences us out)."""
+        self.log.error("run taken over by another daemon", error=str(exc))
+        return Outcome("pending", str(exc))
+
     def _stopped(self) -> Outcome:
+        if self.stop.reason == "claim_lost":
+            return self._lost(ClaimLost(f"run {self.run_id} was taken over by another daemon"))
         if self.stop.reason == "cancel":
             self.store.finish(self.run_id, "cancelled", "cancelled on request")
             self.log.info("run cancelled")

@@ -44,6 +44,8 @@ class SyncRun(BaseModel):
     dry_run = pw.BooleanField(default=False)
     job_spec = pw.TextField(null=True)  # JSON of an ad-hoc job, which no config holds
     device = pw.TextField(null=True)  # JSON: label, uuid, serial of the USB drive read
+    claimed_by = pw.CharField(max_length=255, null=True)  # "host:pid" of the executing daemon
+    lease_until = pw.DateTimeField(null=True)  # the claim lapses after this unless renewed
     created_at = pw.DateTimeField(default=utcnow, index=True)
     started_at = pw.DateTimeField(null=True)
     completed_at = pw.DateTimeField(null=True)

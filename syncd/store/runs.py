@@ -16,6 +16,8 @@ from typing import Any
 import peewee as pw
 
 from syncd.adapters import ItemError
+from syncd.errors import ClaimLost
+from syncd.store.claims import Claims
 from syncd.store.database import open_database, upgrade_schema
 from syncd.store.models import MODELS, IngestedFile, SyncError, SyncRun, utcnow
 
@@ -26,15 +28,16 @@ UNFINISHED = ("pending", "in_progress")
 class Store:
     """Persistence of runs; also the database SQL targets write to by default."""
 
-    def __init__(self, db: pw.Database) -> None:
+    def __init__(self, db: pw.Database, claims: Claims | None = None) -> None:
         self.db = db
+        self.claims = claims or Claims()
         db.bind(MODELS)
 
     @classmethod
-    def open(cls, url: str, state_dir: Path) -> Store:
+    def open(cls, url: str, state_dir: Path, claims: Claims | None = None) -> Store:
         db = open_database(url, state_dir)
         upgrade_schema(db)
-        return cls(db)
+        return cls(db, claims)
 
     @property
     def dialect(self) -> str:
@@ -72,7 +75,8 @@ class Store:
             source_identifier=source_identifier, dry_run=dry_run, parent_run=parent_run,
             attempt=attempt, host=socket.gethostname(),
             job_spec=json.dumps(job_spec) if job_spec else None,
-            device=json.dumps(device) if device else None)
+            device=json.dumps(device) if device else None,
+            **{f.name: v for f, v in self.claims.fresh().items()})
         return run.id
 
     def record_skipped(self, *, job: str, trigger: str, source_type: str,
@@ -126,7 +130,19 @@ class Store:
             values[SyncRun.checkpoint] = None
             for name in COUNTERS:
                 values[getattr(SyncRun, f"items_{name}")] = 0
-        SyncRun.update(values).where(SyncRun.id == run_id).execute()
+        self._update_claimed(run_id, values)
+
+    def _update_claimed(self, run_id: int, values: Mapping[Any, Any]) -> None:
+        """Update a run this process executes; ClaimLost when another daemon took it over.
+
+        The claim is the fence: a daemon that lost its lease (paused, cut off) can no
+        longer move the checkpoint or the counters, and its batch rolls back.
+        """
+        held = (SyncRun.claimed_by == self.claims.holder) | SyncRun.claimed_by.is_null()
+        if SyncRun.update(values).where(SyncRun.id == run_id, held).execute() == 0 and not (
+                SyncRun.select().where(SyncRun.id == run_id, held).exists()):
+            # (MySQL reports 0 for a matched row whose values did not change: look again)
+            raise ClaimLost(f"run {run_id} was taken over by another daemon")
 
     def advance(self, run_id: int, counts: Mapping[str, int], checkpoint: Any) -> None:
         """Add a batch's counts and move the checkpoint (inside the batch's transaction)."""
@@ -136,12 +152,15 @@ class Store:
             if count:
                 column = getattr(SyncRun, f"items_{name}")
                 values[column] = column + count
-        SyncRun.update(values).where(SyncRun.id == run_id).execute()
+        self._update_claimed(run_id, values)
 
     def finish(self, run_id: int, status: str, error_message: str | None = None) -> None:
+        """Set the run's final (or paused) status and end this process's lease on it."""
+        held = (SyncRun.claimed_by == self.claims.holder) | SyncRun.claimed_by.is_null()
         SyncRun.update({SyncRun.status: status, SyncRun.error_message: error_message,
                         SyncRun.completed_at: utcnow() if status != "pending" else None,
-                        SyncRun.updated_at: utcnow()}).where(SyncRun.id == run_id).execute()
+                        SyncRun.updated_at: utcnow(), SyncRun.lease_until: None}
+                       ).where(SyncRun.id == run_id, held).execute()
 
     def retry_run(self, run_id: int) -> int:
         """A new attempt of a failed run, starting from its checkpoint."""
@@ -150,7 +169,8 @@ class Store:
             job=old.job, trigger="retry", status="pending", source_type=old.source_type,
             source_identifier=old.source_identifier, source_fingerprint=old.source_fingerprint,
             checkpoint=old.checkpoint, attempt=old.attempt + 1, parent_run=old.id,
-            host=socket.gethostname(), job_spec=old.job_spec)
+            host=socket.gethostname(), job_spec=old.job_spec,
+            **{f.name: v for f, v in self.claims.fresh().items()})
         return new.id
 
     def add_errors(self, run_id: int, errors: Iterable[ItemError]) -> None:
