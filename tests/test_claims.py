@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import peewee as pw
 import pytest
 
 from syncd.engine import Request
+from syncd.engine.memory import MemoryTarget
 from syncd.errors import ClaimLost
 from syncd.store import Store
 from syncd.store.claims import Claims
@@ -30,6 +32,13 @@ from syncd.store.models import SyncRun, utcnow
 from tests.cli import wait_until
 from tests.conftest import BACKENDS
 from tests.test_engine import GatedPlugin, job, make_engine, records
+
+
+@pytest.fixture(autouse=True)
+def clean_tables() -> Iterator[None]:
+    MemoryTarget.tables.clear()
+    yield
+    MemoryTarget.tables.clear()
 
 
 def other(store: Store, holder: str, lease_s: float = 30.0) -> Store:
