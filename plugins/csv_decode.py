@@ -29,15 +29,15 @@ CR_IN_FIELD = "new-line character seen in unquoted field"
 def check_text(sample: bytes, path: object) -> None:
     """Refuse a file that is empty or not text, before any of it is taken for records.
 
-    Binary means more than 1% of the first bytes (and more than one) are control
-    bytes no text holds: a stray NUL in a text row stays that row's problem.
+    Binary means more than 1% of the first bytes (and more than 8) are control bytes
+    no text holds: a few stray NULs in text rows stay those rows' problem.
     """
     if not sample:
         raise SourceError(f"{path} is empty (0 bytes)")
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise SourceError(f"{path} is UTF-16 text: save it as UTF-8")
     count = len(sample) - len(sample.translate(None, BINARY))
-    if count > max(1, len(sample) // 100):
+    if count > max(8, len(sample) // 100):
         at = len(sample) - len(sample.lstrip(TEXT))
         raise SourceError(f"{path} does not look like a CSV text file (binary data at byte {at})")
 

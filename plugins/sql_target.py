@@ -7,12 +7,14 @@ changed or unchanged by its content hash, then write only what changed.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 import peewee as pw
@@ -53,11 +55,20 @@ def content_hash(values: Sequence[Any]) -> str | None:
 
 def content_hashes(rows: Sequence[Sequence[Any]]) -> list[str | None]:
     """``content_hash`` of many rows, in one pass without a call per row (the hot path)."""
+    return stored_rows(rows)[1]
+
+
+def stored_rows(rows: Sequence[Sequence[Any]]) -> tuple[list[Any], list[str | None]]:
+    """The rows as the table stores them (text, or NULL), and their content hashes.
+
+    Every column is text, so a plugin's int key 7 is stored, looked up and hashed as
+    ``"7"``: the same record compares equal on every run and every backend.
+    """
     try:
         joined = ["\x1f".join(values) for values in rows]  # the common case: all text (CSV)
     except TypeError:
-        joined = ["\x1f".join(["" if v is None else str(v) for v in values])
-                  for values in rows]
+        rows = [tuple([as_text(v) for v in values]) for values in rows]
+        joined = ["\x1f".join(["" if v is None else v for v in values]) for values in rows]
     blake2b = hashlib.blake2b
     digests: list[str | None] = [
         blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
@@ -65,7 +76,22 @@ def content_hashes(rows: Sequence[Sequence[Any]]) -> list[str | None]:
     if "\x00" in "".join(joined):
         digests = [None if "\x00" in text else d for text, d in zip(joined, digests,
                                                                       strict=True)]
-    return digests
+    return list(rows), digests
+
+
+def as_text(value: Any) -> str | None:
+    """One value as a text column holds it; the same value gives the same text every run."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return str(value)
 
 
 @dataclass(slots=True)
@@ -161,8 +187,7 @@ class SqlTarget(Target):
     def write(self, rows: Sequence[Row], items: Sequence[str]) -> WriteResult:
         result = WriteResult()
         constants = self.constants
-        full = [row + constants for row in rows] if constants else list(rows)
-        digests = content_hashes(full)
+        full, digests = stored_rows([row + constants for row in rows] if constants else rows)
         if None in digests:  # NUL bytes: refuse those rows, keep the rest
             for i in [i for i, d in enumerate(digests) if d is None]:
                 result.errors.append(ItemError("validation", "nul_byte",
@@ -192,6 +217,7 @@ class SqlTarget(Target):
         cursor = self.db.cursor()
         table = self._quote(self.table)
         before = cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
+        refused = len(result.errors)  # NUL rows, already out of ``full``
         tail = self._tail()
         params = [(*values, digest, True, *tail) for values, digest in zip(full, digests,
                                                                              strict=True)]
@@ -214,7 +240,7 @@ class SqlTarget(Target):
                                   (before,)).fetchone()[0]
         result.inserted = inserted
         result.updated = changed - inserted
-        result.unchanged = len(full) - changed - len(result.errors)
+        result.unchanged = len(full) - changed - (len(result.errors) - refused)
         return result
 
     def _tail(self) -> tuple:
@@ -359,6 +385,10 @@ class SqlTarget(Target):
         insert = (f"INSERT INTO {q(seen)} ({self.key_columns}) "
                   f"VALUES ({', '.join(p for _ in self.key)})")
         while chunk := list(islice(seen_keys, 10_000)):
+            try:
+                "".join(chain.from_iterable(chunk))
+            except TypeError:  # a plugin's int keys: compared as the table stores them
+                chunk = [tuple([as_text(v) for v in key]) for key in chunk]
             cursor.executemany(insert, chunk)
         cursor.execute(f"CREATE INDEX {q(seen + '_key')} ON {q(seen)} ({self.key_columns})")
         table = q(self.table)
