@@ -229,8 +229,9 @@ class CsvSource(Source):
                 f"{self._path}: line {reader.line_num}: {csv_message(exc)}") from exc
         if record and bad and bad[-1] is None:
             line = unclosed_from(reader.line_num, record[-1])
-            raise SourceError(f"{self._path}: line {line}: the header opens a quoted field "
-                              "that is never closed")
+            what = "the header opens" if self.options.has_header else "the first record opens"
+            raise SourceError(f"{self._path}: line {line}: {what} a quoted field that is "
+                              "never closed")
         if self.options.has_header and not self.options.columns:
             names = [name.strip() for name in record or []]
             if not any(names):

@@ -7,10 +7,7 @@ changed or unchanged by its content hash, then write only what changed.
 
 from __future__ import annotations
 
-import datetime
 import functools
-import hashlib
-import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +29,7 @@ from syncd.adapters import (
 )
 from syncd.errors import JobError
 from syncd.store.models import MODELS, utcnow
+from syncd_builtin.sql_values import as_text, stored_rows
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 BOOKKEEPING = ("content_hash", "is_available", "sync_job", "sync_scope", "source_type",
@@ -42,56 +40,6 @@ STORE_TABLES = frozenset(m._meta.table_name for m in MODELS) - {"content_index"}
 #: what a database says when it refuses a row (not a connection or lock problem)
 REJECTED = (pw.IntegrityError, pw.DataError, pw.ProgrammingError, pw.InternalError, ValueError)
 LOOKUP_CHUNK = {"sqlite": 2000, "postgres": 5000, "mysql": 2000}
-
-
-def content_hash(values: Sequence[Any]) -> str | None:
-    """A digest of a record's values: equal digests mean nothing to rewrite.
-
-    None when a value holds a NUL byte, which PostgreSQL cannot store in text: such a
-    record is refused on every backend alike.
-    """
-    return content_hashes([values])[0]
-
-
-def content_hashes(rows: Sequence[Sequence[Any]]) -> list[str | None]:
-    """``content_hash`` of many rows, in one pass without a call per row (the hot path)."""
-    return stored_rows(rows)[1]
-
-
-def stored_rows(rows: Sequence[Sequence[Any]]) -> tuple[list[Any], list[str | None]]:
-    """The rows as the table stores them (text, or NULL), and their content hashes.
-
-    Every column is text, so a plugin's int key 7 is stored, looked up and hashed as
-    ``"7"``: the same record compares equal on every run and every backend.
-    """
-    try:
-        joined = ["\x1f".join(values) for values in rows]  # the common case: all text (CSV)
-    except TypeError:
-        rows = [tuple([as_text(v) for v in values]) for values in rows]
-        joined = ["\x1f".join(["" if v is None else v for v in values]) for values in rows]
-    blake2b = hashlib.blake2b
-    digests: list[str | None] = [
-        blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-        for text in joined]
-    if "\x00" in "".join(joined):
-        digests = [None if "\x00" in text else d for text, d in zip(joined, digests,
-                                                                      strict=True)]
-    return list(rows), digests
-
-
-def as_text(value: Any) -> str | None:
-    """One value as a text column holds it; the same value gives the same text every run."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list | tuple):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()
-    return str(value)
 
 
 @dataclass(slots=True)

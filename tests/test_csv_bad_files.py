@@ -150,6 +150,8 @@ def test_an_unterminated_quote_in_the_header_cannot_be_read(tmp_path: Path) -> N
         read(path, ["id"])
     assert str(info.value) == (f"{path}: line 1: the header opens a quoted field that is "
                                "never closed")
+    with pytest.raises(SourceError, match="line 1: the first record opens a quoted field"):
+        read(path, ["1"], has_header=False)
 
 
 # --- one encoding per line, not per file ----------------------------------------
