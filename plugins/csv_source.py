@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 HASH_CHUNK = 1024 * 1024
 READ_BUFFER = 256 * 1024
 UNCLOSED = "a quoted field opened here is never closed; the lines after it are read again"
+FIELD_LIMIT = "field larger than field limit"
+OVERSIZED = ("a field larger than max_field_kb runs from here to line {}: most likely a "
+             "quoted field opened here is never closed; the lines after this one are read again")
 ASCII_PROBE = "\r\n,;\t|\"' azAZ09"  # a codec must encode these as ASCII to be split on b"\n"
 
 
@@ -338,8 +341,11 @@ def _batches(
                 odd.append(len(ends))
                 add_end(reader.line_num)
                 bad.clear()
-                errors.append(ItemError("parsing", "csv", csv_message(exc),
-                                        f"line {base + last + 1}"))
+                message = csv_message(exc)
+                if FIELD_LIMIT in message and reader.line_num - last > 1:
+                    reopen = last + 1  # most likely an unclosed quote: lose no line to it
+                    message = OVERSIZED.format(base + reader.line_num)
+                errors.append(ItemError("parsing", "csv", message, f"line {base + last + 1}"))
                 continue
             at_end = not reopen and len(ends) - before < want
         if reopen:

@@ -182,3 +182,22 @@ def test_a_line_neither_utf8_nor_cp1252_is_an_error_on_its_line(tmp_path: Path) 
     [error] = errors(batches)
     assert (error.type, error.code, error.item) == ("parsing", "encoding", "line 3")
     assert "neither UTF-8 nor cp1252" in error.message
+
+
+def test_an_unterminated_quote_past_max_field_kb_loses_no_line_either(tmp_path: Path) -> None:
+    body = "".join(f"{i},row {i} {'x' * 40}\n" for i in range(3, 60))
+    data = 'id,text\n1,a\n2,"open\n' + body
+    batches = read(write(tmp_path, data), ["id"], max_field_kb=1)
+    [error] = errors(batches)
+    assert (error.type, error.code, error.item) == ("parsing", "csv", "line 3")
+    assert "larger than max_field_kb runs from here to line" in error.message
+    assert "quoted field opened here is never closed" in error.message
+    assert rows(batches) == [("1",)] + [(str(i),) for i in range(3, 60)]
+    assert items(batches)[-1] == "line 60"
+
+
+def test_a_single_line_field_past_max_field_kb_fails_its_row_only(tmp_path: Path) -> None:
+    data = f'id,text\n1,"{"y" * 3000}"\n2,b\n'
+    batches = read(write(tmp_path, data), ["id"], max_field_kb=2)
+    assert rows(batches) == [("2",)]
+    assert "field larger than field limit (2048)" in errors(batches)[0].message
