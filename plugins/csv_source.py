@@ -6,7 +6,8 @@ reads ahead, so after every record the file position is exactly that record's
 end: a checkpoint is a byte offset plus the physical line number reached, and a
 run resumes by seeking there. A line that does not decode, a record with the
 wrong number of fields or one ``csv`` rejects becomes an ``ItemError`` on its
-line while the rest of the file syncs.
+line while the rest of the file syncs. A file with no header or no text at all is
+a ``SourceError``: never a complete source with no records.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ class CsvSource(Source):
         )
         encoding: str = Field(
             "auto",
-            description="A Python codec name, or auto: UTF-8 with or without BOM, else cp1252.",
+            description="A Python codec name, or auto: UTF-8 with a BOM; without one, "
+            "each line UTF-8 if it decodes, else cp1252.",
         )
         has_header: bool = Field(True, description="Whether the first record names the columns.")
         columns: list[str] = Field(
