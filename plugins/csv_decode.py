@@ -8,8 +8,10 @@ run resumed from a checkpoint decides exactly as the first one did.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import IO
@@ -20,6 +22,11 @@ SAMPLE_BYTES = 64 * 1024  # how much of the file's start decides encoding and de
 DELIMITERS = ",;\t|"  # what delimiter = "auto" chooses among, preferred first on a tie
 #: encoding = "auto" without a BOM: each line is UTF-8 if it decodes as UTF-8, else cp1252
 AUTO = "utf-8, else cp1252"
+#: the same rule, for a file whose start is not UTF-8: cp1252 is tried first where it
+#: cannot matter, saving an exception per line (the result is the same, line by line)
+AUTO_CP1252 = "cp1252, unless utf-8"
+#: a lead byte and a continuation byte: no line without one is non-ASCII UTF-8
+UTF8_PAIR = re.compile(rb"[\xc2-\xf4][\x80-\xbf]")
 #: control bytes no text file holds (NUL, BEL, …); tab, line ends, FF, VT, ^Z and ESC are text
 BINARY = bytes([*range(0, 9), *range(14, 26), *range(28, 32)])
 TEXT = bytes(b for b in range(256) if b not in BINARY)
@@ -47,6 +54,10 @@ def encoding(option: str, sample: bytes) -> tuple[str, int]:
     if option == "auto":
         if sample.startswith(codecs.BOM_UTF8):
             return "utf-8", len(codecs.BOM_UTF8)  # a BOM declares UTF-8: held to it
+        try:  # the sample may end inside a character: leave those bytes aside
+            codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        except UnicodeDecodeError:
+            return AUTO_CP1252, 0
         return AUTO, 0
     codec = codecs.lookup(option).name
     if codec in ("utf-8", "utf-8-sig"):
@@ -60,7 +71,7 @@ def sniff(sample: bytes, codec: str, truncated: bool) -> str:
     Each candidate parses the sample; the winner gives the most records the same
     number (>= 2) of fields, then the most fields. ``,`` when none splits anything.
     """
-    codec = "utf-8" if codec == AUTO else codec
+    codec = "utf-8" if codec in (AUTO, AUTO_CP1252) else codec
     text = codecs.getincrementaldecoder(codec)(errors="replace").decode(sample, final=False)
     if truncated and "\n" in text:
         text = text[: text.rindex("\n") + 1]  # drop the record cut by the sample's end
@@ -94,6 +105,20 @@ def decoded_lines(f: IO[bytes], codec: str, bad: list[str | None]) -> Iterator[s
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
+                try:
+                    line = raw.decode("cp1252")
+                except UnicodeDecodeError as exc:
+                    bad.append(_undecodable(exc, "neither UTF-8 nor cp1252"))
+                    line = raw.decode("cp1252", "replace")
+            yield line
+    elif codec == AUTO_CP1252:
+        maybe_utf8 = UTF8_PAIR.search
+        for raw in f:
+            line = None
+            if not raw.isascii() and maybe_utf8(raw):
+                with contextlib.suppress(UnicodeDecodeError):
+                    line = raw.decode("utf-8")
+            if line is None:
                 try:
                     line = raw.decode("cp1252")
                 except UnicodeDecodeError as exc:
