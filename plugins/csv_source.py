@@ -6,17 +6,16 @@ reads ahead, so after every record the file position is exactly that record's
 end: a checkpoint is a byte offset plus the physical line number reached, and a
 run resumes by seeking there. A line that does not decode, a record with the
 wrong number of fields or one ``csv`` rejects becomes an ``ItemError`` on its
-line while the rest of the file syncs.
+line while the rest of the file syncs. A file with no header or no text at all is
+a ``SourceError``: never a complete source with no records.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 import io
 import os
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from operator import itemgetter
@@ -29,14 +28,26 @@ from syncd import hookimpl
 from syncd.adapters import Batch, Checkpoint, ItemError, Row, Source
 from syncd.adapters import Options as AdapterOptions
 from syncd.errors import JobError, SourceError
+from syncd_builtin.csv_decode import (
+    SAMPLE_BYTES,
+    check_text,
+    csv_message,
+    decoded_lines,
+    encoding,
+    shorten,
+    sniff,
+    unclosed_from,
+)
 
 if TYPE_CHECKING:
     from syncd.plugins import Registry
 
-SAMPLE_BYTES = 64 * 1024  # how much of the file's start decides encoding and delimiter
 HASH_CHUNK = 1024 * 1024
 READ_BUFFER = 256 * 1024
-DELIMITERS = ",;\t|"  # what delimiter = "auto" chooses among, preferred first on a tie
+UNCLOSED = "a quoted field opened here is never closed; the lines after it are read again"
+FIELD_LIMIT = "field larger than field limit"
+OVERSIZED = ("a field larger than max_field_kb runs from here to line {}: most likely a "
+             "quoted field opened here is never closed; the lines after this one are read again")
 ASCII_PROBE = "\r\n,;\t|\"' azAZ09"  # a codec must encode these as ASCII to be split on b"\n"
 
 
@@ -57,7 +68,8 @@ class CsvSource(Source):
         )
         encoding: str = Field(
             "auto",
-            description="A Python codec name, or auto: UTF-8 with or without BOM, else cp1252.",
+            description="A Python codec name, or auto: UTF-8 with a BOM; without one, "
+            "each line UTF-8 if it decodes, else cp1252.",
         )
         has_header: bool = Field(True, description="Whether the first record names the columns.")
         columns: list[str] = Field(
@@ -143,15 +155,11 @@ class CsvSource(Source):
             return list(self.options.columns)
         try:
             with open(self._path, "rb", buffering=READ_BUFFER) as f:
-                sample = f.read(SAMPLE_BYTES)
-                codec, skip = _encoding(self.options.encoding, sample)
-                delimiter = self.options.delimiter
-                if delimiter == "auto":
-                    delimiter = _sniff(sample[skip:], codec, len(sample) == SAMPLE_BYTES)
+                codec, skip, delimiter = self._sample(f)
                 first, _, _ = self._first_record(f, skip, codec, delimiter)
         except OSError as exc:
             raise self._unreadable(exc) from exc
-        return [name.strip() for name in first or []]
+        return first
 
     def read(
         self, fields: Sequence[str], checkpoint: Checkpoint | None, batch_rows: int
@@ -164,6 +172,16 @@ class CsvSource(Source):
         except OSError as exc:  # opening, or a disk failing mid-file
             raise self._unreadable(exc) from exc
 
+    def _sample(self, f: io.BufferedReader) -> tuple[str, int, str]:
+        """Codec, BOM length and delimiter, from the file's start; refuses a non-text file."""
+        sample = f.read(SAMPLE_BYTES)
+        check_text(sample, self._path)
+        codec, skip = encoding(self.options.encoding, sample)
+        delimiter = self.options.delimiter
+        if delimiter == "auto":
+            delimiter = sniff(sample[skip:], codec, truncated=len(sample) == SAMPLE_BYTES)
+        return codec, skip, delimiter
+
     def _read(
         self,
         f: io.BufferedReader,
@@ -171,24 +189,16 @@ class CsvSource(Source):
         checkpoint: Checkpoint | None,
         batch_rows: int,
     ) -> Iterator[Batch]:
-        sample = f.read(SAMPLE_BYTES)
-        codec, skip = _encoding(self.options.encoding, sample)
-        delimiter = self.options.delimiter
-        if delimiter == "auto":
-            delimiter = _sniff(sample[skip:], codec, truncated=len(sample) == SAMPLE_BYTES)
-
-        names: list[str] | None = list(self.options.columns) or None
-        start, start_line = skip, 0
-        if names is None:
-            first, end, end_line = self._first_record(f, skip, codec, delimiter)
-            if first is None:  # nothing but blank lines: done, at the end
-                yield Batch([], [], {"offset": end, "line": end_line}, progress=end)
-                return
-            if self.options.has_header:
-                names = [name.strip() for name in first]
-                start, start_line = end, end_line
-            else:
-                names = [str(i) for i in range(1, len(first) + 1)]
+        codec, skip, delimiter = self._sample(f)
+        first, start, start_line = self._first_record(f, skip, codec, delimiter)
+        if self.options.columns:
+            names = list(self.options.columns)
+            start, start_line = skip, 0
+        elif self.options.has_header:
+            names = first
+        else:
+            names = [str(i) for i in range(1, len(first) + 1)]
+            start, start_line = skip, 0
         getter, single = self._getter(fields, names)
 
         if checkpoint:
@@ -199,23 +209,42 @@ class CsvSource(Source):
             if offset > start:
                 start, start_line = offset, line
         f.seek(start)
-        bad: list[UnicodeDecodeError] = []
-        reader = csv.reader(_decoded_lines(f, codec, bad), delimiter=delimiter)
-        yield from _batches(f, reader, bad, len(names), getter, single, start_line, batch_rows)
+
+        def lines() -> tuple[Any, list[str | None]]:
+            bad: list[str | None] = []
+            return csv.reader(decoded_lines(f, codec, bad), delimiter=delimiter), bad
+
+        yield from _batches(f, lines, len(names), getter, single, start_line, batch_rows)
 
     def _first_record(
         self, f: io.BufferedReader, start: int, codec: str, delimiter: str
-    ) -> tuple[list[str] | None, int, int]:
-        """The first non-blank record (the header, or the width of a headerless file)."""
+    ) -> tuple[list[str], int, int]:
+        """The first non-blank record: the header, or the width of a headerless file.
+
+        A file without one cannot be read at all: taken as a complete source with no
+        records it would remove every record of the job (``on_missing``).
+        """
         f.seek(start)
-        reader = csv.reader(_decoded_lines(f, codec, []), delimiter=delimiter)
+        bad: list[str | None] = []
+        reader = csv.reader(decoded_lines(f, codec, bad), delimiter=delimiter)
         try:
-            for record in reader:
-                if record:
-                    return record, f.tell(), reader.line_num
+            record = next((r for r in reader if r), None)
         except csv.Error as exc:
-            raise SourceError(f"cannot read the first record of {self._path}: {exc}") from exc
-        return None, f.tell(), reader.line_num
+            raise SourceError(
+                f"{self._path}: line {reader.line_num}: {csv_message(exc)}") from exc
+        if record and bad and bad[-1] is None:
+            line = unclosed_from(reader.line_num, record[-1])
+            what = "the header opens" if self.options.has_header else "the first record opens"
+            raise SourceError(f"{self._path}: line {line}: {what} a quoted field that is "
+                              "never closed")
+        if self.options.has_header and not self.options.columns:
+            names = [name.strip() for name in record or []]
+            if not any(names):
+                raise SourceError(f"{self._path} has no header: no line names a column")
+            return names, f.tell(), reader.line_num
+        if record is None:
+            raise SourceError(f"{self._path} holds no record: only blank lines")
+        return record, f.tell(), reader.line_num
 
     def _getter(
         self, fields: Sequence[str], names: list[str]
@@ -230,7 +259,7 @@ class CsvSource(Source):
             if name not in index:
                 raise JobError(
                     f"column {name!r} is not in {where} of {self._path}",
-                    hint=_shorten(f"columns: {', '.join(names)}"),
+                    hint=shorten(f"columns: {', '.join(names)}"),
                 )
             if names.count(name) > 1:
                 raise JobError(
@@ -246,81 +275,13 @@ class CsvSource(Source):
         return SourceError(f"cannot read {self._path}: {exc.strerror or exc}")
 
 
-def _shorten(text: str, limit: int = 200) -> str:
-    """A hint stays readable even when the "header" is binary garbage."""
-    text = "".join(c if c.isprintable() else "?" for c in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _no_fields(record: list[str]) -> Row:
     return ()
 
 
-def _encoding(option: str, sample: bytes) -> tuple[str, int]:
-    """The codec to decode lines with, and how many BOM bytes to skip at the start.
-
-    Decided from the file's first bytes only, so a resumed run decides the same.
-    """
-    if option == "auto":
-        if sample.startswith(codecs.BOM_UTF8):
-            return "utf-8", len(codecs.BOM_UTF8)
-        try:
-            # The sample may end inside a multibyte character: an incremental decoder
-            # that is not told the input is final leaves those bytes aside.
-            codecs.getincrementaldecoder("utf-8")().decode(sample, final=len(sample) < SAMPLE_BYTES)
-        except UnicodeDecodeError:
-            return "cp1252", 0
-        return "utf-8", 0
-    codec = codecs.lookup(option).name
-    if codec in ("utf-8", "utf-8-sig"):
-        return "utf-8", len(codecs.BOM_UTF8) if sample.startswith(codecs.BOM_UTF8) else 0
-    return codec, 0
-
-
-def _sniff(sample: bytes, codec: str, truncated: bool) -> str:
-    """The delimiter among ``DELIMITERS`` that splits the sample's records most evenly.
-
-    Each candidate parses the sample; the winner gives the most records the same
-    number (>= 2) of fields, then the most fields. ``,`` when none splits anything.
-    """
-    text = codecs.getincrementaldecoder(codec)(errors="replace").decode(sample, final=False)
-    if truncated and "\n" in text:
-        text = text[: text.rindex("\n") + 1]  # drop the record cut by the sample's end
-    best, best_score = ",", (0.0, 0)
-    for delimiter in DELIMITERS:
-        widths = []
-        try:
-            for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
-                if record:
-                    widths.append(len(record))
-        except csv.Error:
-            pass  # judge on what parsed
-        if not widths:
-            continue
-        width, count = Counter(widths).most_common(1)[0]
-        score = (count / len(widths), width)
-        if width >= 2 and score > best_score:
-            best, best_score = delimiter, score
-    return best
-
-
-def _decoded_lines(
-    f: io.BufferedReader, codec: str, bad: list[UnicodeDecodeError]
-) -> Iterator[str]:
-    """Lines of ``f`` as text; one that does not decode is replaced and noted in ``bad``."""
-    for raw in f:
-        try:
-            line = raw.decode(codec)
-        except UnicodeDecodeError as exc:
-            bad.append(exc)
-            line = raw.decode(codec, "replace")
-        yield line
-
-
 def _batches(
     f: io.BufferedReader,
-    reader: Any,  # a csv.reader over _decoded_lines(f, …, bad)
-    bad: list[UnicodeDecodeError],
+    lines: Callable[[], tuple[Any, list[str | None]]],  # a csv.reader from f's position
     width: int,
     getter: Callable[[list[str]], Any],
     single: bool,
@@ -333,7 +294,12 @@ def _batches(
     emptiness test of ``bad``, the C ``itemgetter`` and two appends. Line labels
     are formatted per batch from the end line of every record; anything odd
     (blank, undecodable, wrong width, rejected by csv) takes the slow branch.
+
+    A quoted field never closed runs to the end of the file: that record is one
+    error on the line the quote opened on, its batch ends there, and reading goes
+    on from the next line with a fresh reader, so no row after it is lost.
     """
+    reader, bad = lines()
     prev = 0  # reader.line_num at the end of the previous batch
     while True:
         rows: list[Any] = []
@@ -343,7 +309,9 @@ def _batches(
         blanks = 0
         add_row, add_end = rows.append, ends.append
         at_end = False
-        while not at_end and len(ends) - blanks < batch_rows:
+        reopen = 0  # the line of an unclosed quote: read again from the line after it
+        batch_start = f.tell()
+        while not at_end and not reopen and len(ends) - blanks < batch_rows:
             want = batch_rows - (len(ends) - blanks)
             before = len(ends)
             try:
@@ -355,6 +323,11 @@ def _batches(
                     item = f"line {base + (ends[-1] if ends else prev) + 1}"
                     odd.append(len(ends))
                     add_end(reader.line_num)
+                    if bad and bad[-1] is None:  # the file ended inside a quoted field
+                        reopen = unclosed_from(reader.line_num, record[-1])
+                        errors.append(ItemError("parsing", "unclosed_quote", UNCLOSED,
+                                                f"line {base + reopen}"))
+                        break
                     if bad:
                         errors.append(ItemError("parsing", "encoding", str(bad[0]), item))
                         bad.clear()
@@ -370,21 +343,31 @@ def _batches(
                 odd.append(len(ends))
                 add_end(reader.line_num)
                 bad.clear()
-                errors.append(ItemError("parsing", "csv", str(exc), f"line {base + last + 1}"))
+                message = csv_message(exc)
+                if FIELD_LIMIT in message and reader.line_num - last > 1:
+                    reopen = last + 1  # most likely an unclosed quote: lose no line to it
+                    message = OVERSIZED.format(base + reader.line_num)
+                errors.append(ItemError("parsing", "csv", message, f"line {base + last + 1}"))
                 continue
-            at_end = len(ends) - before < want
-        if not at_end:
+            at_end = not reopen and len(ends) - before < want
+        if reopen:
+            f.seek(batch_start)
+            for _ in range(reopen - prev):
+                f.readline()
+        elif not at_end:
             at_end = not f.peek(1)  # no more bytes: this full batch is the last one
         if single:
             rows = list(zip(rows))
         offset = f.tell()
-        yield Batch(
-            rows,
-            _labels(ends, odd, prev, base),
-            {"offset": offset, "line": base + reader.line_num},
-            errors,
-            progress=offset,
-        )
+        line = base + (reopen or reader.line_num)
+        yield Batch(rows, _labels(ends, odd, prev, base), {"offset": offset, "line": line},
+                    errors, progress=offset)
+        if reopen:
+            if not f.peek(1):
+                return
+            reader, bad = lines()
+            base, prev = line, 0
+            continue
         if at_end:
             return
         prev = ends[-1] if ends else prev

@@ -8,11 +8,10 @@ changed or unchanged by its content hash, then write only what changed.
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 import peewee as pw
@@ -30,6 +29,7 @@ from syncd.adapters import (
 )
 from syncd.errors import JobError
 from syncd.store.models import MODELS, utcnow
+from syncd_builtin.sql_values import as_text, stored_rows
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 BOOKKEEPING = ("content_hash", "is_available", "sync_job", "sync_scope", "source_type",
@@ -40,32 +40,6 @@ STORE_TABLES = frozenset(m._meta.table_name for m in MODELS) - {"content_index"}
 #: what a database says when it refuses a row (not a connection or lock problem)
 REJECTED = (pw.IntegrityError, pw.DataError, pw.ProgrammingError, pw.InternalError, ValueError)
 LOOKUP_CHUNK = {"sqlite": 2000, "postgres": 5000, "mysql": 2000}
-
-
-def content_hash(values: Sequence[Any]) -> str | None:
-    """A digest of a record's values: equal digests mean nothing to rewrite.
-
-    None when a value holds a NUL byte, which PostgreSQL cannot store in text: such a
-    record is refused on every backend alike.
-    """
-    return content_hashes([values])[0]
-
-
-def content_hashes(rows: Sequence[Sequence[Any]]) -> list[str | None]:
-    """``content_hash`` of many rows, in one pass without a call per row (the hot path)."""
-    try:
-        joined = ["\x1f".join(values) for values in rows]  # the common case: all text (CSV)
-    except TypeError:
-        joined = ["\x1f".join(["" if v is None else str(v) for v in values])
-                  for values in rows]
-    blake2b = hashlib.blake2b
-    digests: list[str | None] = [
-        blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-        for text in joined]
-    if "\x00" in "".join(joined):
-        digests = [None if "\x00" in text else d for text, d in zip(joined, digests,
-                                                                      strict=True)]
-    return digests
 
 
 @dataclass(slots=True)
@@ -161,8 +135,7 @@ class SqlTarget(Target):
     def write(self, rows: Sequence[Row], items: Sequence[str]) -> WriteResult:
         result = WriteResult()
         constants = self.constants
-        full = [row + constants for row in rows] if constants else list(rows)
-        digests = content_hashes(full)
+        full, digests = stored_rows([row + constants for row in rows] if constants else rows)
         if None in digests:  # NUL bytes: refuse those rows, keep the rest
             for i in [i for i, d in enumerate(digests) if d is None]:
                 result.errors.append(ItemError("validation", "nul_byte",
@@ -192,6 +165,7 @@ class SqlTarget(Target):
         cursor = self.db.cursor()
         table = self._quote(self.table)
         before = cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
+        refused = len(result.errors)  # NUL rows, already out of ``full``
         tail = self._tail()
         params = [(*values, digest, True, *tail) for values, digest in zip(full, digests,
                                                                              strict=True)]
@@ -214,7 +188,7 @@ class SqlTarget(Target):
                                   (before,)).fetchone()[0]
         result.inserted = inserted
         result.updated = changed - inserted
-        result.unchanged = len(full) - changed - len(result.errors)
+        result.unchanged = len(full) - changed - (len(result.errors) - refused)
         return result
 
     def _tail(self) -> tuple:
@@ -359,6 +333,10 @@ class SqlTarget(Target):
         insert = (f"INSERT INTO {q(seen)} ({self.key_columns}) "
                   f"VALUES ({', '.join(p for _ in self.key)})")
         while chunk := list(islice(seen_keys, 10_000)):
+            try:
+                "".join(chain.from_iterable(chunk))
+            except TypeError:  # a plugin's int keys: compared as the table stores them
+                chunk = [tuple([as_text(v) for v in key]) for key in chunk]
             cursor.executemany(insert, chunk)
         cursor.execute(f"CREATE INDEX {q(seen + '_key')} ON {q(seen)} ({self.key_columns})")
         table = q(self.table)

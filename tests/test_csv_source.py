@@ -195,15 +195,16 @@ def test_undecodable_row_is_an_error_on_its_line(tmp_path: Path) -> None:
     assert "0xff" in error.message
 
 
-def test_undecodable_row_after_the_sample_in_an_auto_utf8_file(tmp_path: Path) -> None:
+def test_a_cp1252_row_after_the_sample_in_an_auto_utf8_file_is_decoded_alone(
+        tmp_path: Path) -> None:
     good = "".join(f"{i},é{i}\n" for i in range(2, 20_000)).encode()
     assert len(good) > csv_source.SAMPLE_BYTES
     data = b"id,name\n" + good + b"20000,\xe9\n20001,ok\n"
     batches = read(write(tmp_path, data), ["id", "name"], batch_rows=7000)
     assert rows(batches)[0] == ("2", "é2")
-    assert rows(batches)[-1] == ("20001", "ok")
-    assert len(rows(batches)) == 19_999
-    assert [(e.code, e.item) for e in errors(batches)] == [("encoding", "line 20000")]
+    assert rows(batches)[-2:] == [("20000", "é"), ("20001", "ok")]
+    assert len(rows(batches)) == 20_000
+    assert errors(batches) == []
 
 
 def test_undecodable_line_inside_a_quoted_record(tmp_path: Path) -> None:
@@ -290,10 +291,9 @@ def test_ambiguous_column_is_a_job_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("data", ["", "\n\r\n\n"], ids=["empty", "blank-lines"])
-def test_empty_file_gives_one_empty_batch(tmp_path: Path, data: str) -> None:
-    batches = read(write(tmp_path, data), ["id", "title"])
-    assert [(b.rows, b.items, b.errors) for b in batches] == [([], [], [])]
-    assert batches[0].checkpoint == {"offset": len(data), "line": data.count("\n")}
+def test_a_file_without_even_a_header_cannot_be_read(tmp_path: Path, data: str) -> None:
+    with pytest.raises(SourceError, match=r"is empty|has no header"):
+        read(write(tmp_path, data), ["id", "title"])
 
 
 def test_header_only_file_gives_one_empty_batch(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from syncd.config import validate
 from syncd.engine import Engine, Request, memory, resolve_jobs
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store
-from syncd_builtin import sql_target
+from syncd_builtin import csv_source, sql_target
 from tests.conftest import BACKENDS
 
 pytestmark = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
@@ -165,3 +165,45 @@ async def test_a_row_the_database_rejects_fails_alone(store, tmp_path, database_
     [error] = store.errors_of(run.id)
     assert error.error_type == "target" and error.item_identifier == "record 2"
     assert rows(store, "SELECT COUNT(*) FROM content_index") == [(2,)]
+
+
+async def test_keys_and_values_that_are_not_strings_match_what_the_table_stores(store,
+                                                                                 tmp_path):
+    recs = [{"id": i, "song": f"Song {i}", "by": i * 1.5, "genre": [{"b": 1, "a": i}]}
+            for i in range(10)]
+    job = music_job(recs, on_missing="mark_unavailable")
+    run = await sync(store, tmp_path, job)
+    assert (run.items_inserted, run.items_updated, run.items_unchanged) == (10, 0, 0)
+    run = await sync(store, tmp_path, job)
+    assert (run.items_inserted, run.items_updated, run.items_unchanged,
+            run.items_missing) == (0, 0, 10, 0)
+    assert rows(store, "SELECT external_id, artist, genre FROM content_index "
+                       "WHERE external_id = '7'") == [("7", "10.5", '[{"a": 7, "b": 1}]')]
+    assert rows(store, "SELECT COUNT(*) FROM content_index WHERE is_available") == [(10,)]
+
+
+def csv_engine(store: Store, tmp_path: Path, body: bytes) -> Engine:
+    (tmp_path / "music.csv").write_bytes(body)
+    job = {"source": {"type": "csv", "path": str(tmp_path / "music.csv")},
+           "target": {"type": "sql", "key": ["external_id"]},
+           "mapping": {"external_id": "id", "title": "song"}, "batch_rows": 4}
+    config = validate({"daemon": {"state_dir": str(tmp_path / "state")}, "jobs": {"m": job}})
+    _, registry = get_pluginmanager(load_entrypoints=False,
+                                    plugins=(memory, sql_target, csv_source))
+    return Engine(store, resolve_jobs(config, registry, "t.toml"), tmp_path / "state")
+
+
+async def test_counters_are_exact_with_nul_rows_on_first_sync_and_re_sync(store, tmp_path):
+    body = b"id,song\n" + b"".join(
+        b"%d,Song %d%s\n" % (i, i, b"\x00x" if i in (2, 5, 6) else b"") for i in range(10))
+    for expected in [(7, 0, 0), (0, 0, 7)]:
+        run_id, outcome = await csv_engine(store, tmp_path, body).run(Request("m", "cli"))
+        assert outcome.status == "completed", outcome.error
+        counts = store.counters(store.get_run(run_id))
+        assert (counts["inserted"], counts["updated"], counts["unchanged"]) == expected
+        assert (counts["processed"], counts["failed"]) == (10, 3)
+        assert counts["processed"] == sum(counts[k] for k in (
+            "inserted", "updated", "unchanged", "skipped", "failed"))
+        assert min(counts.values()) >= 0
+        assert [e.item_identifier for e in store.errors_of(run_id)] == [
+            "line 4", "line 7", "line 8"]

@@ -125,7 +125,7 @@ async def test_garbage_goes_to_failed_with_the_reason_beside_it(daemon):
     failed = daemon.inbox / "failed"
     await wait_for(lambda: (failed / "junk.csv.error.json").exists())
     report = json.loads((failed / "junk.csv.error.json").read_text())
-    assert "not in the header" in report["error"] and report["runId"]
+    assert "does not look like a CSV text file" in report["error"] and report["runId"]
     assert (failed / "junk.csv").exists() and not (daemon.inbox / "junk.csv").exists()
 
 
