@@ -8,7 +8,7 @@ import sys
 import time
 
 from syncd.bootstrap import Setup
-from syncd.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from syncd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from syncd.engine import Engine, Request
 from syncd.errors import JobError, RunConflict, SourceError
 from syncd.store import Store
