@@ -28,7 +28,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from syncd.cli.client import Address, ClientError, parse_events, runs_table
+from syncd.cli.api_client import Address, ClientError
+from syncd.cli.follow import parse_events
+from syncd.cli.views import runs_table
 from tests.cli import SYNCD, run_on_terminal, syncd, wait_until
 
 Run = dict[str, Any]
@@ -220,7 +222,8 @@ class FakeDaemon:
         finished_early: the run ended before the stream opened, nothing more is sent;
         lost_finish: the run fails but its finish event never comes;
         daemon_stops: the run pauses for a shutdown, then the daemon stops answering;
-        shutting_down: the same, but the daemon still answers, with 503s.
+        shutting_down: the same, but the daemon still answers, with 503s;
+        anything else (endless): the run goes on, nothing but keep-alives are sent.
         """
         run = self.runs[run_id]
         script = self.scripts[run["job"]]
@@ -453,6 +456,24 @@ def test_trigger_wait_says_so_when_the_daemon_is_stopping(daemon: FakeDaemon,
     assert result.stderr.startswith(
         "syncd: error: the daemon stopped answering before run 7 finished: the daemon is "
         "shutting down (shutting_down)\nhint: the run is saved")
+
+
+def test_trigger_wait_stops_waiting_on_ctrl_c_and_leaves_the_run_going(
+        daemon: FakeDaemon, tcp_config: Path) -> None:
+    daemon.scripts["music"] = "endless"  # in progress, with keep-alives only
+    waiting = subprocess.Popen([SYNCD, "trigger", "music", "--wait", "--config",
+                                str(tcp_config)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:  # following it: subscribed, then read the run
+        wait_until(lambda: any(r["path"] == "/v1/sync/7" for r in daemon.requests), 30)
+        waiting.send_signal(signal.SIGINT)
+        out, err = waiting.communicate(timeout=30)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode == 130, err
+    assert out == "run 7 started (music)\n"
+    assert err == "\nstopped waiting; run 7 goes on in the daemon (see it with: syncd show 7)\n"
 
 
 def test_trigger_wait_draws_a_progress_bar_on_a_terminal(daemon: FakeDaemon,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from syncd.bootstrap import Setup
-from syncd.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from syncd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from syncd.config.schema import DaemonConfig
 from syncd.engine import Engine, Request
 from syncd.errors import JobError, RunConflict, SourceError

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from syncd import __version__
+from syncd.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 CLIENT_COMMANDS = ("runs", "show", "trigger", "retry", "cancel", "resume")
 CLIENT_EXIT_CODES = """\
 talks to the running daemon at [api] listen, with the token of [api] token_file.
