@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,24 +18,26 @@ from syncd.config import validate
 from syncd.engine import Engine, resolve_jobs
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store
-from syncd.store.models import SyncRun
+from syncd.store.models import IngestedFile, SyncRun
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.watch import FolderWatcher, is_temporary
 from tests.test_engine import wait_for
 
 
-def config(tmp_path: Path, after: str = "archive") -> Any:
+def config(tmp_path: Path, after: str = "archive", **job: Any) -> Any:
     return validate({"daemon": {"state_dir": str(tmp_path / "state")}, "jobs": {"music": {
         "source": {"type": "csv"}, "target": {"type": "sql", "key": ["external_id"]},
         "mapping": {"external_id": "id", "title": "song_name"},
-        "watch": {"path": str(tmp_path / "inbox"), "patterns": ["*.csv"], "after": after}}}})
+        "watch": {"path": str(tmp_path / "inbox"), "patterns": ["*.csv"], "after": after},
+        **job}}})
 
 
 class Daemonish:
     """The engine and a folder watcher, as ``syncd run`` wires them."""
 
-    def __init__(self, store: Store, tmp_path: Path, after: str = "archive") -> None:
-        self.config = config(tmp_path, after)
+    def __init__(self, store: Store, tmp_path: Path, after: str = "archive",
+                 **job: Any) -> None:
+        self.config = config(tmp_path, after, **job)
         _, registry = get_pluginmanager()
         self.engine = Engine(store, resolve_jobs(self.config, registry, "t.toml"),
                              tmp_path / "state")
@@ -217,3 +222,113 @@ path = "{inbox}"
         _, err = daemon.communicate(timeout=30)
     assert daemon.returncode == 0, err
     assert '"event": "file done"' in err
+
+
+# -- hostile or hurried inboxes (issue 7) ------------------------------------------
+
+
+SECRET = "root:$6$SECRET-HASH$abcdef:19000:0:99999:7:::"
+
+
+def failed_report(d: Daemonish, name: str) -> dict[str, Any]:
+    return json.loads((d.inbox / "failed" / f"{name}.error.json").read_text())
+
+
+async def test_a_symlink_renamed_into_the_inbox_is_refused_unread(daemon, tmp_path):
+    """``ln -s /etc/shadow inbox/.x; mv inbox/.x inbox/x.csv``: nothing of it is read."""
+    secret = tmp_path / "shadow"
+    secret.write_text(SECRET + "\nbin:*:19000:0:99999:7:::\n")
+    (daemon.inbox / ".x").symlink_to(secret)
+    (daemon.inbox / ".x").rename(daemon.inbox / "x.csv")
+    await wait_for(lambda: (daemon.inbox / "failed" / "x.csv.error.json").exists())
+    report = failed_report(daemon, "x.csv")
+    assert "symbolic link" in report["error"] and "nothing was read" in report["error"]
+    assert "SECRET" not in json.dumps(report)
+    assert (daemon.inbox / "failed" / "x.csv").is_symlink()  # moved as a link, not followed
+    assert secret.read_text().startswith(SECRET)
+    assert not any("SECRET" in (r.error_message or "") for r in SyncRun.select())
+    assert daemon.rows() == []
+
+
+async def test_failed_planted_as_a_symlink_is_not_followed(daemon, tmp_path):
+    """An inbox writer who makes ``failed`` a link to another folder moves nothing there."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (daemon.inbox / "failed").symlink_to(elsewhere)
+    (daemon.inbox / "junk.csv").write_bytes(b"\x00\x01 not a csv at all\n")
+    drop(daemon.inbox, "after.csv", csv_body(1))  # the folder goes on
+    await wait_for(lambda: processed(daemon) == ["after.csv"])
+    assert list(elsewhere.iterdir()) == []
+    assert (daemon.inbox / "junk.csv").exists()  # left in place, nothing lost
+
+
+async def test_a_fifo_is_refused_at_once_and_the_folder_goes_on(daemon):
+    fifo = daemon.inbox / ".p"
+    os.mkfifo(fifo)
+    fifo.rename(daemon.inbox / "p.csv")
+    try:
+        drop(daemon.inbox, "after.csv", csv_body(1))
+        await wait_for(lambda: processed(daemon) == ["after.csv"])
+        await wait_for(lambda: (daemon.inbox / "failed" / "p.csv.error.json").exists())
+        assert "FIFO" in failed_report(daemon, "p.csv")["error"]
+        assert stat.S_ISFIFO(os.lstat(daemon.inbox / "failed" / "p.csv").st_mode)
+    finally:  # before the fix a reader blocks on the FIFO: let it go
+        for path in (daemon.inbox / "p.csv", daemon.inbox / "failed" / "p.csv"):
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+async def test_a_file_replaced_while_its_run_reads_it_is_taken_as_new(store, tmp_path):
+    d = Daemonish(store, tmp_path, batch_rows=50)  # many small commits: a long read
+    await d.watcher.start()
+    try:
+        rows = 20_000
+        drop(d.inbox, "x.csv", csv_body(*range(rows)))
+        await wait_for(lambda: (r := d.run_for("x.csv")) is not None and r.checkpoint)
+        drop(d.inbox, "x.csv", csv_body(777_777))  # rename over the file being read
+        seen = d.run_for("x.csv").items_processed
+        assert seen < rows, "the run ended before the file was replaced"
+        await wait_for(lambda: len(d.runs()) == 2 and processed(d) == ["x.csv"])
+        await wait_for(lambda: not d.watcher.folders[0].queued)
+        runs = [(r.status, r.items_inserted) for r in d.runs()]
+        assert runs == [("completed", rows), ("completed", 1)]
+        assert ("777777", "Song 777777") in d.rows() and len(d.rows()) == rows + 1
+        # the file read first was gone (renamed over); what is archived is the new one
+        [archived] = (d.inbox / "processed").iterdir()
+        assert archived.read_text() == csv_body(777_777)
+        assert not (d.inbox / "x.csv").exists()
+    finally:
+        await d.watcher.stop()
+        await d.engine.shutdown()
+
+
+async def test_a_file_moved_in_from_another_folder_is_an_arrival(daemon, tmp_path):
+    """``mv ~/m.csv inbox/``: no close-after-write, no paired rename, still taken at once."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "m.csv").write_text(csv_body(3))
+    (outside / "m.csv").rename(daemon.inbox / "m.csv")
+    await wait_for(lambda: processed(daemon) == ["m.csv"], timeout=10)  # not the 300 s rescan
+    assert daemon.rows() == [("3", "Song 3")]
+
+
+async def test_a_run_resumed_at_start_is_recorded_and_archived_once(store, tmp_path):
+    """A crash left the file's run unfinished: the resume finishes it, nothing runs twice."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    path = inbox / "r.csv"
+    path.write_text(csv_body(1, 2))
+    d = Daemonish(store, tmp_path)
+    run_id = store.create_run(job="music", trigger="watch", source_type="csv",
+                              source_identifier=str(path))
+    assert await d.engine.resume_all() == [run_id]  # as ``syncd run`` starts
+    await d.watcher.start()
+    try:
+        await wait_for(lambda: processed(d) == ["r.csv"])
+        await wait_for(lambda: not d.watcher.folders[0].queued)
+        assert [(r.id, r.status) for r in d.runs()] == [(run_id, "completed")]
+        assert [(f.path, f.sync_run_id) for f in IngestedFile.select()] == [(str(path), run_id)]
+        assert d.rows() == [("1", "Song 1"), ("2", "Song 2")]
+    finally:
+        await d.watcher.stop()
+        await d.engine.shutdown()
