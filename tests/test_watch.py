@@ -7,8 +7,12 @@ import contextlib
 import json
 import logging
 import os
+import signal
+import sqlite3
 import stat
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ from syncd.store import Store
 from syncd.store.models import IngestedFile, SyncRun
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.watch import FolderWatcher, is_temporary
+from tests.cli import SYNCD, syncd, wait_until
 from tests.test_engine import wait_for
 
 
@@ -182,21 +187,12 @@ async def test_after_delete_or_keep(store, tmp_path, after):
         await d.watcher.stop()
 
 
-def test_the_daemon_ingests_a_dropped_file(tmp_path):
-    """End to end: ``syncd run`` with a watched folder, as a user runs it."""
-    import signal
-    import subprocess
-
-    from tests.cli import SYNCD, wait_until
-
-    inbox = tmp_path / "inbox"
-    config_file = tmp_path / "syncd.toml"
-    config_file.write_text(f"""
+DAEMON_CONFIG = """
 [daemon]
-state_dir = "{tmp_path}/state"
+state_dir = "{root}/state"
 log_format = "json"
 [api]
-listen = "unix:{tmp_path}/api.sock"
+listen = "unix:{root}/api.sock"
 [usb]
 enabled = false
 [jobs.music.source]
@@ -207,21 +203,64 @@ type = "sql"
 external_id = "id"
 title = "song_name"
 [jobs.music.watch]
-path = "{inbox}"
-""")
-    daemon = subprocess.Popen([SYNCD, "run", "--config", str(config_file)],
+path = "{root}/inbox"
+"""
+
+
+@dataclass
+class Running:
+    config: Path
+    inbox: Path
+    log: str = ""  # the daemon's output, once it stopped
+
+
+@contextlib.contextmanager
+def syncd_run(tmp_path: Path) -> Iterator[Running]:
+    """``syncd run`` watching ``tmp_path/inbox``; stopped with SIGTERM, exit 0 required."""
+    running = Running(tmp_path / "syncd.toml", tmp_path / "inbox")
+    running.config.write_text(DAEMON_CONFIG.format(root=tmp_path))
+    daemon = subprocess.Popen([SYNCD, "run", "--config", str(running.config)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(inbox.exists)
-        drop(inbox, "drop.csv", csv_body(1, 2, 3))
-        done = inbox / "processed"
-        wait_until(lambda: done.exists() and any(done.iterdir()))
-        assert [p.name.endswith("-drop.csv") for p in done.iterdir()] == [True]
+        wait_until(lambda: (tmp_path / "api.sock").exists() and running.inbox.exists())
+        yield running
     finally:
         daemon.send_signal(signal.SIGTERM)
-        _, err = daemon.communicate(timeout=30)
-    assert daemon.returncode == 0, err
-    assert '"event": "file done"' in err
+        _, running.log = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, running.log
+
+
+def test_the_daemon_ingests_a_dropped_file(tmp_path):
+    """End to end: ``syncd run`` with a watched folder, as a user runs it."""
+    with syncd_run(tmp_path) as daemon:
+        drop(daemon.inbox, "drop.csv", csv_body(1, 2, 3))
+        done = daemon.inbox / "processed"
+        wait_until(lambda: done.exists() and any(done.iterdir()))
+        assert [p.name.endswith("-drop.csv") for p in done.iterdir()] == [True]
+    assert '"event": "file done"' in daemon.log
+
+
+def test_retrying_a_failed_file_reads_it_in_failed(tmp_path):
+    """The file went to failed/, the user fixed it there: ``syncd retry`` completes."""
+    db = tmp_path / "state" / "syncd.db"
+    with syncd_run(tmp_path) as daemon:
+        inbox = daemon.inbox
+        drop(inbox, "bad.csv", "ident,song_name\n1,Song 1\n")  # no id column
+        report = inbox / "failed" / "bad.csv.error.json"
+        wait_until(report.exists)
+        run_id = json.loads(report.read_text())["runId"]
+        (inbox / "failed" / "bad.csv").write_text(csv_body(1, 2))  # fixed where it is
+        retried = syncd("retry", str(run_id), "--config", str(daemon.config))
+        assert retried.returncode == 0, retried.stdout + retried.stderr
+
+        def retry_done() -> list[tuple]:
+            with contextlib.closing(sqlite3.connect(db)) as con:
+                return con.execute("SELECT status, source_identifier, items_inserted "
+                                   "FROM sync_runs WHERE parent_run = ? AND status NOT IN "
+                                   "('pending', 'in_progress')", (run_id,)).fetchall()
+
+        done = wait_until(retry_done)
+        assert done == [("completed", str(inbox / "failed" / "bad.csv"), 2)]
 
 
 # -- hostile or hurried inboxes (issue 7) ------------------------------------------
