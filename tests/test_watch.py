@@ -371,3 +371,17 @@ async def test_a_run_resumed_at_start_is_recorded_and_archived_once(store, tmp_p
     finally:
         await d.watcher.stop()
         await d.engine.shutdown()
+
+
+def test_sigkill_of_the_daemon_never_ingests_a_watched_file_twice(tmp_path):
+    """A fast sample of the kill -9 sweep (tests/test_crash_safety.py runs ≥ 20 kills)."""
+    from tests.test_crash_safety import read_csv, watched_kill_sweep, write_csv
+
+    source = tmp_path / "music.csv"
+    write_csv(source, 50_000, seed=7)
+    # mid-run, then at completion before the file is recorded (the resume of item 18),
+    # then a late kill whose resume finishes at once, then just after the archive
+    aims = ("commit", "completed", "progress", "archived")
+    rounds = watched_kill_sweep(tmp_path / "sweep", source, read_csv(source), kills=4, seed=7,
+                                aims=aims)
+    assert [k.aim for r in rounds for k in r] == list(aims)
