@@ -104,7 +104,8 @@ class Store:
                              sha256: str) -> int | None:
         """A completed run of ``job`` that read this very content at this path but was
         never recorded in ``ingested_files`` (it finished in a resume after a crash)."""
-        recorded = IngestedFile.select(IngestedFile.sync_run_id).where(IngestedFile.job == job)
+        recorded = IngestedFile.select(IngestedFile.sync_run_id).where(
+            IngestedFile.job == job, IngestedFile.sync_run_id.is_null(False))
         runs = (SyncRun.select()
                 .where(SyncRun.job == job, SyncRun.source_identifier == source_identifier,
                        SyncRun.status == "completed", SyncRun.dry_run == False,  # noqa: E712

@@ -44,16 +44,16 @@ def subfolder(inbox: Path, name: str) -> Iterator[int]:
         os.close(fd)
 
 
-def _current(path: Path, file: Checked | None) -> os.stat_result | None:
-    """``path`` as it is now (None if gone); Replaced unless it is still ``file``."""
+def _current(path: Path, file: Checked | None, refused: bool = False
+             ) -> os.stat_result | None:
+    """``path`` as it is now (None if gone); Replaced unless it is still ``file`` (or,
+    ``refused``, still not a regular file)."""
     try:
         now = os.lstat(path)
     except FileNotFoundError:
         return None
-    if file is None:  # refused: it must still be the special file that was refused
-        if st.S_ISREG(now.st_mode):
-            raise Replaced(path)
-    elif not file.same_file(now):
+    if (file is not None and not file.same_file(now)) or (
+            refused and st.S_ISREG(now.st_mode)):
         raise Replaced(path)
     return now
 
@@ -113,10 +113,13 @@ def delete(path: Path, file: Checked) -> None:
         _unlink_if_same(path, now)
 
 
-def to_failed(path: Path, file: Checked | None, error: str | None,
-              run_id: int | None) -> Path | None:
-    """Move ``path`` to ``failed/`` with ``NAME.error.json`` beside it; where it went."""
-    if _current(path, file) is None:
+def to_failed(path: Path, file: Checked | None, error: str | None, run_id: int | None,
+              refused: bool = False) -> Path | None:
+    """Move ``path`` to ``failed/`` with ``NAME.error.json`` beside it; where it went.
+
+    ``file`` is what was read (None if nothing could be); ``refused``: not a regular file.
+    """
+    if _current(path, file, refused) is None:
         return None
     with subfolder(path.parent, "failed") as fd:
         name = path.name

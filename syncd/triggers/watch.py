@@ -172,7 +172,7 @@ class FolderWatcher:
             log.info("file done", status=result.status, after=after)
         elif result.status == "failed" and result.unreadable:
             moved = await asyncio.to_thread(archive.to_failed, path, result.file,
-                                            result.error, result.run_id)
+                                            result.error, result.run_id, result.refused)
             if moved is not None and result.run_id is not None:  # a retry reads it there
                 await asyncio.to_thread(self.ingestor.store.move_source, result.run_id,
                                         str(moved))
