@@ -124,8 +124,9 @@ class FolderWatcher:
     async def _settle(self, folder: Folder, path: Path, stable_s: float) -> None:
         if await _stable(path, stable_s):
             folder.queue.put_nowait(path)
-        else:
+        else:  # gone or still written: its next event brings it back
             folder.queued.discard(path)
+            folder.again.discard(path)
 
     async def _rescan_periodically(self) -> None:
         while True:
