@@ -20,7 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -406,3 +406,160 @@ def test_sigterm_pauses_the_run_and_a_rerun_completes_it(
     assert "interrupted" in ws.log_tail()
     ws.finish()
     assert_synced(ws, dataset.expected)
+
+
+# -- kill -9 of ``syncd run`` over a watched file (issue 7, item 18) ----------------
+
+WATCH_KILLS = 20
+#: where a kill is aimed: anywhere, just after a batch, past a random share of the rows
+#: (a late one leaves a resume that finishes at once), as soon as the run completed
+#: (before the file is recorded), up to 30 ms later (before or after the file is
+#: recorded and archived), or just after the archive
+AIMS = ("random", "commit", "progress", "completed", "settling", "archived")
+
+
+@dataclass
+class WatchedKill:
+    aim: str
+    state: RunState | None
+    in_inbox: bool
+    archived: int
+
+
+def watched_workspace(root: Path, csv_path: Path) -> Workspace:
+    """``syncd run`` watching ``root/inbox`` for the job of SPEC §3, API on a socket."""
+    root.mkdir(parents=True)
+    inbox = root / "inbox"
+    extra = (f"[jobs.music.watch]\npath = {json.dumps(str(inbox))}\n"
+             f"[api]\nlisten = {json.dumps('unix:' + str(root / 'api.sock'))}\n"
+             "[usb]\nenabled = false\n")
+    ws = Workspace(root, write_config(root, extra=extra), csv_path)
+    inbox.mkdir()
+    part = inbox / ".music.csv.part"
+    part.write_bytes(csv_path.read_bytes())
+    part.rename(inbox / "music.csv")
+    return ws
+
+
+def _archived(ws: Workspace) -> list[str]:
+    folder = ws.root / "inbox" / "processed"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def _settled(ws: Workspace) -> bool:
+    state = run_state(ws.db)
+    return (state is not None and state.status == "completed"
+            and not (ws.root / "inbox" / "music.csv").exists() and bool(_archived(ws)))
+
+
+def _aim(ws: Workspace, proc: subprocess.Popen[bytes], aim: str, rng: random.Random,
+         total: float, rows: int) -> None:
+    """Wait for the instant ``aim`` names, or until the process exits (a bug)."""
+    inbox_file = ws.root / "inbox" / "music.csv"
+    start = run_state(ws.db)
+    commits, last = 1 + rng.randrange(3), start
+    target = rng.randrange(rows)
+    end = time.monotonic() + (rng.uniform(0.05, total) if aim == "random" else 120)
+    while proc.poll() is None:
+        now = time.monotonic()
+        if now > end:
+            assert aim == "random", f"{aim} not reached in time\n{ws.log_tail()}"
+            return
+        state = run_state(ws.db)
+        if aim == "commit" and state is not None:
+            if state.status == "completed":
+                return
+            if state.checkpoint is not None and (last is None or (
+                    state.id, state.checkpoint) != (last.id, last.checkpoint)):
+                commits, last = commits - 1, state
+                if commits == 0:
+                    return
+        if aim == "progress" and state is not None and (
+                state.processed >= target or state.status == "completed"):
+            return
+        if aim == "completed" and state is not None and state.status == "completed":
+            return
+        if aim == "settling" and state is not None and state.status == "completed":
+            until = now + rng.uniform(0, 0.03)
+            while time.monotonic() < until:
+                pass  # a busy wait: a sleep would overshoot a few-millisecond window
+            return
+        if aim == "archived" and not inbox_file.exists() and _archived(ws):
+            return
+        time.sleep(POLL_S)
+
+
+def watched_kill_sweep(root: Path, csv_path: Path, expected: set[Record], kills: int,
+                       seed: int, aims: Sequence[str] = ()) -> list[list[WatchedKill]]:
+    """Rounds of: drop the file, then kill -9 ``syncd run`` at aimed instants and
+    restart it until the file is archived; ``kills`` in all. Each round must end with
+    every record once, one completed run, one ``ingested_files`` row, one archive.
+
+    The aims are drawn at random unless ``aims`` gives them in order.
+    """
+    rng = random.Random(seed)
+    rounds: list[list[WatchedKill]] = []
+    done = 0
+    while done < kills:
+        ws = watched_workspace(root / f"round{len(rounds)}", csv_path)
+        history: list[WatchedKill] = []
+        total = 3.0  # seconds from start to archive, measured by the first clean finish
+        try:
+            while not _settled(ws) or not history:
+                assert len(history) < 30, f"the file is never archived: {history}"
+                began = time.monotonic()
+                proc = ws.start("run")
+                # given, or drawn: the first of a round mid-run (or rounds go by without)
+                aim = aims[done % len(aims)] if aims else rng.choice(
+                    AIMS if history else AIMS[:3])
+                _aim(ws, proc, aim, rng, total, len(expected))
+                assert proc.poll() is None, f"syncd run exited {proc.returncode}\n{ws.log_tail()}"
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+                if aim == "archived":
+                    total = max(total, time.monotonic() - began)
+                history.append(WatchedKill(aim, run_state(ws.db),
+                                           (ws.root / "inbox" / "music.csv").exists(),
+                                           len(_archived(ws))))
+                done += 1
+            # a last start finds nothing to do, and must not take the file again
+            seen = ws.log.read_text(encoding="utf-8").count('"event": "syncd started"')
+            proc = ws.start("run")
+            wait_until_logged(ws, '"event": "syncd started"', seen + 1)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0, ws.log_tail()
+        finally:
+            ws.close()
+        check_watched(ws, expected, history)
+        rounds.append(history)
+    return rounds
+
+
+def wait_until_logged(ws: Workspace, text: str, times: int, timeout: float = 60) -> None:
+    """Until the log holds ``text`` ``times`` times."""
+    deadline = time.monotonic() + timeout
+    while ws.log.read_text(encoding="utf-8", errors="replace").count(text) < times:
+        assert time.monotonic() < deadline, f"{text} not logged\n{ws.log_tail()}"
+        time.sleep(0.02)
+
+
+def check_watched(ws: Workspace, expected: set[Record], history: list[WatchedKill]) -> None:
+    """One completed run, recorded once, archived once, no second ingest."""
+    assert_synced(ws, expected, history)
+    [(run_id,)] = query(ws.db, "SELECT id FROM sync_runs")
+    assert query(ws.db, "SELECT path, sync_run_id FROM ingested_files") == [
+        (str(ws.root / "inbox" / "music.csv"), run_id)], history
+    archived = _archived(ws)
+    assert len(archived) == 1 and archived[0].endswith("-music.csv"), (archived, history)
+    assert not (ws.root / "inbox" / "music.csv").exists()
+    assert not (ws.root / "inbox" / "failed").exists()
+
+
+def test_sigkill_of_the_daemon_over_a_watched_file(dataset: Dataset, tmp_path: Path) -> None:
+    """kill -9 of ``syncd run`` ≥ 20 times over a watched 100k-row file: 0 double ingests."""
+    rounds = watched_kill_sweep(tmp_path, dataset.csv, dataset.expected, WATCH_KILLS, SEED)
+    kills = [k for r in rounds for k in r]
+    mid_run = [k for k in kills if k.state is not None and k.state.status == "in_progress"]
+    after_completion = [k for k in kills if k.state is not None
+                        and k.state.status == "completed"]
+    assert len(kills) >= WATCH_KILLS and mid_run and after_completion, rounds

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +22,27 @@ from syncd.config import validate
 from syncd.engine import Engine, resolve_jobs
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store
-from syncd.store.models import SyncRun
+from syncd.store.models import IngestedFile, SyncRun
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.watch import FolderWatcher, is_temporary
+from tests.cli import SYNCD, syncd, wait_until
 from tests.test_engine import wait_for
 
 
-def config(tmp_path: Path, after: str = "archive") -> Any:
+def config(tmp_path: Path, after: str = "archive", **job: Any) -> Any:
     return validate({"daemon": {"state_dir": str(tmp_path / "state")}, "jobs": {"music": {
         "source": {"type": "csv"}, "target": {"type": "sql", "key": ["external_id"]},
         "mapping": {"external_id": "id", "title": "song_name"},
-        "watch": {"path": str(tmp_path / "inbox"), "patterns": ["*.csv"], "after": after}}}})
+        "watch": {"path": str(tmp_path / "inbox"), "patterns": ["*.csv"], "after": after},
+        **job}}})
 
 
 class Daemonish:
     """The engine and a folder watcher, as ``syncd run`` wires them."""
 
-    def __init__(self, store: Store, tmp_path: Path, after: str = "archive") -> None:
-        self.config = config(tmp_path, after)
+    def __init__(self, store: Store, tmp_path: Path, after: str = "archive",
+                 **job: Any) -> None:
+        self.config = config(tmp_path, after, **job)
         _, registry = get_pluginmanager()
         self.engine = Engine(store, resolve_jobs(self.config, registry, "t.toml"),
                              tmp_path / "state")
@@ -177,21 +187,12 @@ async def test_after_delete_or_keep(store, tmp_path, after):
         await d.watcher.stop()
 
 
-def test_the_daemon_ingests_a_dropped_file(tmp_path):
-    """End to end: ``syncd run`` with a watched folder, as a user runs it."""
-    import signal
-    import subprocess
-
-    from tests.cli import SYNCD, wait_until
-
-    inbox = tmp_path / "inbox"
-    config_file = tmp_path / "syncd.toml"
-    config_file.write_text(f"""
+DAEMON_CONFIG = """
 [daemon]
-state_dir = "{tmp_path}/state"
+state_dir = "{root}/state"
 log_format = "json"
 [api]
-listen = "unix:{tmp_path}/api.sock"
+listen = "unix:{root}/api.sock"
 [usb]
 enabled = false
 [jobs.music.source]
@@ -202,18 +203,185 @@ type = "sql"
 external_id = "id"
 title = "song_name"
 [jobs.music.watch]
-path = "{inbox}"
-""")
-    daemon = subprocess.Popen([SYNCD, "run", "--config", str(config_file)],
+path = "{root}/inbox"
+"""
+
+
+@dataclass
+class Running:
+    config: Path
+    inbox: Path
+    log: str = ""  # the daemon's output, once it stopped
+
+
+@contextlib.contextmanager
+def syncd_run(tmp_path: Path) -> Iterator[Running]:
+    """``syncd run`` watching ``tmp_path/inbox``; stopped with SIGTERM, exit 0 required."""
+    running = Running(tmp_path / "syncd.toml", tmp_path / "inbox")
+    running.config.write_text(DAEMON_CONFIG.format(root=tmp_path))
+    daemon = subprocess.Popen([SYNCD, "run", "--config", str(running.config)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(inbox.exists)
-        drop(inbox, "drop.csv", csv_body(1, 2, 3))
-        done = inbox / "processed"
-        wait_until(lambda: done.exists() and any(done.iterdir()))
-        assert [p.name.endswith("-drop.csv") for p in done.iterdir()] == [True]
+        wait_until(lambda: (tmp_path / "api.sock").exists() and running.inbox.exists())
+        yield running
     finally:
         daemon.send_signal(signal.SIGTERM)
-        _, err = daemon.communicate(timeout=30)
-    assert daemon.returncode == 0, err
-    assert '"event": "file done"' in err
+        _, running.log = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, running.log
+
+
+def test_the_daemon_ingests_a_dropped_file(tmp_path):
+    """End to end: ``syncd run`` with a watched folder, as a user runs it."""
+    with syncd_run(tmp_path) as daemon:
+        drop(daemon.inbox, "drop.csv", csv_body(1, 2, 3))
+        done = daemon.inbox / "processed"
+        wait_until(lambda: done.exists() and any(done.iterdir()))
+        assert [p.name.endswith("-drop.csv") for p in done.iterdir()] == [True]
+    assert '"event": "file done"' in daemon.log
+
+
+def test_retrying_a_failed_file_reads_it_in_failed(tmp_path):
+    """The file went to failed/, the user fixed it there: ``syncd retry`` completes."""
+    db = tmp_path / "state" / "syncd.db"
+    with syncd_run(tmp_path) as daemon:
+        inbox = daemon.inbox
+        drop(inbox, "bad.csv", "ident,song_name\n1,Song 1\n")  # no id column
+        report = inbox / "failed" / "bad.csv.error.json"
+        wait_until(report.exists)
+        run_id = json.loads(report.read_text())["runId"]
+        (inbox / "failed" / "bad.csv").write_text(csv_body(1, 2))  # fixed where it is
+        retried = syncd("retry", str(run_id), "--config", str(daemon.config))
+        assert retried.returncode == 0, retried.stdout + retried.stderr
+
+        def retry_done() -> list[tuple]:
+            with contextlib.closing(sqlite3.connect(db)) as con:
+                return con.execute("SELECT status, source_identifier, items_inserted "
+                                   "FROM sync_runs WHERE parent_run = ? AND status NOT IN "
+                                   "('pending', 'in_progress')", (run_id,)).fetchall()
+
+        done = wait_until(retry_done)
+        assert done == [("completed", str(inbox / "failed" / "bad.csv"), 2)]
+
+
+# -- hostile or hurried inboxes (issue 7) ------------------------------------------
+
+
+SECRET = "root:$6$SECRET-HASH$abcdef:19000:0:99999:7:::"
+
+
+def failed_report(d: Daemonish, name: str) -> dict[str, Any]:
+    return json.loads((d.inbox / "failed" / f"{name}.error.json").read_text())
+
+
+async def test_a_symlink_renamed_into_the_inbox_is_refused_unread(daemon, tmp_path):
+    """``ln -s /etc/shadow inbox/.x; mv inbox/.x inbox/x.csv``: nothing of it is read."""
+    secret = tmp_path / "shadow"
+    secret.write_text(SECRET + "\nbin:*:19000:0:99999:7:::\n")
+    (daemon.inbox / ".x").symlink_to(secret)
+    (daemon.inbox / ".x").rename(daemon.inbox / "x.csv")
+    await wait_for(lambda: (daemon.inbox / "failed" / "x.csv.error.json").exists())
+    report = failed_report(daemon, "x.csv")
+    assert "symbolic link" in report["error"] and "nothing was read" in report["error"]
+    assert "SECRET" not in json.dumps(report)
+    assert (daemon.inbox / "failed" / "x.csv").is_symlink()  # moved as a link, not followed
+    assert secret.read_text().startswith(SECRET)
+    assert not any("SECRET" in (r.error_message or "") for r in SyncRun.select())
+    assert daemon.rows() == []
+
+
+async def test_failed_planted_as_a_symlink_is_not_followed(daemon, tmp_path):
+    """An inbox writer who makes ``failed`` a link to another folder moves nothing there."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (daemon.inbox / "failed").symlink_to(elsewhere)
+    (daemon.inbox / "junk.csv").write_bytes(b"\x00\x01 not a csv at all\n")
+    drop(daemon.inbox, "after.csv", csv_body(1))  # the folder goes on
+    await wait_for(lambda: processed(daemon) == ["after.csv"])
+    assert list(elsewhere.iterdir()) == []
+    assert (daemon.inbox / "junk.csv").exists()  # left in place, nothing lost
+
+
+async def test_a_fifo_is_refused_at_once_and_the_folder_goes_on(daemon):
+    fifo = daemon.inbox / ".p"
+    os.mkfifo(fifo)
+    fifo.rename(daemon.inbox / "p.csv")
+    try:
+        drop(daemon.inbox, "after.csv", csv_body(1))
+        await wait_for(lambda: processed(daemon) == ["after.csv"])
+        await wait_for(lambda: (daemon.inbox / "failed" / "p.csv.error.json").exists())
+        assert "FIFO" in failed_report(daemon, "p.csv")["error"]
+        assert stat.S_ISFIFO(os.lstat(daemon.inbox / "failed" / "p.csv").st_mode)
+    finally:  # before the fix a reader blocks on the FIFO: let it go
+        for path in (daemon.inbox / "p.csv", daemon.inbox / "failed" / "p.csv"):
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+async def test_a_file_replaced_while_its_run_reads_it_is_taken_as_new(store, tmp_path):
+    d = Daemonish(store, tmp_path, batch_rows=50)  # many small commits: a long read
+    await d.watcher.start()
+    try:
+        rows = 20_000
+        drop(d.inbox, "x.csv", csv_body(*range(rows)))
+        await wait_for(lambda: (r := d.run_for("x.csv")) is not None and r.checkpoint)
+        drop(d.inbox, "x.csv", csv_body(777_777))  # rename over the file being read
+        seen = d.run_for("x.csv").items_processed
+        assert seen < rows, "the run ended before the file was replaced"
+        await wait_for(lambda: len(d.runs()) == 2 and processed(d) == ["x.csv"])
+        await wait_for(lambda: not d.watcher.folders[0].queued)
+        runs = [(r.status, r.items_inserted) for r in d.runs()]
+        assert runs == [("completed", rows), ("completed", 1)]
+        assert ("777777", "Song 777777") in d.rows() and len(d.rows()) == rows + 1
+        # the file read first was gone (renamed over); what is archived is the new one
+        [archived] = (d.inbox / "processed").iterdir()
+        assert archived.read_text() == csv_body(777_777)
+        assert not (d.inbox / "x.csv").exists()
+    finally:
+        await d.watcher.stop()
+        await d.engine.shutdown()
+
+
+async def test_a_file_moved_in_from_another_folder_is_an_arrival(daemon, tmp_path):
+    """``mv ~/m.csv inbox/``: no close-after-write, no paired rename, still taken at once."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "m.csv").write_text(csv_body(3))
+    (outside / "m.csv").rename(daemon.inbox / "m.csv")
+    await wait_for(lambda: processed(daemon) == ["m.csv"], timeout=10)  # not the 300 s rescan
+    assert daemon.rows() == [("3", "Song 3")]
+
+
+async def test_a_run_resumed_at_start_is_recorded_and_archived_once(store, tmp_path):
+    """A crash left the file's run unfinished: the resume finishes it, nothing runs twice."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    path = inbox / "r.csv"
+    path.write_text(csv_body(1, 2))
+    d = Daemonish(store, tmp_path)
+    run_id = store.create_run(job="music", trigger="watch", source_type="csv",
+                              source_identifier=str(path))
+    assert await d.engine.resume_all() == [run_id]  # as ``syncd run`` starts
+    await d.watcher.start()
+    try:
+        await wait_for(lambda: processed(d) == ["r.csv"])
+        await wait_for(lambda: not d.watcher.folders[0].queued)
+        assert [(r.id, r.status) for r in d.runs()] == [(run_id, "completed")]
+        assert [(f.path, f.sync_run_id) for f in IngestedFile.select()] == [(str(path), run_id)]
+        assert d.rows() == [("1", "Song 1"), ("2", "Song 2")]
+    finally:
+        await d.watcher.stop()
+        await d.engine.shutdown()
+
+
+def test_sigkill_of_the_daemon_never_ingests_a_watched_file_twice(tmp_path):
+    """A fast sample of the kill -9 sweep (tests/test_crash_safety.py runs ≥ 20 kills)."""
+    from tests.test_crash_safety import read_csv, watched_kill_sweep, write_csv
+
+    source = tmp_path / "music.csv"
+    write_csv(source, 50_000, seed=7)
+    # mid-run, then at completion before the file is recorded (the resume of item 18),
+    # then a late kill whose resume finishes at once, then just after the archive
+    aims = ("commit", "completed", "progress", "archived")
+    rounds = watched_kill_sweep(tmp_path / "sweep", source, read_csv(source), kills=4, seed=7,
+                                aims=aims)
+    assert [k.aim for r in rounds for k in r] == list(aims)

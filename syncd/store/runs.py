@@ -104,6 +104,28 @@ class Store:
         IngestedFile.create(job=job, path=path, size=size, mtime=mtime, sha256=sha256,
                             sync_run_id=run_id)
 
+    def completed_unrecorded(self, job: str, source_identifier: str,
+                             sha256: str) -> int | None:
+        """A completed run of ``job`` that read this very content at this path but was
+        never recorded in ``ingested_files`` (it finished in a resume after a crash)."""
+        recorded = IngestedFile.select(IngestedFile.sync_run_id).where(
+            IngestedFile.job == job, IngestedFile.sync_run_id.is_null(False))
+        runs = (SyncRun.select()
+                .where(SyncRun.job == job, SyncRun.source_identifier == source_identifier,
+                       SyncRun.status == "completed", SyncRun.dry_run == False,  # noqa: E712
+                       SyncRun.source_fingerprint.is_null(False),
+                       SyncRun.id.not_in(recorded))
+                .order_by(SyncRun.id.desc()))
+        for run in runs:
+            if (fingerprint_of(run) or {}).get("sha256") == sha256:
+                return run.id
+        return None
+
+    def move_source(self, run_id: int, source_identifier: str) -> None:
+        """Where a run's file is now (moved to ``failed/``): a retry reads it there."""
+        SyncRun.update({SyncRun.source_identifier: source_identifier}).where(
+            SyncRun.id == run_id).execute()
+
     def get_run(self, run_id: int) -> SyncRun | None:
         return SyncRun.get_or_none(SyncRun.id == run_id)
 

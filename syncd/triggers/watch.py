@@ -1,30 +1,30 @@
 """Watched folders: a complete file dropped into a job's folder becomes a run.
 
-A file is taken when it is closed after writing or renamed into place (inotify through
-watchdog), then confirmed stable in size; temporary and hidden names are ignored.
-Files already there at start are caught up, and an inotify overflow triggers a
-rescan. After its run completed, a file is archived to ``processed/``, deleted or
-kept; one that cannot be read at all goes to ``failed/`` with ``NAME.error.json``.
+A file is taken when it is closed after writing or renamed into place, also from a
+folder outside (inotify through watchdog), then confirmed stable in size; temporary and
+hidden names are ignored. Files already there at start are caught up, and an inotify
+overflow triggers a rescan. After its run completed, a file is archived to
+``processed/``, deleted or kept; one that cannot be read at all, and anything that is
+not a regular file (a link, a FIFO), goes to ``failed/`` with ``NAME.error.json``.
+A file replaced while its run read it stays, and is taken again as a new arrival.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fnmatch
-import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 from watchdog.events import FileClosedEvent, FileMovedEvent, FileSystemEvent
 from watchdog.events import FileSystemEventHandler as _Handler
-from watchdog.observers import Observer
+from watchdog.observers.inotify import InotifyObserver
 
 from syncd.config.schema import Config, WatchConfig
+from syncd.triggers import archive
 from syncd.triggers.ingest import FileIngestor, Ingested
 
 TEMPORARY = (".*", "*.tmp", "*.part", "*.partial", "*.crdownload", "*.swp", "~*", "*~",
@@ -45,6 +45,7 @@ class Folder:
     watch: WatchConfig
     queue: asyncio.Queue[Path] = field(default_factory=asyncio.Queue)
     queued: set[Path] = field(default_factory=set)
+    again: set[Path] = field(default_factory=set)  # arrived anew while queued
 
     def wants(self, path: Path) -> bool:
         return (path.parent == self.watch.path and not is_temporary(path.name)
@@ -60,7 +61,7 @@ class FolderWatcher:
         self.folders = [Folder(name, job.watch.model_copy(
                             update={"path": job.watch.path.resolve()}))
                         for name, job in config.jobs.items() if job.watch]
-        self.observer: Observer | None = None
+        self.observer: InotifyObserver | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self._settling: set[asyncio.Task[None]] = set()
         self._overflow = _OverflowHook(self)
@@ -69,7 +70,9 @@ class FolderWatcher:
         if not self.folders:
             return
         self.loop = asyncio.get_running_loop()
-        self.observer = Observer()
+        # full events: a file moved in from outside the folder (an IN_MOVED_TO without
+        # its pair) is reported as a move, not as a creation of a file still written
+        self.observer = InotifyObserver(generate_full_events=True)
         handler = _Events(self)
         for folder in self.folders:
             folder.watch.path.mkdir(parents=True, exist_ok=True)
@@ -107,7 +110,11 @@ class FolderWatcher:
         Stability is checked for every arriving file at once; only the runs queue.
         """
         for folder in self.folders:
-            if folder.wants(path) and path not in folder.queued:
+            if not folder.wants(path):
+                continue
+            if path in folder.queued:
+                folder.again.add(path)  # e.g. replaced while its run reads it
+            else:
                 folder.queued.add(path)
                 task = asyncio.get_running_loop().create_task(
                     self._settle(folder, path, stable_s))
@@ -117,8 +124,9 @@ class FolderWatcher:
     async def _settle(self, folder: Folder, path: Path, stable_s: float) -> None:
         if await _stable(path, stable_s):
             folder.queue.put_nowait(path)
-        else:
+        else:  # gone or still written: its next event brings it back
             folder.queued.discard(path)
+            folder.again.discard(path)
 
     async def _rescan_periodically(self) -> None:
         while True:
@@ -135,18 +143,41 @@ class FolderWatcher:
                 self.log.exception("could not ingest", job=folder.job, path=str(path))
             finally:
                 folder.queued.discard(path)
+            if path in folder.again:  # a new file under this name: take it as one
+                folder.again.discard(path)
+                self.arrived(path)
 
     async def _ingest(self, folder: Folder, path: Path) -> None:
         result = await self.ingestor.ingest(folder.job, path, "watch")
         log = self.log.bind(job=folder.job, path=str(path), run_id=result.run_id)
-        if result.status in ("completed", "skipped"):
-            await asyncio.to_thread(_after, path, folder.watch)
-            log.info("file done", status=result.status, after=folder.watch.after)
-        elif result.status == "unchanged":
-            return  # kept in place and already ingested
+        try:
+            await self._settle_file(folder, path, result, log)
+        except archive.Replaced:
+            folder.again.add(path)
+            log.warning("file replaced while its run read it; taking the new one",
+                        status=result.status)
+        except OSError as exc:
+            log.error("cannot move the file out of the inbox", error=str(exc),
+                      status=result.status)
+
+    async def _settle_file(self, folder: Folder, path: Path, result: Ingested,
+                           log: structlog.typing.FilteringBoundLogger) -> None:
+        after = folder.watch.after
+        if result.status in ("completed", "skipped", "unchanged") and result.file is not None:
+            if result.status == "unchanged" and after == "keep":
+                return  # kept in place and already ingested
+            if after == "archive":
+                await asyncio.to_thread(archive.archive, path, result.file)
+            elif after == "delete":
+                await asyncio.to_thread(archive.delete, path, result.file)
+            log.info("file done", status=result.status, after=after)
         elif result.status == "failed" and result.unreadable:
-            await asyncio.to_thread(_to_failed, path, result)
-            log.warning("file moved to failed/", error=result.error)
+            moved = await asyncio.to_thread(archive.to_failed, path, result.file,
+                                            result.error, result.run_id, result.refused)
+            if moved is not None and result.run_id is not None:  # a retry reads it there
+                await asyncio.to_thread(self.ingestor.store.move_source, result.run_id,
+                                        str(moved))
+            log.warning("file moved to failed/", error=result.error, refused=result.refused)
         else:
             log.warning("file left in the inbox", status=result.status, error=result.error)
 
@@ -161,7 +192,8 @@ class _Events(_Handler):
         self._hand_over(event.src_path)
 
     def on_moved(self, event: FileMovedEvent) -> None:
-        self._hand_over(event.dest_path)
+        if event.dest_path:  # empty when moved out of the folder
+            self._hand_over(event.dest_path)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         return None
@@ -185,49 +217,18 @@ class _OverflowHook(logging.Handler):
 
 
 def _listing(folder: Path) -> list[str]:
+    """Every entry but folders: links and special files are found, to be refused."""
     return sorted(entry.name for entry in os.scandir(folder)
-                  if entry.is_file(follow_symlinks=False))
+                  if not entry.is_dir(follow_symlinks=False))
 
 
 async def _stable(path: Path, seconds: float) -> bool:
-    """The file exists and its size does not change for ``seconds``."""
+    """The file exists and its size does not change for ``seconds`` (a link: itself)."""
     try:
-        before = path.stat()
+        before = os.lstat(path)
         await asyncio.sleep(seconds)
-        after = path.stat()
+        after = os.lstat(path)
     except FileNotFoundError:
         return False
     return (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
 
-
-def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-
-
-def _after(path: Path, watch: WatchConfig) -> None:
-    if watch.after == "delete":
-        path.unlink(missing_ok=True)
-    elif watch.after == "archive" and path.exists():
-        archive = watch.path / "processed"
-        archive.mkdir(exist_ok=True)
-        target = archive / f"{_stamp()}-{path.name}"
-        try:
-            # link + unlink, not rename: a move out of the watched folder leaves watchdog
-            # an unpaired event it holds for 0.5 s, delaying the next file's event
-            os.link(path, target)
-        except OSError:
-            os.replace(path, target)
-        else:
-            path.unlink()
-
-
-def _to_failed(path: Path, result: Ingested) -> None:
-    failed = path.parent / "failed"
-    failed.mkdir(exist_ok=True)
-    target = failed / path.name
-    if target.exists():
-        target = failed / f"{_stamp()}-{path.name}"
-    shutil.move(path, target)
-    report = {"file": path.name, "error": result.error, "runId": result.run_id,
-              "at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
-    target.with_name(target.name + ".error.json").write_text(json.dumps(report, indent=2))
