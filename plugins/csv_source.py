@@ -13,9 +13,11 @@ a ``SourceError``: never a complete source with no records.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import os
+import stat as stat_module
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from operator import itemgetter
@@ -42,7 +44,6 @@ from syncd_builtin.csv_decode import (
 if TYPE_CHECKING:
     from syncd.plugins import Registry
 
-HASH_CHUNK = 1024 * 1024
 READ_BUFFER = 256 * 1024
 UNCLOSED = "a quoted field opened here is never closed; the lines after it are read again"
 FIELD_LIMIT = "field larger than field limit"
@@ -130,17 +131,35 @@ class CsvSource(Source):
 
     def fingerprint(self) -> dict[str, Any]:
         """Size, mtime and sha256, so a file replaced since a checkpoint is read anew."""
-        digest = hashlib.sha256()
-        buffer = bytearray(HASH_CHUNK)
-        view = memoryview(buffer)
         try:
-            with open(self._path, "rb", buffering=0) as f:
+            with self._open(buffering=0) as f:
                 stat = os.fstat(f.fileno())
-                while n := f.readinto(buffer):
-                    digest.update(view[:n])
+                digest = hashlib.file_digest(f, "sha256")
         except OSError as exc:
             raise self._unreadable(exc) from exc
         return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
+
+    def _open(self, buffering: int) -> io.BufferedReader | io.FileIO:
+        """The file, never through a link or into a FIFO or device.
+
+        The path was resolved when the source was made (a link given by the user is
+        followed then); a link or special file found here later was swapped in since,
+        e.g. into a watched folder by someone who hopes the root daemon reads it.
+        """
+        try:
+            fd = os.open(self._path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SourceError(f"{self._path} was replaced by a symbolic link; "
+                                  "refused, nothing was read") from None
+            raise
+        mode = os.fstat(fd).st_mode
+        if not stat_module.S_ISREG(mode):
+            os.close(fd)
+            if stat_module.S_ISDIR(mode):
+                raise SourceError(f"cannot read {self._path}: Is a directory")
+            raise SourceError(f"{self._path} is not a regular file; refused, nothing was read")
+        return open(fd, "rb", buffering=buffering)
 
     def size(self) -> int:
         """Bytes: ``Batch.progress`` counts the same unit."""
@@ -154,7 +173,7 @@ class CsvSource(Source):
         if self.options.columns or not self.options.has_header:
             return list(self.options.columns)
         try:
-            with open(self._path, "rb", buffering=READ_BUFFER) as f:
+            with self._open(buffering=READ_BUFFER) as f:
                 codec, skip, delimiter = self._sample(f)
                 first, _, _ = self._first_record(f, skip, codec, delimiter)
         except OSError as exc:
@@ -167,7 +186,7 @@ class CsvSource(Source):
         # Process-wide in the csv module: the last run to start sets it.
         csv.field_size_limit(self.options.max_field_kb * 1024)
         try:
-            with open(self._path, "rb", buffering=READ_BUFFER) as f:
+            with self._open(buffering=READ_BUFFER) as f:
                 yield from self._read(f, fields, checkpoint, max(1, batch_rows))
         except OSError as exc:  # opening, or a disk failing mid-file
             raise self._unreadable(exc) from exc

@@ -201,3 +201,33 @@ def test_a_single_line_field_past_max_field_kb_fails_its_row_only(tmp_path: Path
     batches = read(write(tmp_path, data), ["id"], max_field_kb=2)
     assert rows(batches) == [("2",)]
     assert "field larger than field limit (2048)" in errors(batches)[0].message
+
+
+@pytest.mark.parametrize("swap", ["symlink", "fifo"])
+def test_a_link_or_fifo_swapped_in_after_the_source_was_made_is_refused_unread(
+        tmp_path: Path, swap: str) -> None:
+    """The watched folder checks a file before its run; this closes the window after it."""
+    secret = tmp_path / "secret"
+    secret.write_text("root:SECRET-HASH:19000:0:99999:7:::\n")
+    path = tmp_path / "x.csv"
+    path.write_text("id,name\n1,a\n")
+    source = CsvSource(CsvSource.Options(), str(path))
+    path.unlink()
+    if swap == "symlink":
+        path.symlink_to(secret)
+    else:
+        os.mkfifo(path)
+    for call in (source.fingerprint, source.header, lambda: list(source.read(["id"], None, 10))):
+        with pytest.raises(SourceError, match="refused, nothing was read") as caught:
+            call()
+        assert "SECRET" not in str(caught.value)
+
+
+def test_a_link_given_by_the_user_is_followed_once_when_the_source_is_made(
+        tmp_path: Path) -> None:
+    target = tmp_path / "2026-11-29.csv"
+    target.write_text("id,name\n1,a\n")
+    (tmp_path / "current.csv").symlink_to(target)
+    source = CsvSource(CsvSource.Options(), str(tmp_path / "current.csv"))
+    assert source.identifier == str(target)
+    assert next(b.rows for b in source.read(["id"], None, 10)) == [("1",)]

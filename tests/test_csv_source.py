@@ -430,7 +430,7 @@ def test_fingerprint_follows_the_content(tmp_path: Path) -> None:
 def test_fingerprint_hashes_files_larger_than_a_chunk(tmp_path: Path) -> None:
     import hashlib
 
-    data = os.urandom(csv_source.HASH_CHUNK * 2 + 7)
+    data = os.urandom(3 * 1024 * 1024 + 7)  # more than any read buffer
     path = write(tmp_path, data)
     fingerprint = CsvSource(CsvSource.Options(path=str(path))).fingerprint()
     assert fingerprint["sha256"] == hashlib.sha256(data).hexdigest()
