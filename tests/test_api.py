@@ -467,7 +467,7 @@ BAD_ADHOC = [  # (body without sourceIdentifier/sourceType unless given, code, m
     ({"options": ["targetTable"]}, "bad_field", "'options'"),
     ({"sourceType": "ftp"}, "bad_field", "csv"),
     ({"sourceType": 3}, "bad_field", "'sourceType'"),
-    ({"sourceIdentifier": None}, "missing_field", "'sourceIdentifier'"),
+    ({"sourceIdentifier": None}, "bad_field", "'sourceIdentifier'"),
 ]
 
 

@@ -70,8 +70,6 @@ def column_name(header: str) -> str:
 
 
 def parse_options(raw: Any) -> AdhocOptions:
-    if raw is None:
-        raw = {}
     if not isinstance(raw, dict):
         raise BadRequest("field 'options' must be an object", "bad_field")
     try:

@@ -48,8 +48,11 @@ async def empty_body(request: web.Request) -> None:
 
 def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *,
           required: bool = False, default: Any = None) -> Any:
-    """``body[name]`` checked against ``kind``; a 400 naming the field otherwise."""
-    if name not in body or body[name] is None:
+    """``body[name]`` checked against ``kind``; a 400 naming the field otherwise.
+
+    An explicit ``null`` is a wrong type, as the OpenAPI document says: leave the field out.
+    """
+    if name not in body:
         if required:
             raise BadRequest(f"field {name!r} is required", "missing_field")
         return default

@@ -175,7 +175,7 @@ async def _adhoc_request(c: ApiContext, source_type: str, identifier: str | None
     if identifier is None:
         raise BadRequest("field 'sourceIdentifier' is required for an ad-hoc job",
                          "missing_field")
-    options = adhoc.parse_options(body.get("options"))
+    options = adhoc.parse_options(body.get("options", {}))
     source_options = adhoc.source_options(registry.sources[source_type], options)
     probe = registry.sources[source_type](source_options, identifier)
     try:  # before the 202: a mapping naming a missing column is the request's fault
@@ -315,4 +315,4 @@ async def metrics(request: web.Request) -> web.Response:
 async def openapi(request: web.Request) -> web.Response:
     from syncd.api.openapi import spec
 
-    return web.json_response(spec())
+    return web.json_response(spec(auth=bool(ctx(request).token)))
