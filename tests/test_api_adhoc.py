@@ -237,13 +237,23 @@ async def test_a_key_naming_a_renamed_column_says_so_in_the_requests_terms(api: 
     assert "stored as 'external_id'" in error["message"] and "jobs." not in error["message"]
 
 
-@pytest.mark.parametrize("table", ["sqlite_master", "SQLITE_sequence", "pg_class",
-                                   "information_schema"])
-async def test_a_databases_own_tables_are_refused(api: Api, table: str) -> None:
+@pytest.mark.parametrize("table,whose", [
+    ("sqlite_master", "the database's"), ("SQLITE_sequence", "the database's"),
+    ("pg_class", "the database's"), ("information_schema", "the database's"),
+    ("sync_runs", "syncd's"), ("ingested_files", "syncd's")])
+async def test_a_databases_own_tables_are_refused(api: Api, table: str, whose: str) -> None:
     error = await api.trigger(400, sourceType="csv",
                               sourceIdentifier=str(api.h.state_dir / "clean.csv"),
                               options={"targetTable": table})
-    assert "options.targetTable" in error["message"] and "database" in error["message"]
+    assert error["message"].startswith("field 'options.targetTable'"), error
+    assert whose in error["message"]
+
+
+async def test_two_columns_with_one_column_name_are_400(api: Api) -> None:
+    path = write_lines(api.h.state_dir / "twice.csv", ["Title,title", "a,b"])
+    error = await api.trigger(400, sourceType="csv", sourceIdentifier=str(path),
+                              options={"targetTable": "twice"})
+    assert "'Title' and 'title'" in error["message"]
 
 
 async def test_allow_mass_missing_is_a_boolean_passed_to_the_run(api: Api) -> None:

@@ -20,12 +20,14 @@ from syncd.engine.plan import JobPlan, resolve_job
 from syncd.engine.recordkey import RECORD_FIELD
 from syncd.errors import ConfigError
 from syncd.plugins import Registry
-from syncd.store.models import BOOKKEEPING
+from syncd.store.models import BOOKKEEPING, MODELS
 
 IDENTIFIER = re.compile(r"[^a-z0-9_]+")
 RESERVED = ("id", *BOOKKEEPING)  # ad-hoc jobs always write through the SQL target
 #: a database's own tables: ``sqlite_master``, ``pg_class``, ``information_schema``
 SYSTEM_TABLE = re.compile(r"^(sqlite_|pg_|information_schema$)", re.IGNORECASE)
+#: the store's bookkeeping tables (content_index is the default target, not one of them)
+STORE_TABLES = frozenset(m._meta.table_name for m in MODELS) - {"content_index"}
 RECORD_KEY = "record_key"  # the whole-record key column of a table an ad-hoc run creates
 TARGET_SOURCE, SOURCE_TARGET = "target: source", "source: target"
 
@@ -52,6 +54,8 @@ class AdhocOptions(BaseModel):
     def _not_a_system_table(cls, value: str) -> str:
         if SYSTEM_TABLE.match(value):
             raise ValueError(f"{value} is the database's own table; choose another name")
+        if value.lower() in STORE_TABLES or value.lower().startswith("syncd_"):
+            raise ValueError(f"{value} is one of syncd's own tables; choose another name")
         return value
 
 
@@ -167,9 +171,14 @@ def job_spec(source_type: str, options: AdhocOptions, header: list[str] | None,
                              "the file has no header to map by name", "bad_field")
         mapping, direction = {}, "by header"
         for name in header:
-            mapping[column_name(name)] = name
-            if column_name(name) != name:
-                renamed[name] = column_name(name)
+            target = column_name(name)
+            if target in mapping:
+                raise BadRequest(f"columns {mapping[target]!r} and {name!r} would both be "
+                                 f"stored as {target!r}; give options.columnMapping",
+                                 "bad_field")
+            mapping[target] = name
+            if target != name:
+                renamed[name] = target
     for target_field, source_field in mapping.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", target_field) \
                 or target_field in RESERVED:
