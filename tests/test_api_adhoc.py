@@ -115,6 +115,14 @@ async def test_seed_003_example_3_verbatim_stores_its_3_prices(api: Api) -> None
     assert again["keyFrom"] == "whole record" and again["key"] == ["record_key"]
     run = await api.finished(again["syncRunId"])
     assert (run["itemsInserted"], run["itemsUnchanged"]) == (0, 3)
+    named = await api.trigger(sourceType="csv", sourceIdentifier=again_path(api),
+                              options={"targetTable": "catalog_items", "key": ["record_key"]})
+    assert named["keyFrom"] == "whole record" and named["keyDefaulted"] is False
+    assert (await api.finished(named["syncRunId"]))["itemsUnchanged"] == 3
+
+
+def again_path(api: Api) -> str:
+    return str(api.h.state_dir / "catalog_pricing.csv")
 
 
 async def test_a_mapping_in_the_other_direction_is_taken_when_the_header_proves_it(

@@ -115,21 +115,22 @@ class AdhocJob:
     key: list[str]
     key_from: str  # options.key | table | column | whole record
     direction: str  # how columnMapping was read
+    defaulted: bool  # no options.key was given
 
     @property
     def answer(self) -> dict[str, Any]:
         """What the trigger answers about the job, in the request's terms."""
         target = self.spec["target"]
-        data: dict[str, Any] = {"key": self.key, "keyDefaulted": self.key_from != "options.key",
+        data: dict[str, Any] = {"key": self.key, "keyDefaulted": self.defaulted,
                                 "keyFrom": self.key_from, "table": target["table"],
                                 "mapping": {t: s for t, s in self.spec["mapping"].items()
                                             if s != RECORD_FIELD},
                                 "mappingDirection": self.direction}
-        if self.key_from == "whole record":
+        if self.defaulted and self.key_from == "whole record":
             data["message"] = (f"no key given and no id or external_id column: a record is "
                                f"identified by all its mapped values (a digest kept in "
                                f"{self.key[0]}); set options.key to choose")
-        elif self.key_from != "options.key":
+        elif self.defaulted:
             data["message"] = (f"no key given: records are upserted by {', '.join(self.key)} "
                                "(set options.key to choose)")
         return data
@@ -199,7 +200,7 @@ def job_spec(source_type: str, options: AdhocOptions, header: list[str] | None,
         "target": {"type": "sql", "table": options.targetTable, "key": key},
         "mapping": mapping, "constants": constants,
     }
-    return AdhocJob(spec, key, key_from, direction)
+    return AdhocJob(spec, key, key_from, direction, defaulted=options.key is None)
 
 
 def choose_key(options: AdhocOptions, mapping: dict[str, str], constants: dict[str, Any],
@@ -211,6 +212,10 @@ def choose_key(options: AdhocOptions, mapping: dict[str, str], constants: dict[s
     record: one column holding a digest of the mapped values (``syncd.engine.recordkey``).
     """
     fields = {*mapping, *constants}
+    if options.key and table is not None and len(options.key) == 1 \
+            and options.key[0] not in fields and tuple(options.key) in table.keys:
+        mapping[options.key[0]] = RECORD_FIELD  # the table's whole-record key, by name
+        return list(options.key), "whole record"
     if options.key:
         for name in options.key:
             if name not in fields:
