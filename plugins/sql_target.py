@@ -28,13 +28,10 @@ from syncd.adapters import (
     WriteResult,
 )
 from syncd.errors import JobError
-from syncd.store.models import MODELS, utcnow
+from syncd.store.models import BOOKKEEPING, MODELS, utcnow
 from syncd_builtin.sql_values import as_text, stored_rows
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-BOOKKEEPING = ("content_hash", "is_available", "sync_job", "sync_scope", "source_type",
-               "source_identifier",
-               "first_seen_at", "last_synced_at")
 #: the store's bookkeeping tables, which no job may write into
 STORE_TABLES = frozenset(m._meta.table_name for m in MODELS) - {"content_index"}
 #: what a database says when it refuses a row (not a connection or lock problem)

@@ -124,13 +124,15 @@ class Harness:
 
 
 def build(state_dir: Path, jobs: Mapping[str, Any], *, token: str | None = None,
-          allowed_paths: Sequence[Path] = (), max_concurrent_runs: int = 4) -> Harness:
+          allowed_paths: Sequence[Path] = (), max_concurrent_runs: int = 4,
+          database: str = "") -> Harness:
     """Config, plugins, store, engine and API context, as the daemon makes them.
 
     Call it with the event loop that will run the app (the engine's primitives bind to it).
     """
     config = validate({
-        "daemon": {"state_dir": str(state_dir), "max_concurrent_runs": max_concurrent_runs},
+        "daemon": {"state_dir": str(state_dir), "max_concurrent_runs": max_concurrent_runs,
+                   "database": database},
         "usb": {"enabled": False},
         "api": {"allowed_paths": [str(p) for p in allowed_paths]},
         "jobs": dict(jobs),

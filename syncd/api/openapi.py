@@ -33,10 +33,63 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 NULLABLE_STR = {"type": "string", "nullable": True}
+SOURCE_PATH = {"type": "string", "description": "absolute path inside the allowed folders"}
+RUN_FLAGS = {
+    "dryRun": {"type": "boolean", "description": "read and check, write nothing"},
+    "allowMassMissing": {"type": "boolean", "description":
+                         "confirm a full sync that removes (on_missing) more than the job's "
+                         "max_missing of its records; without it such a run fails untouched"}}
+#: a table name, not the database's own (sqlite_*, pg_*, information_schema)
+TABLE_NAME = (r"^(?![sS][qQ][lL][iI][tT][eE]_|[pP][gG]_|[iI][nN][fF][oO][rR][mM][aA][tT]"
+              r"[iI][oO][nN]_[sS][cC][hH][eE][mM][aA]$)[A-Za-z_][A-Za-z0-9_]{0,62}$")
+#: what the 202 of an ad-hoc trigger says about the job it made
+ADHOC_ANSWER = {
+    "table": {"type": "string"},
+    "key": {"type": "array", "items": {"type": "string"}},
+    "keyDefaulted": {"type": "boolean", "description": "true unless options.key was given"},
+    "keyFrom": {"type": "string", "enum": ["options.key", "table", "column", "whole record"],
+                "description": "options.key; the existing table's key; the id/external_id "
+                               "column; or a digest of every mapped value"},
+    "mapping": {"type": "object", "additionalProperties": {"type": "string"},
+                "description": "target field: source column, as used"},
+    "mappingDirection": {"type": "string",
+                         "enum": ["target: source", "source: target", "by header"]},
+    "message": {"type": "string"}}
+
+
+def adhoc_options() -> dict[str, Any]:
+    """``options`` of an ad-hoc trigger, as ``syncd.api.adhoc.AdhocOptions`` checks them."""
+    mapping = {"type": "object", "additionalProperties": {"type": "string"},
+               "description": "target field: source column (seed 003, like a config's "
+                              "[jobs.X.mapping]); source column: target field is taken only "
+                              "when the header shows it. Without it, every column by name."}
+    return {"type": "object", "additionalProperties": False, "properties": {
+        "targetTable": {"type": "string", "pattern": TABLE_NAME, "default": "content_index",
+                        "description": "a new table, or one syncd made: an existing table is "
+                                       "written by its own key into its own columns only"},
+        "contentType": {"type": "string", "description": "stored as content_type"},
+        "hasHeader": {"type": "boolean", "default": True}, "delimiter": {"type": "string"},
+        "columnMapping": mapping, "fieldMapping": mapping,
+        "key": {"type": "array", "minItems": 1, "items": {"type": "string"},
+                "description": "target fields identifying a record. Default: the existing "
+                               "table's key, else external_id (a column id or external_id), "
+                               "else the whole record (a digest of every mapped value)"},
+        "dataPath": {"type": "string"}, "method": {"type": "string"},
+        "auth": {"type": "object"}, "pagination": {"type": "object"}}}
 NULLABLE_INT = {"type": "integer", "nullable": True}
 
 
-def spec() -> dict[str, Any]:
+def _links(answer: dict[str, Any], pointer: str, *operations: str) -> dict[str, Any]:
+    """``answer`` with links from the run id at ``pointer`` to the run operations."""
+    for response in answer.values():
+        response["links"] = {op[0].upper() + op[1:]: {
+            "operationId": op, "parameters": {"run_id": f"$response.body#{pointer}"}}
+            for op in operations}
+    return answer
+
+
+def spec(auth: bool = False) -> dict[str, Any]:
+    """The document of this server: bearer auth is described only when a token is set."""
     run_properties = {
         "syncRunId": {"type": "integer"}, "job": {"type": "string"},
         "trigger": {"type": "string"}, "status": {"type": "string", "enum": STATUSES},
@@ -93,30 +146,26 @@ def spec() -> dict[str, Any]:
         "Adapter": {"type": "object", "properties": {
             k: {"type": "string"} for k in ("name", "description", "plugin", "distribution",
                                              "module")}},
-        "TriggerRequest": {
+        "JobTrigger": {
+            "type": "object", "additionalProperties": False, "required": ["job"],
+            "description": "A run of a configured job.",
+            "properties": {"job": {"type": "string"}, "sourceIdentifier": SOURCE_PATH,
+                           **RUN_FLAGS}},
+        "AdhocTrigger": {
             "type": "object", "additionalProperties": False,
-            "description": "Either `job` (a configured job) or `sourceType` with "
-                           "`sourceIdentifier` and `options` (an ad-hoc job).",
-            "properties": {
-                "job": {"type": "string"}, "sourceType": {"type": "string"},
-                "sourceIdentifier": {"type": "string",
-                                     "description": "absolute path inside the allowed folders"},
-                "dryRun": {"type": "boolean"},
-                "options": {"type": "object", "additionalProperties": False, "properties": {
-                    "targetTable": {"type": "string"}, "contentType": {"type": "string"},
-                    "hasHeader": {"type": "boolean"}, "delimiter": {"type": "string"},
-                    "columnMapping": {"type": "object",
-                                      "additionalProperties": {"type": "string"},
-                                      "description": "source column → target field"},
-                    "fieldMapping": {"type": "object",
-                                     "additionalProperties": {"type": "string"}},
-                    "key": {"type": "array", "items": {"type": "string"}},
-                    "dataPath": {"type": "string"}, "method": {"type": "string"},
-                    "auth": {"type": "object"}, "pagination": {"type": "object"}}}}},
+            "required": ["sourceType", "sourceIdentifier"],
+            "description": "An ad-hoc job: a source read into a table by its options.",
+            "properties": {"sourceType": {"type": "string",
+                                          "description": "a registered source (GET /v1/plugins)"},
+                           "sourceIdentifier": SOURCE_PATH, **RUN_FLAGS,
+                           "options": adhoc_options()}},
+        "TriggerRequest": {"oneOf": [_ref("JobTrigger"), _ref("AdhocTrigger")],
+                           "description": "Either `job` (a configured job), or `sourceType` "
+                                          "with `sourceIdentifier` (an ad-hoc job)."},
     }
     paths: dict[str, Any] = {
         "/v1/health": {"get": {
-            "summary": "Liveness and readiness", "security": [],
+            "summary": "Liveness and readiness", "operationId": "health",
             "responses": {**_answer("the daemon and its database answer", {
                 "type": "object", "required": ["status", "version", "uptimeSeconds",
                                                "database"],
@@ -134,6 +183,7 @@ def spec() -> dict[str, Any]:
                 **_errors(400, 401, 503)}}},
         "/v1/sync/runs": {"get": {
             "summary": "Run history, newest first; page with before=nextBefore",
+            "operationId": "listRuns",
             "parameters": [
                 {"name": "status", "in": "query", "schema": {"type": "string",
                                                              "enum": STATUSES}},
@@ -142,42 +192,45 @@ def spec() -> dict[str, Any]:
                                                             "maximum": 500, "default": 50}},
                 {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                              "maximum": 2**62}}],
-            "responses": {**_answer("a page of runs", {
+            "responses": {**_links(_answer("a page of runs", {
                 "type": "object", "required": ["runs", "nextBefore"],
                 "properties": {"runs": {"type": "array", "items": _ref("Run")},
-                               "nextBefore": NULLABLE_INT}}), **_errors(400, 401, 503)}}},
+                               "nextBefore": NULLABLE_INT}}), "/data/runs/0/syncRunId",
+                "getRun", "retryRun", "cancelRun"), **_errors(400, 401, 503)}}},
         "/v1/sync/{run_id}": {"get": {
             "summary": "One run with its errors (the first 1000)", "parameters": [run_id],
+            "operationId": "getRun",
             "responses": {**_answer("the run", _ref("RunDetail")),
                           **_errors(400, 401, 404, 503)}}},
         "/v1/sync/trigger": {"post": {
             "summary": "Start a run of a configured job or an ad-hoc job",
+            "operationId": "trigger",
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": _ref("TriggerRequest")}}},
-            "responses": {**_answer("the run was started", {
+            "responses": {**_links(_answer("the run was started", {
                 "type": "object", "required": ["syncRunId", "job"],
                 "properties": {"syncRunId": {"type": "integer"}, "job": {"type": "string"},
-                               "key": {"type": "array", "items": {"type": "string"}},
-                               "keyDefaulted": {"type": "boolean"},
-                               "table": {"type": "string"}, "message": {"type": "string"}}},
-                "202"), **_errors(400, 401, 404, 409, 413, 503)}}},
+                               **ADHOC_ANSWER}}, "202"), "/data/syncRunId", "getRun",
+                "cancelRun"), **_errors(400, 401, 404, 409, 413, 503)}}},
         "/v1/sync/resume": {"post": {
             "summary": "Resume every pending or interrupted run", "requestBody": post_body,
+            "operationId": "resume",
             "responses": {**_answer("runs resumed", {
                 "type": "object", "required": ["resumed"],
                 "properties": {"resumed": {"type": "array", "items": {"type": "integer"}}}},
                 "202"), **_errors(400, 401, 413, 503)}}},
         "/v1/sync/{run_id}/retry": {"post": {
             "summary": "Retry a failed run from its checkpoint", "parameters": [run_id],
-            "requestBody": post_body,
-            "responses": {**_answer("a new attempt started", {
+            "requestBody": post_body, "operationId": "retryRun",
+            "responses": {**_links(_answer("a new attempt started", {
                 "type": "object", "required": ["syncRunId", "parentRun"],
                 "properties": {"syncRunId": {"type": "integer"},
-                               "parentRun": {"type": "integer"}}}, "202"),
+                               "parentRun": {"type": "integer"}}}, "202"), "/data/syncRunId",
+                "getRun", "cancelRun"),
                 **_errors(400, 401, 404, 409, 413, 503)}}},
         "/v1/sync/{run_id}/cancel": {"post": {
             "summary": "Cancel a pending or running run", "parameters": [run_id],
-            "requestBody": post_body,
+            "requestBody": post_body, "operationId": "cancelRun",
             "responses": {**_answer("cancelled, or cancelling after the current batch", {
                 "type": "object", "required": ["syncRunId", "status"],
                 "properties": {"syncRunId": {"type": "integer"},
@@ -224,13 +277,21 @@ def spec() -> dict[str, Any]:
                                       "schema": {"type": "object"}}}},
                           **_errors(401, 503)}}},
     }
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {"title": "syncd control API", "version": __version__,
                  "description": "Every JSON answer is an envelope: success, data or error, "
                                 "timestamp."},
         "paths": paths,
-        "components": {"schemas": schemas, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer"}}},
-        "security": [{"bearer": []}],
+        "components": {"schemas": schemas},
     }
+    if auth:  # [api] token is set: everything but health needs it
+        document["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"}}
+        document["security"] = [{"bearer": []}]
+        paths["/v1/health"]["get"]["security"] = []
+    else:
+        for item in paths.values():
+            for operation in item.values():
+                operation["responses"].pop("401", None)
+    return document

@@ -24,6 +24,13 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
+        # a lone surrogate (``"\\ud800"``) parses, but is no text: refuse it here, once
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply", "bad_json") from None
+    except UnicodeEncodeError:
+        raise BadRequest("the body holds a lone surrogate (\\ud800-\\udfff) in a string",
+                         "bad_json") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not JSON: {exc}", "bad_json") from None
     if not isinstance(body, dict):
@@ -31,10 +38,21 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+async def empty_body(request: web.Request) -> None:
+    """The body of an action that takes no input: nothing, or ``{}``."""
+    body = await json_body(request)
+    if body:
+        raise BadRequest(f"unknown field {sorted(body)[0]!r}; this action takes no fields",
+                         "bad_field")
+
+
 def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *,
           required: bool = False, default: Any = None) -> Any:
-    """``body[name]`` checked against ``kind``; a 400 naming the field otherwise."""
-    if name not in body or body[name] is None:
+    """``body[name]`` checked against ``kind``; a 400 naming the field otherwise.
+
+    An explicit ``null`` is a wrong type, as the OpenAPI document says: leave the field out.
+    """
+    if name not in body:
         if required:
             raise BadRequest(f"field {name!r} is required", "missing_field")
         return default
@@ -53,8 +71,9 @@ def _json_type(kind: type) -> str:
 
 def query_int(request: web.Request, name: str, default: int | None, low: int,
               high: int) -> int | None:
+    """An integer query parameter; present but empty is as wrong as ``abc``."""
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)

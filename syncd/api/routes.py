@@ -11,11 +11,19 @@ from aiohttp import web
 
 from syncd import __version__
 from syncd.api import adhoc
+from syncd.api.adhoc_table import existing_table
 from syncd.api.context import CONTEXT, ApiContext
 from syncd.api.envelope import BadRequest, Conflict, NotFound, Unavailable, ok
 from syncd.api.events import EventHub
 from syncd.api.metrics import Metrics
-from syncd.api.requests import confined_path, field, json_body, query_int, run_id
+from syncd.api.requests import (
+    confined_path,
+    empty_body,
+    field,
+    json_body,
+    query_int,
+    run_id,
+)
 from syncd.api.serialize import error_json, run_json
 from syncd.engine import Request
 from syncd.engine.locks import RunLock
@@ -47,7 +55,7 @@ async def health(request: web.Request) -> web.Response:
 @routes.get("/v1/sync/stats")
 async def stats(request: web.Request) -> web.Response:
     by = request.query.get("by")
-    if by not in (None, "", "job"):
+    if by not in (None, "job"):
         raise BadRequest("query parameter 'by' may only be 'job'", "bad_field")
 
     def count() -> dict[str, Any]:
@@ -69,7 +77,7 @@ async def stats(request: web.Request) -> web.Response:
 
 @routes.get("/v1/sync/runs")
 async def runs(request: web.Request) -> web.Response:
-    status = request.query.get("status") or None
+    status = request.query.get("status")
     if status is not None and status not in RUN_STATUSES:
         raise BadRequest(f"query parameter 'status' must be one of {', '.join(RUN_STATUSES)}",
                          "bad_field")
@@ -94,10 +102,8 @@ async def runs(request: web.Request) -> web.Response:
     return ok(await asyncio.to_thread(page))
 
 
-@routes.get("/v1/sync/{run_id}")
+@routes.get(r"/v1/sync/{run_id:(?!(?:trigger|resume)$)[^/]+}")  # not the POST-only siblings
 async def run_detail(request: web.Request) -> web.Response:
-    if request.match_info["run_id"] in ("trigger", "resume"):  # POST-only siblings
-        raise web.HTTPMethodNotAllowed(request.method, ["POST"])
     wanted = run_id(request)
 
     def load() -> dict[str, Any] | None:
@@ -124,15 +130,18 @@ async def trigger(request: web.Request) -> web.Response:
     source_type = field(body, "sourceType", str)
     identifier = field(body, "sourceIdentifier", str)
     dry_run = field(body, "dryRun", bool, default=False)
+    allow_mass_missing = field(body, "allowMassMissing", bool, default=False)
     if job and source_type:
         raise BadRequest("give either 'job' or 'sourceType' (an ad-hoc job), not both",
                          "bad_field")
     if not job and not source_type:
         raise BadRequest("field 'job' (a configured job) or 'sourceType' (an ad-hoc job) "
                          "is required", "missing_field")
-    unknown = set(body) - {"job", "sourceType", "sourceIdentifier", "dryRun", "options"}
+    unknown = set(body) - TRIGGER_FIELDS
     if unknown:
         raise BadRequest(f"unknown field {sorted(unknown)[0]!r}", "bad_field")
+    if source_type:
+        adhoc.check_source_type(source_type, c.setup().registry)
     if identifier is not None:
         identifier = await asyncio.to_thread(confined_path, identifier, c.roots)
     if job:
@@ -140,10 +149,12 @@ async def trigger(request: web.Request) -> web.Response:
             raise BadRequest("field 'options' is for ad-hoc jobs (sourceType)", "bad_field")
         if job not in c.engine.plans:
             raise NotFound(f"no job {job!r}; jobs: {', '.join(c.engine.plans) or 'none'}")
-        request_ = Request(job, "api", identifier, dry_run)
+        request_ = Request(job, "api", identifier, dry_run,
+                           allow_mass_missing=allow_mass_missing)
         extra: dict[str, Any] = {}
     else:
-        request_, extra = await _adhoc_request(c, source_type, identifier, body, dry_run)
+        request_, extra = await _adhoc_request(c, source_type, identifier, body, dry_run,
+                                               allow_mass_missing)
     try:
         new_id = await c.engine.start(request_)
     except RunConflict as exc:
@@ -153,37 +164,35 @@ async def trigger(request: web.Request) -> web.Response:
     return ok({"syncRunId": new_id, "job": request_.job, **extra}, status=202)
 
 
+TRIGGER_FIELDS = frozenset({"job", "sourceType", "sourceIdentifier", "dryRun", "options",
+                            "allowMassMissing"})
+
+
 async def _adhoc_request(c: ApiContext, source_type: str, identifier: str | None,
-                         body: dict[str, Any], dry_run: bool) -> tuple[Request, dict[str, Any]]:
+                         body: dict[str, Any], dry_run: bool, allow_mass_missing: bool
+                         ) -> tuple[Request, dict[str, Any]]:
     registry = c.setup().registry
-    if source_type not in registry.sources:
-        raise BadRequest(f"sourceType {source_type!r} is not available; sources: "
-                         f"{', '.join(sorted(registry.sources))}", "bad_field")
     if identifier is None:
         raise BadRequest("field 'sourceIdentifier' is required for an ad-hoc job",
                          "missing_field")
-    options = adhoc.parse_options(body.get("options"))
+    options = adhoc.parse_options(body.get("options", {}))
     source_options = adhoc.source_options(registry.sources[source_type], options)
-    header = None
-    if not (options.columnMapping or options.fieldMapping):
-        probe = registry.sources[source_type](source_options, identifier)
-        try:
-            header = await asyncio.to_thread(getattr(probe, "header", list))
-        except (SourceError, UserError) as exc:
-            raise BadRequest(f"cannot read the header of {identifier}: {exc}",
-                             "bad_source") from None
-    spec, key, defaulted = adhoc.job_spec(source_type, options, header)
-    plan = adhoc.plan_from_spec(spec, registry)
-    extra = {"key": key, "keyDefaulted": defaulted, "table": options.targetTable}
-    if defaulted:
-        extra["message"] = (f"no key given: records are upserted by {', '.join(key)} "
-                            "(set options.key to choose)")
-    return Request(plan.name, "api", identifier, dry_run, plan=plan, spec=spec), extra
+    probe = registry.sources[source_type](source_options, identifier)
+    try:  # before the 202: a mapping naming a missing column is the request's fault
+        header = await asyncio.to_thread(getattr(probe, "header", list))
+    except (SourceError, UserError) as exc:
+        raise BadRequest(f"cannot read the header of {identifier}: {exc}",
+                         "bad_source") from None
+    table = await asyncio.to_thread(existing_table, c.store.db, options.targetTable)
+    job = adhoc.job_spec(source_type, options, header, table)
+    plan = adhoc.plan_from_spec(job.spec, registry)
+    return Request(plan.name, "api", identifier, dry_run, plan=plan, spec=job.spec,
+                   allow_mass_missing=allow_mass_missing), job.answer
 
 
 @routes.post("/v1/sync/resume")
 async def resume(request: web.Request) -> web.Response:
-    await json_body(request)
+    await empty_body(request)
     started = await ctx(request).engine.resume_all(trigger="api")
     return ok({"resumed": started}, status=202)
 
@@ -191,7 +200,7 @@ async def resume(request: web.Request) -> web.Response:
 async def _existing_run(request: web.Request) -> SyncRun:
     """The run a POST on ``/v1/sync/{run_id}/…`` names (its body must be empty JSON)."""
     wanted = run_id(request)
-    await json_body(request)
+    await empty_body(request)
     run = await asyncio.to_thread(ctx(request).store.get_run, wanted)
     if run is None:
         raise NotFound(f"no run {wanted}")
@@ -306,4 +315,4 @@ async def metrics(request: web.Request) -> web.Response:
 async def openapi(request: web.Request) -> web.Response:
     from syncd.api.openapi import spec
 
-    return web.json_response(spec())
+    return web.json_response(spec(auth=bool(ctx(request).token)))

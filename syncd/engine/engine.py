@@ -38,6 +38,7 @@ class Request:
     plan: JobPlan | None = None
     spec: Mapping[str, Any] | None = None  # how to rebuild ``plan`` when resuming
     device: Mapping[str, Any] | None = None  # the USB drive a file came from
+    allow_mass_missing: bool = False  # confirm a full sync that removes more than max_missing
 
 
 class Engine:

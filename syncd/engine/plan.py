@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from syncd.adapters import Source, Target, TargetSchema
 from syncd.config.loader import describe
 from syncd.config.schema import Config, JobConfig
+from syncd.engine.recordkey import with_record_key
 from syncd.errors import ConfigError, UserError
 from syncd.plugins import Registry
 
@@ -37,7 +38,8 @@ class JobPlan:
         return tuple(self.config.mapping)
 
     def make_source(self, identifier: str | None = None) -> Source:
-        return self.source_cls(self.source_options, identifier)
+        """The job's source; a mapping of ``RECORD_FIELD`` gets its whole-record digest."""
+        return with_record_key(self.source_cls(self.source_options, identifier), self.fields)
 
     def make_target(self) -> Target:
         return self.target_cls(self.target_options)

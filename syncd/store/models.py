@@ -68,6 +68,12 @@ class SyncError(BaseModel):
         table_name = "sync_errors"
 
 
+#: the columns the SQL target keeps in every table it writes, besides ``id``; shared by
+#: the target (``syncd_builtin.sql_target``) and the API, which must not name them
+BOOKKEEPING = ("content_hash", "is_available", "sync_job", "sync_scope", "source_type",
+               "source_identifier", "first_seen_at", "last_synced_at")
+
+
 class ContentIndex(BaseModel):
     content_type = pw.CharField(max_length=191, null=True)
     title = pw.TextField(null=True)
