@@ -60,7 +60,8 @@ def _database_label(database: object) -> str:
     return redact_url(database) if isinstance(database, str) else str(database)
 
 
-def sync(setup: Setup, job: str | None, file: str | None, dry_run: bool, all_jobs: bool) -> int:
+def sync(setup: Setup, job: str | None, file: str | None, dry_run: bool, all_jobs: bool,
+         allow_mass_missing: bool = False) -> int:
     """Run one job (or all, in dependency order) in the foreground."""
     if all_jobs == bool(job):
         print("syncd: error: name a JOB or pass --all", file=sys.stderr)
@@ -71,10 +72,11 @@ def sync(setup: Setup, job: str | None, file: str | None, dry_run: bool, all_job
     if job and job not in setup.plans:
         raise JobError(f"unknown job {job!r}",
                        hint=f"jobs: {', '.join(setup.plans) or 'none configured'}")
-    return asyncio.run(_sync(setup, [job] if job else None, file, dry_run))
+    return asyncio.run(_sync(setup, [job] if job else None, file, dry_run, allow_mass_missing))
 
 
-async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run: bool) -> int:
+async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run: bool,
+                allow_mass_missing: bool = False) -> int:
     from syncd.cli.progress import ProgressBars
     from syncd.config import dependency_order
 
@@ -91,7 +93,9 @@ async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run:
     try:
         for level in levels:
             results = await asyncio.gather(
-                *(_one(engine, store, Request(name, "cli", file, dry_run)) for name in level))
+                *(_one(engine, store, Request(name, "cli", file, dry_run,
+                                              allow_mass_missing=allow_mass_missing))
+                  for name in level))
             ok = ok and all(results)
             if interrupted or not all(results):
                 break

@@ -38,6 +38,7 @@ class Request:
     plan: JobPlan | None = None
     spec: Mapping[str, Any] | None = None  # how to rebuild ``plan`` when resuming
     device: Mapping[str, Any] | None = None  # the USB drive a file came from
+    allow_mass_missing: bool = False  # confirm a full sync that removes more than max_missing
 
 
 class Engine:
@@ -77,7 +78,8 @@ class Engine:
         except BaseException:
             lock.release()
             raise
-        self._launch(run_id, plan, source, lock, request.dry_run)
+        self._launch(run_id, plan, source, lock, request.dry_run,
+                     allow_mass_missing=request.allow_mass_missing)
         return run_id
 
     async def run(self, request: Request, resume: bool = True) -> tuple[int, Outcome]:
@@ -102,7 +104,7 @@ class Engine:
                                      device=request.device)
 
     def _launch(self, run_id: int, plan: JobPlan, source: Source, lock: RunLock,
-                dry_run: bool) -> None:
+                dry_run: bool, allow_mass_missing: bool = False) -> None:
         stop = Stop()
         if self.closing:
             stop.request("shutdown")
@@ -110,7 +112,7 @@ class Engine:
         self._keys[run_id] = (plan.name, source.identifier)
         executor = RunExecutor(self.store, plan, run_id, source, stop,
                                on_progress=self._progress_from_thread(), dry_run=dry_run,
-                               state_dir=self.state_dir)
+                               state_dir=self.state_dir, allow_mass_missing=allow_mass_missing)
         task = asyncio.create_task(self._execute(executor, lock), name=f"run-{run_id}")
         self._tasks[run_id] = task
 
@@ -169,8 +171,11 @@ class Engine:
         task = self._tasks.get(run_id)
         return task is not None and not task.done()
 
-    async def retry(self, run_id: int) -> int:
-        """Start a new attempt of a failed run from its checkpoint; returns the new run id."""
+    async def retry(self, run_id: int, allow_mass_missing: bool = False) -> int:
+        """Start a new attempt of a failed run from its checkpoint; returns the new run id.
+
+        ``allow_mass_missing`` confirms the removals a run stopped before (max_missing).
+        """
         old = await asyncio.to_thread(self.store.get_run, run_id)
         plan = self._plan_of(old)
         source = plan.make_source(old.source_identifier or None)
@@ -182,7 +187,8 @@ class Engine:
         except BaseException:
             lock.release()
             raise
-        self._launch(new_id, plan, source, lock, dry_run=False)
+        self._launch(new_id, plan, source, lock, dry_run=False,
+                     allow_mass_missing=allow_mass_missing)
         return new_id
 
     async def resume_all(self, trigger: str = "resume") -> list[int]:
