@@ -128,6 +128,8 @@ async def _one(engine: Engine, store: Store, request: Request) -> bool:
     run = await asyncio.to_thread(store.get_run, run_id)
     errors = await asyncio.to_thread(store.errors_of, run_id, 10)
     print(summary(run, time.monotonic() - began))
+    if outcome.status != "completed" and outcome.error and not run.error_message:
+        print(f"  error: {outcome.error}")  # not recorded: e.g. the disk is full
     for error in errors:
         where = f"{error.item_identifier}: " if error.item_identifier else ""
         print(f"  {error.error_type}/{error.error_code}: {where}{error.error_message}")

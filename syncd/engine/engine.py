@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import peewee as pw
 import pluggy
 import structlog
 
@@ -23,6 +24,7 @@ from syncd.engine.locks import RunLock
 from syncd.engine.plan import JobPlan
 from syncd.errors import JobError, RunConflict
 from syncd.store import Store
+from syncd.store.database import unavailable
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -75,6 +77,9 @@ class Engine:
         try:
             run_id = await asyncio.to_thread(self._create_or_continue, plan, source, request,
                                              resume)
+        except pw.PeeweeException as exc:  # a full disk, a server gone: one clear error
+            lock.release()
+            raise unavailable(exc) from None
         except BaseException:
             lock.release()
             raise
@@ -184,6 +189,9 @@ class Engine:
             raise RunConflict(f"job {plan.name!r} is already running on {source.identifier}")
         try:
             new_id = await asyncio.to_thread(self.store.retry_run, run_id)
+        except pw.PeeweeException as exc:
+            lock.release()
+            raise unavailable(exc) from None
         except BaseException:
             lock.release()
             raise

@@ -288,8 +288,8 @@ def describe_failure(exc: Exception) -> ItemError:
     if isinstance(exc, UserError | SourceError):
         message = str(exc) + (f" ({exc.hint})" if getattr(exc, "hint", "") else "")
     elif is_disk_full(exc):
-        message = ("the disk holding the database is full; the run resumes from its "
-                   f"checkpoint once there is space ({str(exc).strip()})")
+        message = (f"the disk holding the database is full ({str(exc).strip()}); once there "
+                   "is space, a retry of this run continues from its checkpoint")
     elif isinstance(exc, pw.PeeweeException):
         message = f"database error: {str(exc).strip()}"
     else:
