@@ -6,10 +6,14 @@ PostgreSQL server whose backends are terminated under a running run.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,7 @@ from syncd.engine.executor import Progress, RunExecutor, Stop
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store
 from tests.api_fixtures import write_rows
-from tests.cli import syncd
+from tests.cli import SYNCD, syncd, wait_until
 
 CONFIG = """\
 [daemon]
@@ -187,3 +191,72 @@ async def test_health_answers_503_at_once_while_the_database_is_down(tmp_path):
         harness.store.close()
     assert response.status == 503
     assert body["success"] is False and body["error"]["code"] == "database_unreachable"
+
+
+def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    except OSError:
+        return 0, None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_the_daemon_stays_up_and_its_run_completes_when_postgres_drops_it(
+        database_url, tmp_path):
+    rows = 60_000
+    csv = write_rows(tmp_path / "music.csv", rows)
+    port = closed_port()
+    config = tmp_path / "syncd.toml"
+    config.write_text(CONFIG.replace("[usb]", f'database = "{database_url}"\n[api]\n'
+                                     f'listen = "127.0.0.1:{port}"\n[usb]')
+                      .format(state=tmp_path / "state", csv=csv)
+                      + "[jobs.music.retry]\nattempts = 8\ninitial_s = 0.2\nmax_s = 2\n")
+    log = (tmp_path / "daemon.log").open("wb")
+    proc = subprocess.Popen([SYNCD, "--config", str(config), "run"], stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}"
+    name = database_url.rsplit("/", 1)[1]
+    admin = pw.PostgresqlDatabase(name, host="127.0.0.1", user="postgres")
+
+    def alive() -> bool:
+        assert proc.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+        return True
+
+    def run_state() -> tuple[str, int] | None:
+        found = admin.execute_sql("SELECT status, items_processed FROM sync_runs "
+                                  "ORDER BY id DESC LIMIT 1").fetchone()
+        return found
+
+    try:
+        wait_until(lambda: alive() and http("GET", api + "/v1/health")[0] == 200, timeout=30)
+        status, body = http("POST", api + "/v1/sync/trigger", {"job": "music"})
+        assert status == 202, body
+        kills = 0
+        for share in (0.1, 0.5):  # cut it off twice, early and midway
+            wait_until(lambda share=share: alive() and (state := run_state()) is not None
+                       and state[1] >= rows * share, timeout=60)
+            kills += terminate_backends(admin, name)
+        assert kills >= 2
+        wait_until(lambda: alive() and run_state() == ("completed", rows), timeout=90,
+                   message=lambda: f"{run_state()}\n"
+                   + (tmp_path / "daemon.log").read_text()[-3000:])
+        count, distinct = admin.execute_sql(
+            "SELECT COUNT(*), COUNT(DISTINCT external_id) FROM songs").fetchone()
+        assert count == distinct == rows
+        assert http("GET", api + "/v1/health")[0] == 200
+    finally:
+        admin.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -76,11 +76,19 @@ def is_disk_full(exc: BaseException) -> bool:
     return any(text in str(exc).lower() for text in DISK_FULL)
 
 
+DRIVERS = ("sqlite3", "psycopg2", "psycopg", "pymysql", "MySQLdb")
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Peewee's errors, and a driver's own (a target may use the DB-API cursor directly)."""
+    return isinstance(exc, pw.PeeweeException) or type(exc).__module__.split(".")[0] in DRIVERS
+
+
 def is_transient(exc: BaseException) -> bool:
     """Errors worth trying again: the source says so, or the database is busy or gone."""
     if isinstance(exc, RetryableError):
         return True
-    if isinstance(exc, pw.OperationalError | pw.InterfaceError):
+    if is_database_error(exc) and type(exc).__name__ in ("OperationalError", "InterfaceError"):
         text = str(exc).lower()
         return any(word in text for word in ("locked", "busy", "connection", "server", "timeout"))
     return False
@@ -271,12 +279,12 @@ class RunExecutor:
             with self.store.atomic():
                 self.store.add_errors(self.run_id, [error])
                 self.store.finish(self.run_id, "failed", message)
-        except pw.PeeweeException as store_exc:  # e.g. the disk is still full
+        except Exception as store_exc:  # e.g. the disk is still full, the server gone
             self.log.error("run failed, and its failure could not be recorded; it stays "
                            "unfinished and resumes on the next sync or daemon start",
                            error=message, store_error=str(store_exc).strip())
             return Outcome("failed", message)
-        if isinstance(exc, UserError | SourceError | pw.PeeweeException) or error.retryable:
+        if isinstance(exc, UserError | SourceError) or is_database_error(exc) or error.retryable:
             self.log.error("run failed", error=message)
         else:
             self.log.exception("run failed", error=message)
@@ -290,7 +298,7 @@ def describe_failure(exc: Exception) -> ItemError:
     elif is_disk_full(exc):
         message = (f"the disk holding the database is full ({str(exc).strip()}); once there "
                    "is space, a retry of this run continues from its checkpoint")
-    elif isinstance(exc, pw.PeeweeException):
+    elif is_database_error(exc):
         message = f"database error: {str(exc).strip()}"
     else:
         message = f"{type(exc).__name__}: {exc}"
