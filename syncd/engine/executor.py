@@ -185,11 +185,21 @@ class RunExecutor:
 
     def _commit(self, target: Target, batch: Batch, key: tuple[str, ...]) -> None:
         rows, items, errors = _drop_keyless(batch, key, self.plan)
-        rows, items = self.duplicates.filter(rows, items, errors)
+        check = self.duplicates.check(rows, items)  # runs beside the write
         if target.transactional:  # the batch, counters and checkpoint commit together
-            with self.store.atomic():
-                self._record(batch, target.write(rows, items), errors)
+            try:
+                with self.store.atomic():
+                    result = target.write(rows, items)
+                    if check.found():
+                        raise _Repeated
+                    self._record(batch, result, errors)
+            except _Repeated:  # rare: write the batch again, without the repeated keys
+                rows, items = check.drop(rows, items, errors)
+                with self.store.atomic():
+                    self._record(batch, target.write(rows, items), errors)
         else:  # a remote write is idempotent by key; the checkpoint follows it
+            if check.found():
+                rows, items = check.drop(rows, items, errors)
             result = target.write(rows, items)
             with self.store.atomic():
                 self._record(batch, result, errors)
@@ -316,6 +326,10 @@ def describe_failure(exc: Exception) -> ItemError:
 
 class _Stopped(Exception):
     """Raised out of a backoff sleep when the run is asked to stop."""
+
+
+class _Repeated(Exception):
+    """Rolls back a batch written with a key seen before in the run."""
 
 
 def _drop_keyless(batch: Batch, key: tuple[str, ...], plan: JobPlan
