@@ -5,6 +5,7 @@ Real CSV files into real SQL tables (SQLite and the servers), through the engine
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from syncd.plugins import get_pluginmanager
 from syncd.store import Store
 from syncd_builtin.sql_target import SqlTarget
 from tests.api_fixtures import write_lines, write_rows
+from tests.cli import syncd
 from tests.conftest import BACKENDS
 
 HEADER = "id,title,artist"
@@ -235,3 +237,38 @@ def test_a_file_truncated_while_read_fails_retryably_and_removes_nothing(store, 
     assert (kind, code, retryable) == ("conflict", "source_changed", True)
     assert store.get_run(run_id).items_missing == 0
     assert len(table(store)) == 40
+
+
+def test_syncd_sync_stops_a_mass_removal_in_one_line_until_allowed(tmp_path):
+    path = write_rows(tmp_path / "music.csv", 10)
+    toml = tmp_path / "syncd.toml"
+    toml.write_text(f"""\
+[daemon]
+state_dir = "{tmp_path / 'state'}"
+log_format = "json"
+[usb]
+enabled = false
+[jobs.music]
+on_missing = "delete"
+[jobs.music.source]
+type = "csv"
+path = "{path}"
+[jobs.music.target]
+type = "sql"
+table = "songs"
+key = ["external_id"]
+[jobs.music.mapping]
+external_id = "id"
+title = "title"
+""")
+    assert syncd("--config", str(toml), "sync", "music").returncode == 0
+    write_lines(path, ["id,title", "1,Song 1"])
+    stopped = syncd("--config", str(toml), "sync", "music")
+    assert stopped.returncode == 1 and "Traceback" not in stopped.stdout + stopped.stderr
+    assert "would delete 9 of the 10 records" in stopped.stdout
+    assert "syncd sync music --allow-mass-missing" in stopped.stdout
+    allowed = syncd("--config", str(toml), "sync", "music", "--allow-mass-missing")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "9 missing" in allowed.stdout
+    db = sqlite3.connect(tmp_path / "state" / "syncd.db")
+    assert db.execute("SELECT external_id FROM songs").fetchall() == [("1",)]
