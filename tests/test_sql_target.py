@@ -75,12 +75,15 @@ async def test_unchanged_rows_are_not_rewritten(store, tmp_path):
     assert before == after
 
 
-async def test_a_key_repeated_in_one_batch_ends_as_its_last_version(store, tmp_path):
+async def test_a_key_repeated_in_one_batch_is_reported_and_its_first_version_kept(
+        store, tmp_path):
     recs = [*songs(3), {"id": "s1", "song": "Again", "by": "x", "genre": "pop"}]
     run = await sync(store, tmp_path, music_job(recs))
-    assert (run.items_inserted, run.items_updated) == (3, 1)
+    assert (run.items_inserted, run.items_updated, run.items_failed) == (3, 0, 1)
+    [error] = store.errors_of(run.id)
+    assert (error.error_code, error.item_identifier) == ("duplicate_key", "record 3")
     assert rows(store, "SELECT title FROM content_index WHERE external_id = 's1'") == [
-        ("Again",)]
+        ("Song 1",)]
 
 
 async def test_mark_unavailable_then_available_again(store, tmp_path):
@@ -99,7 +102,7 @@ async def test_mark_unavailable_then_available_again(store, tmp_path):
 async def test_delete_missing_rows_only_of_this_job(store, tmp_path):
     other = music_job([{"id": "x1", "song": "Other", "by": "o", "genre": "jazz"}])
     await sync(store, tmp_path, other, name="other")
-    job = music_job(songs(3), on_missing="delete")
+    job = music_job(songs(3), on_missing="delete", max_missing=2)
     await sync(store, tmp_path, job)
     run = await sync(store, tmp_path, {**job, "source": {"type": "memory",
                                                          "records": songs(1)}})

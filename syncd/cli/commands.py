@@ -102,7 +102,8 @@ def _database_label(database: object, state_dir: Path) -> str:
     return redact_url(database) if isinstance(database, str) else str(database)
 
 
-def sync(setup: Setup, job: str | None, file: str | None, dry_run: bool, all_jobs: bool) -> int:
+def sync(setup: Setup, job: str | None, file: str | None, dry_run: bool, all_jobs: bool,
+         allow_mass_missing: bool = False) -> int:
     """Run one job (or all, in dependency order) in the foreground."""
     if all_jobs == bool(job):
         print("syncd: error: name a JOB or pass --all", file=sys.stderr)
@@ -113,10 +114,11 @@ def sync(setup: Setup, job: str | None, file: str | None, dry_run: bool, all_job
     if job and job not in setup.plans:
         raise JobError(f"unknown job {job!r}",
                        hint=f"jobs: {', '.join(setup.plans) or 'none configured'}")
-    return asyncio.run(_sync(setup, [job] if job else None, file, dry_run))
+    return asyncio.run(_sync(setup, [job] if job else None, file, dry_run, allow_mass_missing))
 
 
-async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run: bool) -> int:
+async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run: bool,
+                allow_mass_missing: bool = False) -> int:
     from syncd.cli.progress import ProgressBars
 
     store = await asyncio.to_thread(setup.open_store)
@@ -129,9 +131,11 @@ async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run:
         loop.add_signal_handler(sig, _interrupt, engine, interrupted, sig)
     try:
         if jobs:
-            ok = await _one(engine, store, Request(jobs[0], "cli", file, dry_run)) == "completed"
+            ok = await _one(engine, store, Request(jobs[0], "cli", file, dry_run,
+                                                   allow_mass_missing=allow_mass_missing)
+                            ) == "completed"
         else:
-            ok = await _all(engine, store, setup, dry_run, interrupted)
+            ok = await _all(engine, store, setup, dry_run, interrupted, allow_mass_missing)
     finally:
         store.close()
     if interrupted:
@@ -142,7 +146,7 @@ async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run:
 
 
 async def _all(engine: Engine, store: Store, setup: Setup, dry_run: bool,
-               interrupted: list[int]) -> bool:
+               interrupted: list[int], allow_mass_missing: bool = False) -> bool:
     """Every job, each once its upstreams completed; one whose upstream did not is skipped."""
     from syncd.config import dependency_order
 
@@ -158,7 +162,8 @@ async def _all(engine: Engine, store: Store, setup: Setup, dry_run: bool,
                 return "skipped"
         if interrupted:
             return "skipped"
-        return await _one(engine, store, Request(name, "cli", None, dry_run))
+        return await _one(engine, store, Request(name, "cli", None, dry_run,
+                                                 allow_mass_missing=allow_mass_missing))
 
     for level in dependency_order(setup.config):  # upstreams first: their tasks exist
         for name in level:
@@ -188,6 +193,8 @@ async def _one(engine: Engine, store: Store, request: Request) -> str:
     run = await asyncio.to_thread(store.get_run, run_id)
     errors = await asyncio.to_thread(store.errors_of, run_id, 10)
     print(summary(run, time.monotonic() - began))
+    if outcome.status != "completed" and outcome.error and not run.error_message:
+        print(f"  error: {outcome.error}")  # not recorded: e.g. the disk is full
     for error in errors:
         where = f"{error.item_identifier}: " if error.item_identifier else ""
         print(f"  {error.error_type}/{error.error_code}: {where}{error.error_message}")

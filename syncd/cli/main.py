@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--dry-run", action="store_true", help="count what would change, "
                       "write nothing")
     sync.add_argument("--all", action="store_true", help="run every job, in dependency order")
+    sync.add_argument("--allow-mass-missing", action="store_true",
+                      help="confirm a full sync that removes more than the job's max_missing")
     commands.add_parser("check-config", help="validate the config and list jobs and triggers")
     commands.add_parser("plugins", help="list registered sources and targets")
     cleanup = commands.add_parser(
@@ -137,7 +139,8 @@ def _dispatch(args: argparse.Namespace, path: Path) -> int:
         return cleanup(setup, args.dry_run)
     from syncd.cli.commands import sync
 
-    return sync(setup, args.job, args.file, args.dry_run, args.all)
+    return sync(setup, args.job, args.file, args.dry_run, args.all,
+                allow_mass_missing=args.allow_mass_missing)
 
 
 if __name__ == "__main__":

@@ -53,10 +53,26 @@ def check_cron(value: str) -> str:
     return value
 
 
+def check_max_missing(value: Any) -> str | int:
+    """``"50%"`` (of the job's records) or a whole number of records."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"\d+", text):
+            return int(text)
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text)
+        if match and float(match[1]) <= 100:
+            return f"{match[1]}%"
+    raise ValueError("expected a share such as \"50%\" (0-100%) or a number of records "
+                     "such as 1000")
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Cron = Annotated[str, BeforeValidator(check_cron)]
 #: a cron expression, or "" for never
 CronOrOff = Annotated[str, BeforeValidator(lambda v: check_cron(v) if v != "" else v)]
+MaxMissing = Annotated[str | int, BeforeValidator(check_max_missing)]
 
 
 class Section(BaseModel):
@@ -139,6 +155,8 @@ class JobConfig(Section):
     every: Duration | None = Field(None, description="interval such as \"15m\"")
     on_missing: Literal["keep", "mark_unavailable", "delete"] = Field(
         "keep", description="after a full sync, what happens to records no longer in the source")
+    max_missing: MaxMissing = Field("50%", description="most records one full sync may "
+                                    "delete or mark unavailable: \"50%\" or a count")
     depends_on: list[str] = Field([], description="upstream jobs whose completed runs "
                                   "trigger this one")
     source: SourceSection = Field(default_factory=SourceSection)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import peewee as pw
 import pluggy
 import structlog
 
@@ -23,6 +24,7 @@ from syncd.engine.locks import RunLock
 from syncd.engine.plan import JobPlan
 from syncd.errors import JobError, RunConflict
 from syncd.store import Store
+from syncd.store.database import unavailable
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -76,10 +78,14 @@ class Engine:
         try:
             run_id = await asyncio.to_thread(self._create_or_continue, plan, source, request,
                                              resume)
+        except pw.PeeweeException as exc:  # a full disk, a server gone: one clear error
+            lock.release()
+            raise unavailable(exc) from None
         except BaseException:
             lock.release()
             raise
-        self._launch(run_id, plan, source, lock, request.dry_run)
+        self._launch(run_id, plan, source, lock, request.dry_run,
+                     allow_mass_missing=request.allow_mass_missing)
         return run_id
 
     async def run(self, request: Request, resume: bool = True) -> tuple[int, Outcome]:
@@ -108,7 +114,7 @@ class Engine:
                                      device=request.device)
 
     def _launch(self, run_id: int, plan: JobPlan, source: Source, lock: RunLock,
-                dry_run: bool) -> None:
+                dry_run: bool, allow_mass_missing: bool = False) -> None:
         stop = Stop()
         if self.closing:
             stop.request("shutdown")
@@ -116,7 +122,7 @@ class Engine:
         self._keys[run_id] = (plan.name, source.identifier)
         executor = RunExecutor(self.store, plan, run_id, source, stop,
                                on_progress=self._progress_from_thread(), dry_run=dry_run,
-                               state_dir=self.state_dir)
+                               state_dir=self.state_dir, allow_mass_missing=allow_mass_missing)
         task = asyncio.create_task(self._execute(executor, lock), name=f"run-{run_id}")
         self._tasks[run_id] = task
         if self._renewer is None or self._renewer.done():
@@ -196,8 +202,11 @@ class Engine:
         task = self._tasks.get(run_id)
         return task is not None and not task.done()
 
-    async def retry(self, run_id: int) -> int:
-        """Start a new attempt of a failed run from its checkpoint; returns the new run id."""
+    async def retry(self, run_id: int, allow_mass_missing: bool = False) -> int:
+        """Start a new attempt of a failed run from its checkpoint; returns the new run id.
+
+        ``allow_mass_missing`` confirms the removals a run stopped before (max_missing).
+        """
         old = await asyncio.to_thread(self.store.get_run, run_id)
         plan = self._plan_of(old)
         source = plan.make_source(old.source_identifier or None)
@@ -206,10 +215,14 @@ class Engine:
             raise RunConflict(f"job {plan.name!r} is already running on {source.identifier}")
         try:
             new_id = await asyncio.to_thread(self.store.retry_run, run_id)
+        except pw.PeeweeException as exc:
+            lock.release()
+            raise unavailable(exc) from None
         except BaseException:
             lock.release()
             raise
-        self._launch(new_id, plan, source, lock, dry_run=False)
+        self._launch(new_id, plan, source, lock, dry_run=False,
+                     allow_mass_missing=allow_mass_missing)
         return new_id
 
     async def resume_all(self, trigger: str = "resume") -> list[int]:

@@ -13,14 +13,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import peewee as pw
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
 from syncd.adapters import Batch, ItemError, Row, RunContext, Source, Target, WriteResult
+from syncd.engine import guard
+from syncd.engine.duplicates import DuplicateKeys
+from syncd.engine.failures import SourceChanged, describe_failure, is_database_error, is_transient
 from syncd.engine.plan import JobPlan
-from syncd.errors import ClaimLost, JobError, RetryableError, SourceError, UserError
+from syncd.errors import ClaimLost, SourceError, UserError
 from syncd.store import Store, checkpoint_of, fingerprint_of
 
 RECONCILE = "reconcile"  # checkpoint phase once every batch is in
@@ -61,16 +63,6 @@ class Stop(threading.Event):
         self.set()
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Errors worth trying again: the source says so, or the database is busy or gone."""
-    if isinstance(exc, RetryableError):
-        return True
-    if isinstance(exc, pw.OperationalError | pw.InterfaceError):
-        text = str(exc).lower()
-        return any(word in text for word in ("locked", "busy", "connection", "server", "timeout"))
-    return False
-
-
 def _wait(initial: float, maximum: float) -> Callable[[RetryCallState], float]:
     exponential = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
 
@@ -87,12 +79,15 @@ class RunExecutor:
 
     def __init__(self, store: Store, plan: JobPlan, run_id: int, source: Source,
                  stop: Stop, on_progress: Callable[[Progress], None] | None = None,
-                 dry_run: bool = False, state_dir: Path | None = None) -> None:
+                 dry_run: bool = False, state_dir: Path | None = None,
+                 allow_mass_missing: bool = False) -> None:
         self.store, self.plan, self.run_id, self.source = store, plan, run_id, source
-        self.state_dir = state_dir
+        self.state_dir, self.allow_mass_missing = state_dir, allow_mass_missing
         self.stop, self.on_progress, self.dry_run = stop, on_progress, dry_run
         self.log = structlog.get_logger("syncd.run").bind(run_id=run_id, job=plan.name)
         self.progress = Progress(run_id, plan.name)
+        self.duplicates = DuplicateKeys()
+        self.indexed = 0  # keys in ``duplicates`` whose batch committed
 
     def execute(self) -> Outcome:
         retry = self.plan.config.retry
@@ -112,6 +107,8 @@ class RunExecutor:
             return self._lost(exc)
         except Exception as exc:
             return self._fail(exc)
+        finally:
+            self.duplicates.close()
 
     def _sleep(self, seconds: float) -> None:
         if self.stop.wait(seconds):
@@ -127,12 +124,16 @@ class RunExecutor:
             self.log.info("source changed since the checkpoint; starting over")
             checkpoint = None
         self.store.start(self.run_id, fingerprint, restart=restart)
+        self.duplicates.rewind(0 if restart else self.indexed)
         self.progress.processed = run.items_processed if not restart else 0
         self.progress.size = self.source.size()
         target = self.plan.make_target()
         ctx = RunContext(run_id=self.run_id, job=self.plan.name, log=self.log, store=self.store,
                          state_dir=self.state_dir, dry_run=self.dry_run)
         schema = self.plan.schema(self.source)
+        # a key's constant parts are the same on every row: its mapped fields tell rows apart
+        self.duplicates.positions = [self.plan.columns.index(k) for k in schema.key
+                                     if k in self.plan.columns]
         target.open(schema, ctx)
         try:
             if not (checkpoint and checkpoint.get("phase") == RECONCILE):
@@ -141,19 +142,39 @@ class RunExecutor:
                     self._commit(target, batch, schema.key)
                     if self.stop.is_set():
                         return self._stopped()
+            self._check_unchanged(fingerprint)
             return self._complete(target, schema.key)
         finally:
             target.close()
 
+    def _check_unchanged(self, fingerprint: dict | None) -> None:
+        """Fail (retryably) a run whose source changed while it was read."""
+        if fingerprint is not None and self.source.fingerprint() != fingerprint:
+            raise SourceChanged(
+                f"{self.source.identifier} changed while it was read (written to, truncated "
+                "or replaced); nothing was removed and the run did not complete")
+
     def _commit(self, target: Target, batch: Batch, key: tuple[str, ...]) -> None:
         rows, items, errors = _drop_keyless(batch, key, self.plan)
+        check = self.duplicates.check(rows, items)  # runs beside the write
         if target.transactional:  # the batch, counters and checkpoint commit together
-            with self.store.atomic():
-                self._record(batch, target.write(rows, items), errors)
+            try:
+                with self.store.atomic():
+                    result = target.write(rows, items)
+                    if check.found():
+                        raise _Repeated
+                    self._record(batch, result, errors)
+            except _Repeated:  # rare: write the batch again, without the repeated keys
+                rows, items = check.drop(rows, items, errors)
+                with self.store.atomic():
+                    self._record(batch, target.write(rows, items), errors)
         else:  # a remote write is idempotent by key; the checkpoint follows it
+            if check.found():
+                rows, items = check.drop(rows, items, errors)
             result = target.write(rows, items)
             with self.store.atomic():
                 self._record(batch, result, errors)
+        self.indexed = self.duplicates.count
         self.progress.position = batch.progress
         if self.on_progress:
             self.on_progress(self.progress)
@@ -178,8 +199,14 @@ class RunExecutor:
                 self.log.warning("on_missing skipped: some records failed, so absence proves "
                                  "nothing", failed=run.items_failed)
             else:
-                with self.store.atomic():
-                    missing = target.reconcile(self._keys(key), on_missing)
+                # a remote removal cannot be rolled back, nor one on MySQL, whose DDL
+                # (reconcile's temporary table) commits the transaction implicitly
+                if not target.transactional or self.store.dialect == "mysql":
+                    self._probe_missing(key, on_missing)
+                with self.store.atomic():  # over the limit: raises, so nothing is removed
+                    keys = guard.Counted(self._keys(key))
+                    missing = target.reconcile(keys, on_missing)
+                    self._guard(on_missing, missing, keys.count)
                     self.store.advance(self.run_id, {"missing": missing}, {"phase": RECONCILE})
                     self.store.finish(self.run_id, "completed")
                 self.log.info("run completed", missing=missing)
@@ -187,6 +214,25 @@ class RunExecutor:
         self.store.finish(self.run_id, "completed")
         self.log.info("run completed")
         return Outcome("completed")
+
+    def _guard(self, on_missing: str, missing: int, kept: int) -> None:
+        if not self.allow_mass_missing:
+            guard.check(self.plan.name, on_missing, self.plan.config.max_missing, missing, kept)
+
+    def _probe_missing(self, key: tuple[str, ...], on_missing: str) -> None:
+        """Count first, with a dry-run twin of the target, what reconcile would remove."""
+        if self.allow_mass_missing:
+            return
+        probe = self.plan.make_target()
+        ctx = RunContext(run_id=self.run_id, job=self.plan.name, log=self.log,
+                         store=self.store, state_dir=self.state_dir, dry_run=True)
+        probe.open(self.plan.schema(self.source), ctx)
+        try:
+            keys = guard.Counted(self._keys(key))
+            missing = probe.reconcile(keys, on_missing)
+        finally:
+            probe.close()
+        self._guard(on_missing, missing, keys.count)
 
     def _keys(self, key: tuple[str, ...]) -> Iterator[Row]:
         """Every key the source holds now, read again from its start."""
@@ -215,20 +261,18 @@ class RunExecutor:
         return Outcome("pending")
 
     def _fail(self, exc: Exception) -> Outcome:
-        if isinstance(exc, UserError | SourceError):
-            message = str(exc) + (f" ({exc.hint})" if getattr(exc, "hint", "") else "")
-        else:
-            message = f"{type(exc).__name__}: {exc}"
-        error_type = "validation" if isinstance(exc, JobError) else (
-            "parsing" if isinstance(exc, SourceError) and not is_transient(exc) else "system")
-        if isinstance(exc, RetryableError):
-            error_type = "network"
-        error = ItemError(error_type, getattr(exc, "code", type(exc).__name__), message,
-                          retryable=is_transient(exc))
-        with self.store.atomic():
-            self.store.add_errors(self.run_id, [error])
-            self.store.finish(self.run_id, "failed", message)
-        if isinstance(exc, UserError | SourceError) or is_transient(exc):
+        error = describe_failure(exc)
+        message = error.message
+        try:
+            with self.store.atomic():
+                self.store.add_errors(self.run_id, [error])
+                self.store.finish(self.run_id, "failed", message)
+        except Exception as store_exc:  # e.g. the disk is still full, the server gone
+            self.log.error("run failed, and its failure could not be recorded; it stays "
+                           "unfinished and resumes on the next sync or daemon start",
+                           error=message, store_error=str(store_exc).strip())
+            return Outcome("failed", message)
+        if isinstance(exc, UserError | SourceError) or is_database_error(exc) or error.retryable:
             self.log.error("run failed", error=message)
         else:
             self.log.exception("run failed", error=message)
@@ -237,6 +281,10 @@ class RunExecutor:
 
 class _Stopped(Exception):
     """Raised out of a backoff sleep when the run is asked to stop."""
+
+
+class _Repeated(Exception):
+    """Rolls back a batch written with a key seen before in the run."""
 
 
 def _drop_keyless(batch: Batch, key: tuple[str, ...], plan: JobPlan

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import peewee as pw
@@ -15,6 +17,7 @@ from syncd.store.models import MODELS, SchemaVersion
 #: Bumped when a migration below needs more than "add the missing columns".
 SCHEMA_VERSION = 1
 
+CONNECT_TIMEOUT_S = 10  # an unreachable server is reported, not waited on forever
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",  # readers (the API) never wait for the writer
     "synchronous": "normal",  # durable at each WAL checkpoint; a crash loses no committed batch
@@ -38,13 +41,17 @@ def open_database(url: str, state_dir: Path) -> pw.Database:
             state_dir.mkdir(parents=True, exist_ok=True)
         check_sqlite_place(url, path)
         return _sqlite(path)
-    from playhouse.db_url import connect  # loads the server drivers: only when needed
+    from playhouse.db_url import parse  # loads the server drivers: only when needed
 
     if scheme in ("postgres", "postgresql"):
-        return _checked(connect(url.replace("postgres://", "postgresql://", 1)), "postgres")
+        options = parse(url.replace("postgres://", "postgresql://", 1))
+        options.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+        return _checked(ReconnectingPostgres(options.pop("database"), **options), "postgres")
     if scheme in ("mysql", "mariadb"):
-        url = url.replace("mariadb://", "mysql://", 1)
-        return _checked(connect(url, charset="utf8mb4"), "mysql")
+        options = parse(url.replace("mariadb://", "mysql://", 1))
+        options.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+        return _checked(ReconnectingMySQL(options.pop("database"), charset="utf8mb4",
+                                          **options), "mysql")
     raise UserError(f"database URL scheme {scheme!r} is not supported",
                     hint="use sqlite:///file, postgresql://…, mysql://… or leave it empty "
                     "for SQLite in state_dir")
@@ -101,6 +108,73 @@ def _sqlite(path: Path) -> pw.SqliteDatabase:
                         hint="is it a SQLite database file, on a disk with space, that "
                         "no other program locks?") from None
     return db
+
+
+class Reconnecting:
+    """Reopens a connection the server dropped (restart, ``pg_terminate_backend``).
+
+    Only between transactions: a transaction cut off fails, is rolled back by the
+    server, and its run retries from the checkpoint, whose first query lands here.
+    """
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        return self._reconnecting(super().execute_sql, sql, params)  # type: ignore[misc]
+
+    def begin(self, *args: Any, **kwargs: Any) -> Any:
+        return self._reconnecting(super().begin, *args, **kwargs)  # type: ignore[misc]
+
+    def _reconnecting(self, call: Any, *args: Any) -> Any:
+        db: Any = self
+        if db.in_transaction():
+            return call(*args)
+        self.drop_if_broken()
+        try:
+            return call(*args)
+        except (pw.OperationalError, pw.InterfaceError):
+            if db.in_transaction() or not self.drop_if_broken():
+                raise
+        return call(*args)  # once more, on a new connection
+
+    def drop_if_broken(self) -> bool:
+        """Forget this thread's connection if the server closed it; True if it did."""
+        db: Any = self
+        conn = None if db.is_closed() else db._state.conn
+        if conn is None or not _is_broken(conn):
+            return False
+        with contextlib.suppress(Exception):  # it is gone either way
+            conn.close()
+        db._state.reset()
+        return True
+
+
+def _is_broken(conn: Any) -> bool:
+    """psycopg2 sets ``closed`` once the server is gone; PyMySQL clears ``open``."""
+    if hasattr(conn, "closed") and not callable(conn.closed):
+        return bool(conn.closed)
+    return not getattr(conn, "open", True)
+
+
+class ReconnectingPostgres(Reconnecting, pw.PostgresqlDatabase):
+    pass
+
+
+class ReconnectingMySQL(Reconnecting, pw.MySQLDatabase):
+    pass
+
+
+class DatabaseUnavailable(UserError):
+    """The store cannot record a run: its disk is full or its server is gone."""
+
+
+def unavailable(exc: Exception) -> DatabaseUnavailable:
+    """``exc`` (a database error) in the user's terms, with what to do about it."""
+    text = str(exc).strip()
+    if any(word in text.lower() for word in ("disk is full", "no space left")):
+        return DatabaseUnavailable(f"the disk holding the database is full ({text})",
+                                   hint="free some space; runs then continue where they "
+                                        "stopped")
+    return DatabaseUnavailable(f"the database does not answer ({text})",
+                               hint="check [daemon].database and that the server runs")
 
 
 def _checked(db: pw.Database, extra: str) -> pw.Database:

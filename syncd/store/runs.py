@@ -61,8 +61,20 @@ class Store:
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
-        with self.db.atomic():
-            yield
+        """A transaction; if it fails, the error that failed it, not the rollback's.
+
+        A full disk (SQLite) or a dropped connection ends the transaction by itself,
+        so the rollback then fails too ("cannot rollback - no transaction is active")
+        and would hide the cause.
+        """
+        try:
+            with self.db.atomic():
+                yield
+        except Exception as exc:
+            cause = root_cause(exc)
+            if cause is exc:
+                raise
+            raise cause from None
 
     # -- runs -------------------------------------------------------------------
 
@@ -269,6 +281,18 @@ def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
     """``IN (…)`` lists short enough for every backend's parameter limit."""
     for start in range(0, len(ids), size):
         yield ids[start:start + size]
+
+ROLLBACK_NOISE = ("cannot rollback", "no such savepoint", "connection already closed",
+                  "no transaction is active")
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The first error of a chain of failed rollbacks."""
+    while (exc.__context__ is not None
+           and any(text in str(exc).lower() for text in ROLLBACK_NOISE)):
+        exc = exc.__context__
+    return exc
+
 
 def checkpoint_of(run: SyncRun) -> dict[str, Any] | None:
     return json.loads(run.checkpoint) if run.checkpoint else None

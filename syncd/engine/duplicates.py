@@ -1,0 +1,154 @@
+"""Keys seen twice in one run: the second occurrence is reported, never written.
+
+A dict of every key would cost hundreds of megabytes at a million rows, so the index
+is a private on-disk SQLite database (SQLite deletes it on close) holding a 64-bit
+hash of each key with the row's number in the run, and each row's item, behind a
+small page cache. A batch costs one ``INSERT OR IGNORE … SELECT FROM json_each``,
+run in a thread of its own while the target writes the same batch (SQLite releases
+the GIL): the hot path pays for hashing the keys and nothing else. Only when some
+row was ignored are the batch's hashes looked up, to name the first item.
+
+The index lives as long as the process running the run: after a crash or pause the
+resumed run detects duplicates among the rows it reads from then on only. Two
+distinct keys with the same 64-bit hash (odds about 1 in 10^7 at 10^6 keys) would
+be reported as a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from syncd.adapters import ItemError, Row
+
+CACHE_KIB = 8192  # bounded memory, whatever the number of keys
+LOOKUP_CHUNK = 500
+
+
+class Check:
+    """The duplicate check of one batch, running beside its write."""
+
+    def __init__(self, index: DuplicateKeys | None, start: int, hashes: list[int],
+                 future: Future[int] | None) -> None:
+        self.index, self.start, self.hashes, self.future = index, start, hashes, future
+
+    def found(self) -> bool:
+        """Whether some row repeats a key (waits for the check)."""
+        return self.future is not None and self.future.result() != len(self.hashes)
+
+    def drop(self, rows: list[Row], items: list[str], errors: list[ItemError]
+             ) -> tuple[list[Row], list[str]]:
+        """The rows whose key is new in the run; an error for each other one."""
+        assert self.index is not None
+        first = self.index.first_of(self.hashes)
+        keep: list[int] = []
+        for i, (h, item) in enumerate(zip(self.hashes, items, strict=True)):
+            number, earlier = first[h]
+            if number == self.start + i:
+                keep.append(i)
+            else:
+                errors.append(ItemError("validation", "duplicate_key", self.index.message(
+                    rows[i], earlier, item), item=item))
+        return [rows[i] for i in keep], [items[i] for i in keep]
+
+
+class DuplicateKeys:
+    """Remembers each key of a run, to tell which rows repeat one."""
+
+    def __init__(self, positions: Sequence[int] = ()) -> None:
+        self.positions = list(positions)
+        self.count = 0  # rows indexed so far: a row's number tells it from its twin
+        self._db: sqlite3.Connection | None = None
+        self._worker: ThreadPoolExecutor | None = None
+
+    def check(self, rows: list[Row], items: list[str]) -> Check:
+        """Index the batch's keys in the background; ask the ``Check`` what repeats."""
+        if not self.positions or not rows:
+            return Check(None, self.count, [], None)
+        if len(self.positions) == 1:
+            [p] = self.positions
+            hashes = [hash(row[p]) for row in rows]
+        else:
+            positions = self.positions
+            hashes = [hash(tuple([row[p] for p in positions])) for row in rows]
+        start = self.count
+        self.count += len(rows)
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="syncd-duplicates")
+        future = self._worker.submit(self._insert, start, json.dumps(hashes),
+                                     json.dumps(items))
+        return Check(self, start, hashes, future)
+
+    def _insert(self, start: int, hashes: str, items: str) -> int:
+        db = self._db = self._db or _open()
+        before = db.total_changes
+        db.execute("BEGIN")
+        db.execute("INSERT OR IGNORE INTO seen SELECT value, ? + key FROM json_each(?) "
+                   "ORDER BY value, key", (start, hashes))  # sorted: fewer pages touched
+        added = db.total_changes - before
+        db.execute("INSERT INTO items (n, item) SELECT ? + key, value FROM json_each(?)",
+                   (start, items))
+        db.execute("COMMIT")
+        return added
+
+    def first_of(self, hashes: list[int]) -> dict[int, tuple[int, str]]:
+        """For each hash: the number and item of the row that first had it."""
+        assert self._worker is not None
+        return self._worker.submit(self._first_of, hashes).result()
+
+    def _first_of(self, hashes: list[int]) -> dict[int, tuple[int, str]]:
+        assert self._db is not None
+        found: dict[int, tuple[int, str]] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), LOOKUP_CHUNK):
+            part = unique[start:start + LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(part))
+            for h, number, item in self._db.execute(
+                    f"SELECT s.h, s.n, i.item FROM seen s JOIN items i ON i.n = s.n "
+                    f"WHERE s.h IN ({marks})", part):
+                found[h] = (number, item)
+        return found
+
+    def rewind(self, count: int) -> None:
+        """Forget the rows indexed after the first ``count`` (their batch rolled back)."""
+        if self._worker is not None and count < self.count:
+            self._worker.submit(self._forget, count).result()
+        self.count = min(self.count, count)
+
+    def _forget(self, count: int) -> None:
+        if self._db is not None:
+            self._db.execute("DELETE FROM seen WHERE n >= ?", (count,))
+            self._db.execute("DELETE FROM items WHERE n >= ?", (count,))
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.submit(self._close).result()
+            self._worker.shutdown()
+            self._worker = None
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def message(self, row: Row, earlier: str, item: str) -> str:
+        value = ", ".join(_excerpt(row[p]) for p in self.positions)
+        return f"key {value} already seen at {earlier}; {item or 'this record'} not written"
+
+
+def _open() -> sqlite3.Connection:
+    db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+    db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    db.execute("PRAGMA journal_mode = OFF")
+    db.execute("PRAGMA synchronous = OFF")
+    db.execute("CREATE TABLE seen (h INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
+    db.execute("CREATE TABLE items (n INTEGER PRIMARY KEY, item TEXT NOT NULL)")
+    return db
+
+
+def _excerpt(value: object, limit: int = 40) -> str:
+    """A short, escaped rendering of a key value for messages."""
+    text = repr(value if isinstance(value, str) else str(value))
+    return text if len(text) <= limit else text[:limit - 2] + "…'"

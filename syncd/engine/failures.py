@@ -1,0 +1,62 @@
+"""Why a run failed, in the user's terms, and whether trying again can help."""
+
+from __future__ import annotations
+
+import peewee as pw
+
+from syncd.adapters import ItemError
+from syncd.errors import JobError, RetryableError, SourceError, UserError
+
+
+class SourceChanged(SourceError):
+    """The source changed while the run read it: what was read is no whole version."""
+
+    code = "source_changed"
+
+
+DISK_FULL = ("disk is full", "no space left")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return any(text in str(exc).lower() for text in DISK_FULL)
+
+
+DRIVERS = ("sqlite3", "psycopg2", "psycopg", "pymysql", "MySQLdb")
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Peewee's errors, and a driver's own (a target may use the DB-API cursor directly)."""
+    return isinstance(exc, pw.PeeweeException) or type(exc).__module__.split(".")[0] in DRIVERS
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth trying again: the source says so, or the database is busy or gone."""
+    if isinstance(exc, RetryableError):
+        return True
+    if is_database_error(exc) and type(exc).__name__ in ("OperationalError", "InterfaceError"):
+        text = str(exc).lower()
+        return any(word in text for word in ("locked", "busy", "connection", "server", "timeout"))
+    return False
+
+
+def describe_failure(exc: Exception) -> ItemError:
+    """The one error a failed run records, in the user's terms."""
+    if isinstance(exc, UserError | SourceError):
+        message = str(exc) + (f" ({exc.hint})" if getattr(exc, "hint", "") else "")
+    elif is_disk_full(exc):
+        message = (f"the disk holding the database is full ({str(exc).strip()}); once there "
+                   "is space, a retry of this run continues from its checkpoint")
+    elif is_database_error(exc):
+        message = f"database error: {str(exc).strip()}"
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    error_type = "validation" if isinstance(exc, JobError) else (
+        "parsing" if isinstance(exc, SourceError) and not is_transient(exc) else "system")
+    if isinstance(exc, RetryableError):
+        error_type = "network"
+    code = getattr(exc, "code", None) or ("disk_full" if is_disk_full(exc)
+                                          else type(exc).__name__)
+    retryable = is_transient(exc) or is_disk_full(exc) or isinstance(exc, SourceChanged)
+    if isinstance(exc, SourceChanged):
+        error_type = "conflict"
+    return ItemError(error_type, code, message, retryable=retryable)
