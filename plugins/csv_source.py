@@ -29,7 +29,7 @@ from pydantic import Field, field_validator, model_validator
 from syncd import hookimpl
 from syncd.adapters import Batch, Checkpoint, ItemError, Row, Source
 from syncd.adapters import Options as AdapterOptions
-from syncd.errors import JobError, SourceError
+from syncd.errors import JobError, RetryableError, SourceError
 from syncd_builtin.csv_decode import (
     SAMPLE_BYTES,
     check_text,
@@ -124,6 +124,8 @@ class CsvSource(Source):
                 "the csv source has no file: set `path` in the job's source or give one (--file)"
             )
         self._path = Path(path).expanduser().resolve()
+        #: (dev, ino, size, mtime_ns) of the file when a read opened it and when it ended
+        self._read_stats: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
     @property
     def identifier(self) -> str:
@@ -187,9 +189,26 @@ class CsvSource(Source):
         csv.field_size_limit(self.options.max_field_kb * 1024)
         try:
             with self._open(buffering=READ_BUFFER) as f:
+                opened = os.fstat(f.fileno())
+                if self._read_stats and self._read_stats[0][:2] != _identity(opened)[:2]:
+                    raise RetryableError(f"{self._path} was replaced since this run first "
+                                         "read it; the run starts over on the new file")
                 yield from self._read(f, fields, checkpoint, max(1, batch_rows))
+                self._read_stats = (_identity(opened), _identity(os.fstat(f.fileno())))
         except OSError as exc:  # opening, or a disk failing mid-file
             raise self._unreadable(exc) from exc
+
+    def unchanged_since(self, fingerprint: dict[str, Any]) -> bool:
+        """Was the file this run read left alone while it read it?
+
+        Judged on the open file, not the path: a file renamed over ours while we read
+        leaves what we read whole (it is a new arrival of its own), while one written
+        to or truncated in place changes size or mtime under us.
+        """
+        if self._read_stats is None:
+            return self.fingerprint() == fingerprint
+        start, end = self._read_stats
+        return start == end and start[2:] == (fingerprint["size"], fingerprint["mtime_ns"])
 
     def _sample(self, f: io.BufferedReader) -> tuple[str, int, str]:
         """Codec, BOM length and delimiter, from the file's start; refuses a non-text file."""
@@ -402,6 +421,10 @@ def _labels(ends: list[int], odd: list[int], prev: int, base: int) -> list[str]:
     starts = [first, *(base + end + 1 for end in ends[:-1])]
     skip = set(odd)
     return [f"line {n}" for i, n in enumerate(starts) if i not in skip]
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 @hookimpl(trylast=True)

@@ -126,6 +126,14 @@ class Source(abc.ABC):
         """A digest of the source; a different one makes a resumed run start over."""
         return None
 
+    def unchanged_since(self, fingerprint: dict[str, Any]) -> bool:
+        """At the end of a read: was the source left alone while it was read?
+
+        By default its fingerprint is taken again; a source may judge by what it
+        actually read (e.g. the open file, which a rename over it leaves whole).
+        """
+        return self.fingerprint() == fingerprint
+
     def size(self) -> int | None:
         """Total progress units (e.g. bytes) when known, for progress bars."""
         return None

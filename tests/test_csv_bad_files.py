@@ -231,3 +231,21 @@ def test_a_link_given_by_the_user_is_followed_once_when_the_source_is_made(
     source = CsvSource(CsvSource.Options(), str(tmp_path / "current.csv"))
     assert source.identifier == str(target)
     assert next(b.rows for b in source.read(["id"], None, 10)) == [("1",)]
+
+
+def test_a_file_renamed_over_between_two_reads_of_one_run_is_not_mixed_in(
+        tmp_path: Path) -> None:
+    """The key pass of on_missing reads again: it must read what the run read, or stop."""
+    from syncd.errors import RetryableError
+
+    path = tmp_path / "x.csv"
+    path.write_text("id,name\n1,a\n2,b\n")
+    source = CsvSource(CsvSource.Options(), str(path))
+    fingerprint = source.fingerprint()
+    assert [r for b in source.read(["id"], None, 10) for r in b.rows] == [("1",), ("2",)]
+    new = tmp_path / "new.csv"
+    new.write_text("id,name\n3,c\n")
+    new.rename(path)
+    assert source.unchanged_since(fingerprint)  # what this run read was left whole
+    with pytest.raises(RetryableError, match="replaced since this run first read it"):
+        list(source.read(["id"], None, 10))

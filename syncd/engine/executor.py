@@ -149,7 +149,7 @@ class RunExecutor:
 
     def _check_unchanged(self, fingerprint: dict | None) -> None:
         """Fail (retryably) a run whose source changed while it was read."""
-        if fingerprint is not None and self.source.fingerprint() != fingerprint:
+        if fingerprint is not None and not self.source.unchanged_since(fingerprint):
             raise SourceChanged(
                 f"{self.source.identifier} changed while it was read (written to, truncated "
                 "or replaced); nothing was removed and the run did not complete")
