@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator, model_validator
 
 from syncd import hookimpl
-from syncd.adapters import Batch, Checkpoint, ItemError, Row, Source
+from syncd.adapters import Batch, Checkpoint, ItemError, Row, Source, SourceCapabilities
 from syncd.adapters import Options as AdapterOptions
 from syncd.errors import JobError, RetryableError, SourceError
 from syncd_builtin.csv_decode import (
@@ -57,6 +57,7 @@ class CsvSource(Source):
 
     name = "csv"
     description = "Rows of a CSV file, streamed; resumes from a byte offset."
+    capabilities = SourceCapabilities(complete=True, header=True)
 
     class Options(AdapterOptions):
         """What a job's ``[jobs.NAME.source]`` table may say for ``type = "csv"``."""

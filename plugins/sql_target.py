@@ -14,28 +14,26 @@ from dataclasses import dataclass
 from itertools import chain, islice
 from typing import Any
 
-import peewee as pw
 from pydantic import Field, field_validator
 
 from syncd import hookimpl
 from syncd.adapters import (
+    BOOKKEEPING,
+    RESERVED_TABLES,
     ItemError,
     Options,
     Row,
     RunContext,
+    SqlSession,
     Target,
+    TargetCapabilities,
     TargetSchema,
     WriteResult,
 )
 from syncd.errors import JobError
-from syncd.store.models import BOOKKEEPING, MODELS, utcnow
 from syncd_builtin.sql_values import as_text, stored_rows
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-#: the store's bookkeeping tables, which no job may write into
-STORE_TABLES = frozenset(m._meta.table_name for m in MODELS) - {"content_index"}
-#: what a database says when it refuses a row (not a connection or lock problem)
-REJECTED = (pw.IntegrityError, pw.DataError, pw.ProgrammingError, pw.InternalError, ValueError)
 LOOKUP_CHUNK = {"sqlite": 2000, "postgres": 5000, "mysql": 2000}
 
 
@@ -55,7 +53,7 @@ class SqlTarget(Target):
 
     name = "sql"
     description = "SQL table in the store's database (SQLite, PostgreSQL, MySQL/MariaDB)"
-    transactional = True
+    capabilities = TargetCapabilities(store=True, delete=True, mark_unavailable=True)
 
     class Options(Options):
         table: str = Field("content_index", description="table to upsert into")
@@ -67,14 +65,16 @@ class SqlTarget(Target):
         def _identifier(cls, value: str) -> str:
             if not IDENTIFIER.match(value):
                 raise ValueError("a table name is letters, digits and '_'")
-            if value.lower() in STORE_TABLES or value.lower().startswith("syncd_"):
+            if value.lower() in RESERVED_TABLES or value.lower().startswith("syncd_"):
                 raise ValueError(f"{value} is one of syncd's own tables; choose another name")
             return value
 
     def open(self, schema: TargetSchema, ctx: RunContext) -> None:
         self.schema, self.ctx = schema, ctx
-        self.db = ctx.store.db
-        self.dialect: str = ctx.store.dialect
+        if ctx.sql is None:
+            raise JobError("the sql target needs the store's database (a store target)")
+        self.sql: SqlSession = ctx.sql
+        self.dialect: str = ctx.sql.dialect
         self.table = self.options.table
         key = tuple(self.options.key)
         fields = schema.columns + tuple(schema.constants)
@@ -89,9 +89,9 @@ class SqlTarget(Target):
         self.key_index = [fields.index(k) for k in key]
         self.key = key
         self.constants = tuple(str(v) for v in schema.constants.values())
-        ensure_table(self.db, self.dialect, self.table, fields, key)
+        ensure_table(self.sql, self.table, fields, key)
         self._prepare_statements()
-        self._mostly_new = self.db.execute_sql(
+        self._mostly_new = self.sql.execute(
             f"SELECT NOT EXISTS (SELECT 1 FROM {self._quote(self.table)})").fetchone()[0]
 
     def _prepare_statements(self) -> None:
@@ -122,10 +122,10 @@ class SqlTarget(Target):
 
     @property
     def _param(self) -> str:
-        return "?" if self.dialect == "sqlite" else "%s"
+        return self.sql.param
 
     def _quote(self, name: str) -> str:
-        return f"`{name}`" if self.dialect == "mysql" else f'"{name}"'
+        return self.sql.quote(name)
 
     # -- writing ----------------------------------------------------------------
 
@@ -159,7 +159,7 @@ class SqlTarget(Target):
         above the table's largest before the batch are the inserted ones, every other
         change is an update, and the rest were unchanged.
         """
-        cursor = self.db.cursor()
+        cursor = self.sql.cursor()
         table = self._quote(self.table)
         before = cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
         refused = len(result.errors)  # NUL rows, already out of ``full``
@@ -167,18 +167,18 @@ class SqlTarget(Target):
         params = [(*values, digest, True, *tail) for values, digest in zip(full, digests,
                                                                              strict=True)]
         try:
-            with self.db.atomic(), pw.__exception_wrapper__:
+            with self.sql.savepoint():
                 cursor.executemany(self.upsert_sql, params)
                 changed = cursor.rowcount
-        except REJECTED as exc:
+        except self.sql.rejected as exc:
             self.ctx.log.warning("batch rejected; writing its rows one by one", error=str(exc))
             changed = 0
             for row, item in zip(params, items, strict=True):
                 try:
-                    with self.db.atomic(), pw.__exception_wrapper__:
+                    with self.sql.savepoint():
                         cursor.execute(self.upsert_sql, row)
                         changed += cursor.rowcount
-                except REJECTED as row_exc:
+                except self.sql.rejected as row_exc:
                     result.errors.append(ItemError("target", type(row_exc).__name__,
                                                    str(row_exc).strip(), item))
         inserted = cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE id > ?",
@@ -190,7 +190,7 @@ class SqlTarget(Target):
 
     def _tail(self) -> tuple:
         """The bookkeeping values after the hash: job, scope, source, timestamps."""
-        now: Any = utcnow()
+        now: Any = self.sql.now()
         if self.dialect == "sqlite":
             now = now.isoformat(" ")
         schema = self.schema
@@ -242,15 +242,15 @@ class SqlTarget(Target):
         ``target`` error instead of failing the run.
         """
         try:
-            with self.db.atomic():
+            with self.sql.savepoint():
                 self._write(list(final.values()))
-        except REJECTED as exc:
+        except self.sql.rejected as exc:
             self.ctx.log.warning("batch rejected; writing its rows one by one", error=str(exc))
             for pending in final.values():
                 try:
-                    with self.db.atomic():
+                    with self.sql.savepoint():
                         self._write([pending])
-                except REJECTED as row_exc:
+                except self.sql.rejected as row_exc:
                     result.errors.append(ItemError("target", type(row_exc).__name__,
                                                    str(row_exc).strip(), pending.item))
                     for outcome in pending.counted:
@@ -259,7 +259,7 @@ class SqlTarget(Target):
     def _lookup(self, keys: list[Any]) -> dict[Any, str]:
         """Stored content hash of each key that exists; ``""`` if marked unavailable."""
         found: dict[Any, str] = {}
-        cursor = self.db.cursor()
+        cursor = self.sql.cursor()
         width = len(self.key)
         unique = list(dict.fromkeys(keys))
         chunk = LOOKUP_CHUNK[self.dialect]
@@ -291,8 +291,8 @@ class SqlTarget(Target):
         for entry in pending:
             full = (*entry.values, entry.digest, True, *tail)
             (updates if entry.in_db else inserts).append(full)
-        cursor = self.db.cursor()
-        with pw.__exception_wrapper__:  # driver errors as peewee's, alike on every backend
+        cursor = self.sql.cursor()
+        with self.sql.savepoint():  # driver errors as the session's, alike on every backend
             self._execute(cursor, inserts, updates)
 
     def _execute(self, cursor: Any, inserts: list[tuple], updates: list[tuple]) -> None:
@@ -324,7 +324,7 @@ class SqlTarget(Target):
         q, p = self._quote, self._param
         seen = f"syncd_seen_{self.ctx.run_id}"
         key_types = ", ".join(f"{q(k)} VARCHAR(191)" for k in self.key)
-        cursor = self.db.cursor()
+        cursor = self.sql.cursor()
         cursor.execute(f"DROP TABLE IF EXISTS {q(seen)}")
         cursor.execute(f"CREATE TEMPORARY TABLE {q(seen)} ({key_types})")
         insert = (f"INSERT INTO {q(seen)} ({self.key_columns}) "
@@ -354,7 +354,7 @@ class SqlTarget(Target):
             cursor.execute(f"DELETE FROM {table} WHERE {where}", params)
             count = cursor.rowcount
         else:
-            now: Any = utcnow()
+            now: Any = self.sql.now()
             if self.dialect == "sqlite":
                 now = now.isoformat(" ")
             cursor.execute(f"UPDATE {table} SET is_available = {p}, last_synced_at = {p} "
@@ -364,11 +364,11 @@ class SqlTarget(Target):
         return count
 
 
-def ensure_table(db: Any, dialect: str, table: str, fields: Sequence[str],
+def ensure_table(sql: SqlSession, table: str, fields: Sequence[str],
                  key: Sequence[str]) -> None:
     """Create the table, add columns the mapping gained, and the unique key index."""
-    quote = (lambda n: f"`{n}`") if dialect == "mysql" else (lambda n: f'"{n}"')
-    present = {c.name for c in db.get_columns(table)} if db.table_exists(table) else set()
+    dialect, quote = sql.dialect, sql.quote
+    present = sql.columns(table) if sql.table_exists(table) else set()
     text, short = "TEXT", ("VARCHAR(191)" if dialect == "mysql" else "TEXT")
     stamp = {"postgres": "TIMESTAMP", "mysql": "DATETIME"}.get(dialect, "DATETIME")
     boolean = "BOOLEAN"
@@ -381,16 +381,15 @@ def ensure_table(db: Any, dialect: str, table: str, fields: Sequence[str],
         columns = [f"{quote('id')} {serial.get(dialect, 'INTEGER PRIMARY KEY')}"]
         columns += [f"{quote(f)} {short if f in key else text}" for f in fields]
         columns += [f"{quote(c)} {t}" for c, t in types.items()]
-        db.execute_sql(f"CREATE TABLE IF NOT EXISTS {quote(table)} ({', '.join(columns)})")
+        sql.execute(f"CREATE TABLE IF NOT EXISTS {quote(table)} ({', '.join(columns)})")
     else:
         for name in [*fields, *types]:
             if name not in present:
                 kind = types.get(name, short if name in key else text)
-                db.execute_sql(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {kind}")
+                sql.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {kind}")
     index = f"ux_{table}_{'_'.join(key)}"[:60]
-    existing = {i.name for i in db.get_indexes(table)}
-    if index not in existing:
-        db.execute_sql(f"CREATE UNIQUE INDEX {quote(index)} ON {quote(table)} "
+    if index not in sql.indexes(table):
+        sql.execute(f"CREATE UNIQUE INDEX {quote(index)} ON {quote(table)} "
                        f"({', '.join(quote(k) for k in key)})")
 
 

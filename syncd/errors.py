@@ -7,8 +7,15 @@
     │   └── JobError           a job that cannot run as defined (unknown job, bad mapping)
     ├── RunConflict            another run of the same job and source holds the lock
     │   └── ClaimLost          another daemon took over a run this one was executing
-    └── SourceError            a source that cannot be read at all
-        └── RetryableError     a transient failure (network, busy database): try again later
+    ├── SourceError            a source that cannot be read at all
+    │   └── RetryableError     a transient failure (network, busy database): try again later
+    └── AdapterError           what an adapter raises about a record or its remote; each
+        │                      carries its ``error_type`` and whether it is retryable
+        ├── AuthError          refused credentials (auth; not retried)
+        ├── ConflictError      the remote disagrees with the record (conflict; not retried)
+        ├── RemoteRejected     the remote refused the record (target; not retried)
+        └── NetworkError       no answer, a reset, a 5xx (network; retried)
+            └── RateLimited    429 or a quota (rate_limit; retried after ``retry_after``)
 
 Per-item problems are not exceptions: they are ``ItemError`` records that a run
 stores and counts while the rest of the data syncs.
@@ -68,3 +75,42 @@ class RetryableError(SourceError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class AdapterError(SyncdError):
+    """A failure an adapter reports: raised for a whole run, or returned per record.
+
+    ``error_type`` is the ``sync_errors.error_type`` it is stored as; ``retryable``
+    says whether trying again later may succeed; ``code`` is a short machine name.
+    """
+
+    error_type = "target"
+    retryable = False
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.retry_after = retry_after
+
+
+class AuthError(AdapterError):
+    error_type, code = "auth", "unauthorized"
+
+
+class ConflictError(AdapterError):
+    error_type, code = "conflict", "conflict"
+
+
+class RemoteRejected(AdapterError):
+    error_type, code = "target", "rejected"
+
+
+class NetworkError(AdapterError):
+    error_type, code, retryable = "network", "unreachable", True
+
+
+class RateLimited(NetworkError):
+    error_type, code = "rate_limit", "rate_limited"

@@ -119,23 +119,25 @@ async def test_an_empty_source_never_empties_the_table(store, tmp_path):
 
 
 async def test_the_guard_counts_first_for_a_target_that_cannot_roll_back(store, tmp_path):
-    class Remote(SqlTarget):  # writes the same table, but declares itself remote
-        name = "remote_sql"
-        transactional = False
-
-    class Plugin:
-        @hookimpl
-        def syncd_register_adapters(self, registry: Any) -> None:
-            registry.add_target(Remote)
+    """A remote removal cannot be rolled back: nothing is sent when over the limit."""
+    from syncd.testing import MemoryRemote
+    from tests import restish
 
     path = write_rows(tmp_path / "music.csv", 4)
-    engine = engine_for(store, path, tmp_path, plugins=(Plugin(),), target="remote_sql",
-                        on_missing="delete")
-    await engine.run(Request("music", "cli"))
-    write_rows(path, 1)
-    _, outcome = await engine.run(Request("music", "cli"))
-    assert outcome.status == "failed" and "3 of the 4 records" in outcome.error
-    assert len(table(store)) == 4
+    with MemoryRemote() as remote:
+        cfg = config(path, tmp_path, on_missing="delete")
+        cfg["jobs"]["music"]["target"] = {"type": "restish", "url": remote.url,
+                                          "key": ["external_id"]}
+        _, registry = get_pluginmanager(load_entrypoints=True, plugins=(restish,))
+        engine = Engine(store, resolve_jobs(validate(cfg), registry, "test.toml"),
+                        tmp_path / "state")
+        assert (await engine.run(Request("music", "cli")))[1].status == "completed"
+        assert len(remote.items) == 4
+        write_rows(path, 1)
+        _, outcome = await engine.run(Request("music", "cli"))
+        assert outcome.status == "failed" and "3 of the 4 records" in outcome.error
+        assert len(remote.items) == 4
+        assert not [r for r in remote.requests if r[0] == "DELETE"]
 
 
 def test_max_missing_takes_a_share_or_a_count_and_a_bad_value_names_the_key(tmp_path):

@@ -179,7 +179,7 @@ async def _adhoc_request(c: ApiContext, source_type: str, identifier: str | None
     source_options = adhoc.source_options(registry.sources[source_type], options)
     probe = registry.sources[source_type](source_options, identifier)
     try:  # before the 202: a mapping naming a missing column is the request's fault
-        header = await asyncio.to_thread(getattr(probe, "header", list))
+        header = await asyncio.to_thread(probe.header) or []
     except (SourceError, UserError) as exc:
         raise BadRequest(f"cannot read the header of {identifier}: {exc}",
                          "bad_source") from None

@@ -12,16 +12,20 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from syncd.adapters import Batch, ItemError, Row, RunContext, Source, Target, WriteResult
+from syncd.adapters import Batch, ItemError, Row, Source, TargetSchema, WriteResult
 from syncd.engine import guard
 from syncd.engine.duplicates import DuplicateKeys
 from syncd.engine.failures import SourceChanged, describe_failure, is_database_error, is_transient
+from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
+from syncd.engine.reading import batches
+from syncd.engine.targets import Writer, in_transaction, open_target, run_context
 from syncd.errors import ClaimLost, SourceError, UserError
 from syncd.store import Store, checkpoint_of, fingerprint_of
 
@@ -127,18 +131,16 @@ class RunExecutor:
         self.duplicates.rewind(0 if restart else self.indexed)
         self.progress.processed = run.items_processed if not restart else 0
         self.progress.size = self.source.size()
-        target = self.plan.make_target()
-        ctx = RunContext(run_id=self.run_id, job=self.plan.name, log=self.log, store=self.store,
-                         state_dir=self.state_dir, dry_run=self.dry_run)
         schema = self.plan.schema(self.source)
         # a key's constant parts are the same on every row: its mapped fields tell rows apart
         self.duplicates.positions = [self.plan.columns.index(k) for k in schema.key
                                      if k in self.plan.columns]
-        target.open(schema, ctx)
+        target = self._open_target(schema, self.dry_run)
+        self.source.open(run_context(self.plan, self.store, **self._context(self.dry_run)))
         try:
             if not (checkpoint and checkpoint.get("phase") == RECONCILE):
-                for batch in self.source.read(self.plan.fields, checkpoint,
-                                              self.plan.config.batch_rows):
+                for batch in batches(self.source, self.plan.fields, checkpoint,
+                                     self.plan.config.batch_rows):
                     self._commit(target, batch, schema.key)
                     if self.stop.is_set():
                         return self._stopped()
@@ -154,10 +156,17 @@ class RunExecutor:
                 f"{self.source.identifier} changed while it was read (written to, truncated "
                 "or replaced); nothing was removed and the run did not complete")
 
-    def _commit(self, target: Target, batch: Batch, key: tuple[str, ...]) -> None:
+    def _context(self, dry_run: bool) -> dict[str, Any]:
+        return {"run_id": self.run_id, "log": self.log, "state_dir": self.state_dir,
+                "dry_run": dry_run, "cancelled": self.stop.is_set}
+
+    def _open_target(self, schema: TargetSchema, dry_run: bool) -> Writer:
+        return open_target(self.plan, schema, self.store, **self._context(dry_run))
+
+    def _commit(self, target: Writer, batch: Batch, key: tuple[str, ...]) -> None:
         rows, items, errors = _drop_keyless(batch, key, self.plan)
         check = self.duplicates.check(rows, items)  # runs beside the write
-        if target.transactional:  # the batch, counters and checkpoint commit together
+        if in_transaction(target):  # the batch, counters and checkpoint commit together
             try:
                 with self.store.atomic():
                     result = target.write(rows, items)
@@ -168,11 +177,12 @@ class RunExecutor:
                 rows, items = check.drop(rows, items, errors)
                 with self.store.atomic():
                     self._record(batch, target.write(rows, items), errors)
-        else:  # a remote write is idempotent by key; the checkpoint follows it
+        else:  # sent first; what came of it commits with the counters and checkpoint
             if check.found():
                 rows, items = check.drop(rows, items, errors)
             result = target.write(rows, items)
             with self.store.atomic():
+                _settle(target)
                 self._record(batch, result, errors)
         self.indexed = self.duplicates.count
         self.progress.position = batch.progress
@@ -190,23 +200,27 @@ class RunExecutor:
         self.progress.processed += counts["processed"]
         self.progress.batch_errors = errors
 
-    def _complete(self, target: Target, key: tuple[str, ...]) -> Outcome:
+    def _complete(self, target: Writer, key: tuple[str, ...]) -> Outcome:
         on_missing = self.plan.config.on_missing
         run = self.store.get_run(self.run_id)
         missing = 0
-        if on_missing != "keep" and getattr(self.source, "complete_listing", True):
+        if on_missing != "keep" and self.source.capabilities.complete:
             if run.items_failed:
                 self.log.warning("on_missing skipped: some records failed, so absence proves "
                                  "nothing", failed=run.items_failed)
             else:
                 # a remote removal cannot be rolled back, nor one on MySQL, whose DDL
                 # (reconcile's temporary table) commits the transaction implicitly
-                if not target.transactional or self.store.dialect == "mysql":
+                if not in_transaction(target) or self.store.dialect == "mysql":
                     self._probe_missing(key, on_missing)
+                if not in_transaction(target):  # sent first, settled below
+                    missing = target.reconcile(self._keys(key), on_missing)
                 with self.store.atomic():  # over the limit: raises, so nothing is removed
-                    keys = guard.Counted(self._keys(key))
-                    missing = target.reconcile(keys, on_missing)
-                    self._guard(on_missing, missing, keys.count)
+                    if in_transaction(target):
+                        keys = guard.Counted(self._keys(key))
+                        missing = target.reconcile(keys, on_missing)
+                        self._guard(on_missing, missing, keys.count)
+                    _settle(target)
                     self.store.advance(self.run_id, {"missing": missing}, {"phase": RECONCILE})
                     self.store.finish(self.run_id, "completed")
                 self.log.info("run completed", missing=missing)
@@ -223,10 +237,7 @@ class RunExecutor:
         """Count first, with a dry-run twin of the target, what reconcile would remove."""
         if self.allow_mass_missing:
             return
-        probe = self.plan.make_target()
-        ctx = RunContext(run_id=self.run_id, job=self.plan.name, log=self.log,
-                         store=self.store, state_dir=self.state_dir, dry_run=True)
-        probe.open(self.plan.schema(self.source), ctx)
+        probe = self._open_target(self.plan.schema(self.source), dry_run=True)
         try:
             keys = guard.Counted(self._keys(key))
             missing = probe.reconcile(keys, on_missing)
@@ -239,7 +250,7 @@ class RunExecutor:
         mapping, constants = self.plan.config.mapping, self.plan.config.constants
         mapped = [k for k in key if k in mapping]
         fields = tuple(mapping[k] for k in mapped)
-        for batch in self.source.read(fields, None, self.plan.config.batch_rows):
+        for batch in batches(self.source, fields, None, self.plan.config.batch_rows):
             for row in batch.rows:
                 values = dict(zip(mapped, row, strict=True))
                 yield tuple(values[k] if k in values else str(constants[k]) for k in key)
@@ -277,6 +288,12 @@ class RunExecutor:
         else:
             self.log.exception("run failed", error=message)
         return Outcome("failed", message)
+
+
+def _settle(target: Writer) -> None:
+    """Record a record target's results (inside the transaction of the counters)."""
+    if isinstance(target, Outbox):
+        target.settle()
 
 
 class _Stopped(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import peewee as pw
 
 from syncd.adapters import ItemError
-from syncd.errors import JobError, RetryableError, SourceError, UserError
+from syncd.errors import AdapterError, JobError, RetryableError, SourceError, UserError
 
 
 class SourceChanged(SourceError):
@@ -33,6 +33,8 @@ def is_transient(exc: BaseException) -> bool:
     """Errors worth trying again: the source says so, or the database is busy or gone."""
     if isinstance(exc, RetryableError):
         return True
+    if isinstance(exc, AdapterError):  # an adapter says so (network, rate limit)
+        return exc.retryable
     if is_database_error(exc) and type(exc).__name__ in ("OperationalError", "InterfaceError"):
         text = str(exc).lower()
         return any(word in text for word in ("locked", "busy", "connection", "server", "timeout"))
@@ -41,6 +43,9 @@ def is_transient(exc: BaseException) -> bool:
 
 def describe_failure(exc: Exception) -> ItemError:
     """The one error a failed run records, in the user's terms."""
+    if isinstance(exc, AdapterError):  # its own type and retryability: auth, rate_limit…
+        return ItemError(exc.error_type, exc.code, str(exc),  # type: ignore[arg-type]
+                         retryable=exc.retryable)
     if isinstance(exc, UserError | SourceError):
         message = str(exc) + (f" ({exc.hint})" if getattr(exc, "hint", "") else "")
     elif is_disk_full(exc):

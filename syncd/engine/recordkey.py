@@ -43,11 +43,13 @@ class RecordKeySource(Source):
         super().__init__(inner.options, inner.identifier_override)
         self.inner = inner
         self.record_fields = list(record_fields)
+        self.capabilities = inner.capabilities  # type: ignore[misc]
 
-    def __getattr__(self, name: str) -> Any:  # header(), complete_listing, plugin extras
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
+    def header(self) -> list[str] | None:
+        return self.inner.header()
+
+    def unchanged_since(self, fingerprint: dict[str, Any]) -> bool:
+        return self.inner.unchanged_since(fingerprint)
 
     @property
     def identifier(self) -> str:

@@ -11,7 +11,7 @@ Run by the daemon at ``[daemon].cleanup`` (cron) and by ``syncd cleanup [--dry-r
   ``on_missing = "mark_unavailable"``) for more than ``keep_content_days``, judged by
   their ``last_synced_at`` (the time they were marked), are deleted from
   ``content_index`` and from the tables of the configured jobs whose target writes
-  to the store's database (a ``transactional`` target with a ``table`` option, such as
+  to the store's database (a ``store`` target with a ``table`` option, such as
   ``sql``). The core names no plugin: it reads the table from the job's target options.
 
 0 days keeps that kind of data for good.
@@ -77,7 +77,7 @@ def content_tables(plans: Mapping[str, JobPlan]) -> list[str]:
     tables = {ContentIndex._meta.table_name}
     for plan in plans.values():
         table = getattr(plan.target_options, "table", None)
-        if plan.target_cls.transactional and isinstance(table, str) and table:
+        if plan.target_cls.capabilities.store and isinstance(table, str) and table:
             tables.add(table)
     return sorted(tables)
 

@@ -13,6 +13,7 @@ def utcnow() -> datetime:
 
 
 RUN_STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
+ID_MAP_STATES = ("pending", "synced", "failed", "deferred", "deleted")
 ERROR_TYPES = ("validation", "parsing", "network", "auth", "rate_limit", "conflict", "target",
                "system")
 
@@ -106,6 +107,31 @@ class IngestedFile(BaseModel):
         table_name = "ingested_files"
 
 
+class IdMap(BaseModel):
+    """Local key → remote id of an export job: the outbox of SPEC §8.
+
+    A ``pending`` row is committed before its create is sent, with the ``request_key``
+    sent as ``Idempotency-Key``; the answer's remote id and ``synced`` commit with the
+    run's counters and checkpoint.
+    """
+
+    job = pw.CharField(max_length=191)
+    local_key = pw.CharField(max_length=191)
+    remote_id = pw.CharField(max_length=191, null=True)
+    state = pw.CharField(max_length=16, default="pending")  # ID_MAP_STATES
+    content_hash = pw.CharField(max_length=64, null=True)  # of what was last sent
+    remote_hash = pw.CharField(max_length=64, null=True)  # of the remote record last seen
+    request_key = pw.CharField(max_length=64, null=True)
+    attempts = pw.IntegerField(default=0)
+    last_error = pw.TextField(null=True)
+    synced_at = pw.DateTimeField(null=True)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "id_map"
+        indexes = ((("job", "local_key"), True),)
+
+
 class SchemaVersion(BaseModel):
     version = pw.IntegerField()
     applied_at = pw.DateTimeField(default=utcnow)
@@ -115,4 +141,6 @@ class SchemaVersion(BaseModel):
 
 
 MODELS: tuple[type[BaseModel], ...] = (SyncRun, SyncError, ContentIndex, IngestedFile,
-                                       SchemaVersion)
+                                       IdMap, SchemaVersion)
+#: syncd's own tables, which no job may write into (content_index is a target like any)
+RESERVED_TABLES = frozenset(m._meta.table_name for m in MODELS) - {"content_index"}

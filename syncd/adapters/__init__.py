@@ -1,0 +1,81 @@
+"""The adapter contract: what a plugin's source or target implements, and is handed.
+
+    Source, AsyncSource            yield ``Batch``es of rows, each ending at a checkpoint
+                                   from which the source can be reopened
+    Target                         writes batches into the store's own database through
+                                   ``ctx.sql``, in the batch's transaction (SQL tables)
+    RecordTarget, AsyncRecordTarget
+                                   anything else (REST, browser, email, files): one
+                                   ``Change`` in, one ``Result`` out, per record
+    SourceCapabilities, TargetCapabilities
+                                   what an adapter declares it can do
+    RunContext (TargetContext)     log, secrets, HTTP clients, cancellation, work folder,
+                                   and the SQL session for store targets
+
+The engine owns every policy that must behave the same for all adapters: mapping and
+constants, content hashes, unchanged detection, dry runs, the id map and idempotency
+keys, ``on_missing`` and its mass-removal guard, retries and rate limits. Errors an
+adapter raises or returns are ``syncd.errors.AdapterError`` subclasses
+(``AuthError``, ``RateLimited``, ``ConflictError``, ``NetworkError``,
+``RemoteRejected``), each with its ``error_type`` and whether it is retryable.
+
+A plugin module registers its classes with a hook::
+
+    from syncd import hookimpl
+
+    @hookimpl
+    def syncd_register_adapters(registry):
+        registry.add_target(MyTarget)
+"""
+
+from syncd.adapters.capabilities import SourceCapabilities, TargetCapabilities
+from syncd.adapters.context import RunContext, Secrets, SqlSession, TargetContext
+from syncd.adapters.records import (
+    Batch,
+    Change,
+    ChangeKind,
+    Checkpoint,
+    ErrorType,
+    ItemError,
+    Options,
+    Outcome,
+    Result,
+    Row,
+    RunSummary,
+    TargetSchema,
+    WriteResult,
+)
+from syncd.adapters.source import AsyncSource, Source
+from syncd.adapters.target import AsyncRecordTarget, RecordTarget, Target
+from syncd.config.secrets import Secret
+from syncd.store.models import BOOKKEEPING, RESERVED_TABLES
+
+__all__ = [
+    "BOOKKEEPING",
+    "RESERVED_TABLES",
+    "AsyncRecordTarget",
+    "AsyncSource",
+    "Batch",
+    "Change",
+    "ChangeKind",
+    "Checkpoint",
+    "ErrorType",
+    "ItemError",
+    "Options",
+    "Outcome",
+    "RecordTarget",
+    "Result",
+    "Row",
+    "RunContext",
+    "RunSummary",
+    "Secret",
+    "Secrets",
+    "Source",
+    "SourceCapabilities",
+    "SqlSession",
+    "Target",
+    "TargetCapabilities",
+    "TargetContext",
+    "TargetSchema",
+    "WriteResult",
+]

@@ -1,0 +1,35 @@
+"""What an adapter declares it can do, instead of being probed with ``getattr``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCapabilities:
+    """Declared on a source class as ``capabilities = SourceCapabilities(...)``."""
+
+    #: a read to the end yields every record there is, so a full run may apply
+    #: ``on_missing`` to what it did not see (False for incremental or sampled reads)
+    complete: bool = True
+    #: ``header()`` names the fields before a run (the API checks a mapping with it)
+    header: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TargetCapabilities:
+    """Declared on a target class as ``capabilities = TargetCapabilities(...)``."""
+
+    #: writes go to the store's own database through ``ctx.sql``, in the batch's
+    #: transaction: the table is its own id map (``Target``, not ``RecordTarget``)
+    store: bool = False
+    #: can change a record it wrote; without it a changed record is a conflict error
+    update: bool = True
+    #: can remove a record (``on_missing = "delete"``)
+    delete: bool = False
+    #: can flag a record unavailable (``on_missing = "mark_unavailable"``)
+    mark_unavailable: bool = False
+    #: ``find()`` recognises a record an interrupted attempt may have created
+    lookup: bool = False
+    #: records in flight at once (``AsyncRecordTarget``); the remote's rate limit still holds
+    concurrency: int = 1

@@ -1,0 +1,124 @@
+"""The values that flow between the engine and adapters: batches, errors, results."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+ErrorType = Literal[
+    "validation", "parsing", "network", "auth", "rate_limit", "conflict", "target", "system"
+]
+Checkpoint = dict[str, Any]
+Row = tuple[Any, ...]
+
+
+class Options(BaseModel):
+    """Base of every adapter's options: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """One record that could not be synced; stored in ``sync_errors``."""
+
+    type: ErrorType
+    code: str
+    message: str
+    item: str = ""
+    retryable: bool = False
+
+
+@dataclass(slots=True)
+class Batch:
+    """Rows read since the previous checkpoint, in the order of the requested fields.
+
+    ``items`` names each row for error reports (e.g. ``"line 12"``); ``errors`` are
+    the records of this stretch that could not be read at all.
+    """
+
+    rows: list[Row]
+    items: list[str]
+    checkpoint: Checkpoint
+    errors: list[ItemError] = field(default_factory=list)
+    skipped: int = 0
+    progress: int = 0  # position reached, in the unit of Source.size (e.g. bytes)
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What a target did with a batch."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    errors: list[ItemError] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSchema:
+    """The shape of what a job writes: ``columns`` in row order, then ``constants``."""
+
+    job: str
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+    constants: Mapping[str, Any]
+    source_type: str
+    source_identifier: str
+    scope: str | None = None  # what a full sync covers (e.g. one drive); None: the whole job
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """A finished run, as handed to ``syncd_run_finished``."""
+
+    run_id: int
+    job: str
+    trigger: str
+    status: str
+    counters: Mapping[str, int]
+    error_message: str | None
+
+
+ChangeKind = Literal["create", "update", "delete", "mark_unavailable"]
+Outcome = Literal["created", "updated", "deleted", "unavailable", "adopted", "failed",
+                  "deferred"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One record's change, as the engine hands it to a ``RecordTarget``.
+
+    ``remote_id`` is what the id map knows so far (None before the first create);
+    ``idempotency_key`` is stable across retries and restarts of the same content
+    (send it as the ``Idempotency-Key`` of a create); ``record`` is empty for a delete.
+    """
+
+    kind: ChangeKind
+    key: str  # the local key as text (a JSON array of texts for a composite key)
+    record: Mapping[str, Any]
+    item: str  # names the record in errors, e.g. "line 12"
+    content_hash: str
+    idempotency_key: str
+    remote_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What became of one ``Change``: ``error`` is set exactly when ``outcome`` is failed.
+
+    ``adopted``: the record was already on the remote (found by ``RecordTarget.find``).
+    ``deferred``: it cannot be sent yet (a reference has no remote id); retried later.
+    """
+
+    outcome: Outcome
+    remote_id: str | None = None
+    error: ItemError | None = None
+
+    @classmethod
+    def failed(cls, error: ItemError, remote_id: str | None = None) -> Result:
+        return cls("failed", remote_id, error)

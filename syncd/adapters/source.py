@@ -1,0 +1,85 @@
+"""Sources: streams of records, reopenable at any checkpoint they produced."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, ClassVar
+
+from syncd.adapters.capabilities import SourceCapabilities
+from syncd.adapters.context import RunContext
+from syncd.adapters.records import Batch, Checkpoint, Options
+
+
+class _SourceBase:
+    """What every source declares and answers before a run starts."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[Options]] = Options
+    capabilities: ClassVar[SourceCapabilities] = SourceCapabilities()
+
+    def __init__(self, options: Any, identifier: str | None = None) -> None:
+        self.options = options
+        self.identifier_override = identifier
+
+    @property
+    @abc.abstractmethod
+    def identifier(self) -> str:
+        """What is read (a path or URL): runs of one job and identifier never overlap."""
+
+    def fingerprint(self) -> dict[str, Any] | None:
+        """A digest of the source; a different one makes a resumed run start over, and
+        one that changes while a run reads fails that run (retryable)."""
+        return None
+
+    def unchanged_since(self, fingerprint: dict[str, Any]) -> bool:
+        """At the end of a read: was the source left alone while it was read?
+
+        By default its fingerprint is taken again; a source may judge by what it
+        actually read (e.g. the open file, which a rename over it leaves whole).
+        """
+        return self.fingerprint() == fingerprint
+
+    def size(self) -> int | None:
+        """Total progress units (e.g. bytes) when known, for progress bars."""
+        return None
+
+    def header(self) -> list[str] | None:
+        """The field names, read before a run (``capabilities.header``); None: unknown."""
+        return None
+
+    @property
+    def scope(self) -> str | None:
+        """What a full read covers, when less than the whole job (e.g. one USB drive).
+
+        ``on_missing`` then only touches the records of that scope.
+        """
+        return None
+
+    def open(self, ctx: RunContext) -> None:
+        """Called once before reading, with the run's context (secrets, HTTP, log)."""
+
+
+class Source(_SourceBase, abc.ABC):
+    """A source read in the run's worker thread."""
+
+    @abc.abstractmethod
+    def read(
+        self, fields: Sequence[str], checkpoint: Checkpoint | None, batch_rows: int
+    ) -> Iterator[Batch]:
+        """Yield batches of ``fields`` values, starting after ``checkpoint``."""
+
+
+class AsyncSource(_SourceBase, abc.ABC):
+    """A source for async-first libraries (aiohttp, Playwright): read on an event loop
+    of the run's own, so a slow remote never blocks the daemon's loop."""
+
+    @abc.abstractmethod
+    def read(
+        self, fields: Sequence[str], checkpoint: Checkpoint | None, batch_rows: int
+    ) -> AsyncIterator[Batch]:
+        """Yield batches of ``fields`` values, starting after ``checkpoint``."""
+
+    async def aclose(self) -> None:
+        """Release what reading acquired (sessions, browsers), on the run's loop."""

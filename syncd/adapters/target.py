@@ -1,0 +1,92 @@
+"""Targets: where records go. Two kinds, by where the truth about a record lives.
+
+``Target`` (``capabilities.store``): writes into the store's own database through
+``ctx.sql``, in the batch's transaction. The table itself says what is new, changed
+or unchanged (by content hash), so it takes whole batches and answers with counts.
+
+``RecordTarget`` / ``AsyncRecordTarget``: everything else (REST APIs, browsers,
+email, files). The engine keeps the id map for it (the outbox): it hashes each
+record, sends nothing for an unchanged one, commits a ``pending`` intent with a
+stable idempotency key before a create, and hands the target one ``Change`` per
+record; the target answers one ``Result`` per change.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from syncd.adapters.capabilities import TargetCapabilities
+from syncd.adapters.context import RunContext
+from syncd.adapters.records import Change, Options, Result, Row, TargetSchema, WriteResult
+
+
+class _TargetBase:
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[Options]] = Options
+    capabilities: ClassVar[TargetCapabilities] = TargetCapabilities()
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+
+
+class Target(_TargetBase, abc.ABC):
+    """A batch writer into the store's database (``TargetCapabilities(store=True)``)."""
+
+    capabilities: ClassVar[TargetCapabilities] = TargetCapabilities(
+        store=True, delete=True, mark_unavailable=True)
+
+    @abc.abstractmethod
+    def open(self, schema: TargetSchema, ctx: RunContext) -> None:
+        """Prepare to write (create or migrate a table)."""
+
+    @abc.abstractmethod
+    def write(self, rows: Sequence[Row], items: Sequence[str]) -> WriteResult:
+        """Upsert ``rows`` (values in ``schema.columns`` order) and count each outcome."""
+
+    def reconcile(self, seen_keys: Iterator[Row], on_missing: str) -> int:
+        """After a full sync, mark unavailable or delete what was not seen; return how many."""
+        return 0
+
+    def close(self) -> None:
+        """Release what ``open`` acquired."""
+
+
+class RecordTarget(_TargetBase, abc.ABC):
+    """A target reached one record at a time, in the run's worker thread."""
+
+    def open(self, schema: TargetSchema, ctx: RunContext) -> None:
+        """Prepare (read options, build clients); log in lazily, on the first change."""
+
+    @abc.abstractmethod
+    def apply(self, change: Change) -> Result:
+        """Send one change; a failure is a ``Result.failed`` (or an ``AdapterError``)."""
+
+    def find(self, change: Change) -> str | None:
+        """The remote id of ``change``'s record if an interrupted attempt created it
+        (``capabilities.lookup``): by name, by the idempotency key, by a search."""
+        return None
+
+    def close(self) -> None:
+        """Release what ``open`` acquired; called even when the run fails."""
+
+
+class AsyncRecordTarget(_TargetBase, abc.ABC):
+    """A target for async-first libraries: up to ``capabilities.concurrency`` changes in
+    flight at once, on an event loop of the run's own."""
+
+    async def open(self, schema: TargetSchema, ctx: RunContext) -> None:
+        """Prepare (sessions, browser); log in lazily, on the first change."""
+
+    @abc.abstractmethod
+    async def apply(self, change: Change) -> Result:
+        """Send one change; a failure is a ``Result.failed`` (or an ``AdapterError``)."""
+
+    async def find(self, change: Change) -> str | None:
+        """Like ``RecordTarget.find``."""
+        return None
+
+    async def close(self) -> None:
+        """Release what ``open`` acquired; called even when the run fails."""

@@ -1,0 +1,50 @@
+"""Opening a run's target: a store target as it is, a record target behind the outbox.
+
+The executor then drives both alike: ``write`` a batch, ``reconcile`` after a full
+read, ``close``. A store target writes inside the batch's transaction; the outbox
+sends first and ``settle``s the results in the transaction of the run's counters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from syncd.adapters import AsyncRecordTarget, RecordTarget, RunContext, Target, TargetSchema
+from syncd.engine.outbox import Outbox
+from syncd.engine.plan import JobPlan
+from syncd.remote.http import HttpFactory
+from syncd.store import Store
+from syncd.store.sql_session import StoreSqlSession
+
+Writer = Target | Outbox
+
+
+def in_transaction(writer: Writer) -> bool:
+    """Does the writer write into the store's database, in the batch's transaction?"""
+    return isinstance(writer, Target) and writer.capabilities.store
+
+
+def run_context(plan: JobPlan, store: Store, *, run_id: int,
+                log: structlog.typing.FilteringBoundLogger, state_dir: Path | None,
+                dry_run: bool, cancelled: Any, sql: bool = False,
+                http: HttpFactory | None = None) -> RunContext:
+    """The context handed to the run's source and target; ``sql`` only to store targets."""
+    return RunContext(run_id=run_id, job=plan.name, log=log, state_dir=state_dir,
+                      dry_run=dry_run, cancelled=cancelled, http=http or HttpFactory(),
+                      sql=StoreSqlSession(store.db, store.dialect) if sql else None)
+
+
+def open_target(plan: JobPlan, schema: TargetSchema, store: Store, **context: Any) -> Writer:
+    """Make and open the job's target with the run's context."""
+    target = plan.make_target()
+    store_target = isinstance(target, Target) and target.capabilities.store
+    ctx = run_context(plan, store, sql=store_target, **context)
+    if isinstance(target, RecordTarget | AsyncRecordTarget):
+        outbox = Outbox(target, schema, ctx)
+        outbox.open()
+        return outbox
+    target.open(schema, ctx)
+    return target

@@ -1,0 +1,189 @@
+"""HTTP clients for adapters: one remote's base URL, headers, timeout, rate limit and retries.
+
+aiohttp is imported on first use, so runs that never reach a remote do not pay for it.
+Answers are sorted into the adapter errors every target reports alike: 401 and 403
+are ``AuthError``, 409 ``ConflictError``, 429 ``RateLimited`` and 408 or 5xx
+``NetworkError`` (both retried with exponential backoff and full jitter, honouring
+``Retry-After``), any other 4xx ``RemoteRejected`` (not retried). No header or body
+is logged: they may carry secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from syncd.errors import (
+    AdapterError,
+    AuthError,
+    ConflictError,
+    NetworkError,
+    RateLimited,
+    RemoteRejected,
+)
+from syncd.remote.limits import RateLimit, shared
+
+if TYPE_CHECKING:
+    import aiohttp
+
+EXCERPT = 200  # characters of an error answer quoted in a message
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteSettings:
+    """How to reach one remote (``[remotes.NAME]``, or an adapter's own keys)."""
+
+    base_url: str = ""
+    timeout: float = 30.0
+    rate_limit: str | None = None  # "10/s"; None: no limit
+    concurrency: int = 4
+    attempts: int = 5
+    max_delay: float = 60.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise RemoteRejected(f"the answer is not JSON ({exc})", code="bad_answer") from None
+
+
+class HttpClient:
+    """Requests to one remote from one run's event loop; ``close()`` when done."""
+
+    def __init__(self, name: str, settings: RemoteSettings,
+                 initial_delay: float = 0.5) -> None:
+        self.name, self.settings = name, settings
+        self.limit: RateLimit | None = (shared(name, settings.rate_limit)
+                                        if settings.rate_limit else None)
+        self.initial_delay = initial_delay
+        self._session: aiohttp.ClientSession | None = None
+        self._slots = asyncio.Semaphore(max(1, settings.concurrency))
+
+    async def request(self, method: str, path: str, *, json_body: Any = None,
+                      params: Mapping[str, Any] | None = None,
+                      headers: Mapping[str, str] | None = None,
+                      idempotency_key: str | None = None) -> Response:
+        """Send with retries on network errors, 429 and 5xx; raise an ``AdapterError``."""
+        extra = dict(headers or {})
+        if idempotency_key:
+            extra["Idempotency-Key"] = idempotency_key
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.attempts), reraise=True,
+            retry=retry_if_exception_type(NetworkError), wait=self._wait)
+        async for attempt in retrying:
+            with attempt:
+                return await self._once(method, path, json_body, params, extra)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def _wait(self, state: Any) -> float:
+        backoff = wait_random_exponential(multiplier=self.initial_delay,
+                                          max=self.settings.max_delay)(state)
+        exc = state.outcome.exception() if state.outcome else None
+        after = getattr(exc, "retry_after", None) or 0.0
+        return min(max(backoff, after), max(self.settings.max_delay, after))
+
+    async def _once(self, method: str, path: str, body: Any,
+                    params: Mapping[str, Any] | None, headers: Mapping[str, str]) -> Response:
+        import aiohttp  # here, not at import: `syncd sync` of a CSV file never needs it
+
+        async with self._slots:
+            if self.limit is not None:
+                await self.limit.wait()
+            try:
+                async with self.session.request(method, self.url(path), json=body,
+                                                params=params, headers=headers) as answer:
+                    data = await answer.read()
+                    response = Response(answer.status, dict(answer.headers), data)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise NetworkError(f"{self.name}: {method} {path}: "
+                                   f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+        raise_for_status(self.name, method, path, response)
+        return response
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")) or not self.settings.base_url:
+            return path
+        return self.settings.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            import aiohttp
+
+            timeout = aiohttp.ClientTimeout(total=self.settings.timeout)
+            self._session = aiohttp.ClientSession(timeout=timeout,
+                                                  headers=dict(self.settings.headers))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def raise_for_status(name: str, method: str, path: str, response: Response) -> None:
+    """Turn an error answer into the adapter error a run records."""
+    status = response.status
+    if status < 400:
+        return
+    where = f"{name}: {method} {path} answered {status}"
+    excerpt = response.body[:EXCERPT].decode("utf-8", "replace").strip()
+    message = f"{where}: {excerpt!r}" if excerpt else where
+    error: AdapterError
+    if status in (401, 403):
+        error = AuthError(where, code=f"http_{status}")  # no body: it may echo credentials
+    elif status == 409:
+        error = ConflictError(message, code="http_409")
+    elif status == 429:
+        error = RateLimited(message, code="http_429", retry_after=retry_after(response))
+    elif status == 408 or status >= 500:
+        error = NetworkError(message, code=f"http_{status}", retry_after=retry_after(response))
+    else:
+        error = RemoteRejected(message, code=f"http_{status}")
+    raise error
+
+
+def retry_after(response: Response) -> float | None:
+    """``Retry-After`` in seconds (delta or HTTP date), capped at an hour."""
+    value = {k.lower(): v for k, v in response.headers.items()}.get("retry-after")
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), 3600.0)
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max((moment - datetime.now(UTC)).total_seconds(), 0.0), 3600.0)
+
+
+class HttpFactory:
+    """Makes clients by remote name; settings come from the config or the adapter."""
+
+    def __init__(self, remotes: Mapping[str, RemoteSettings] | None = None) -> None:
+        self.remotes = dict(remotes or {})
+
+    def __call__(self, remote: str, **settings: Any) -> HttpClient:
+        base = self.remotes.get(remote, RemoteSettings())
+        fields = {k: v for k, v in settings.items() if v is not None}
+        merged = dataclasses.replace(base, **fields) if fields else base
+        return HttpClient(remote, merged)

@@ -1,0 +1,104 @@
+"""Queries of the ``id_map`` table: the outbox of export jobs (SPEC §6, §8)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from syncd.store.models import IdMap, utcnow
+
+CHUNK = 500  # keys per IN list: far below every backend's parameter limit
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What the id map knows of one local record."""
+
+    local_key: str
+    remote_id: str | None
+    state: str
+    content_hash: str | None
+    request_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """The result of one change, to record: ``state`` is synced, failed, deferred or deleted."""
+
+    local_key: str
+    state: str
+    remote_id: str | None = None
+    content_hash: str | None = None
+    error: str | None = None
+
+
+def entries(job: str, keys: Sequence[str]) -> dict[str, Entry]:
+    """The id map's rows for ``keys`` of ``job``."""
+    found: dict[str, Entry] = {}
+    for start in range(0, len(keys), CHUNK):
+        chunk = list(keys[start:start + CHUNK])
+        for row in IdMap.select().where(IdMap.job == job, IdMap.local_key.in_(chunk)):
+            found[row.local_key] = _entry(row)
+    return found
+
+
+def stage(job: str, intents: Iterable[tuple[str, str, str]]) -> None:
+    """Commit ``pending`` intents ``(local_key, content_hash, request_key)`` before sending."""
+    intents = list(intents)
+    known = set(entries(job, [k for k, _, _ in intents]))
+    now = utcnow()
+    new = [{"job": job, "local_key": k, "state": "pending", "content_hash": h,
+            "request_key": r, "updated_at": now} for k, h, r in intents if k not in known]
+    for start in range(0, len(new), CHUNK):
+        IdMap.insert_many(new[start:start + CHUNK]).execute()
+    for key, digest, request in intents:
+        if key in known:
+            (IdMap.update(state="pending", content_hash=digest, request_key=request,
+                          updated_at=now)
+             .where(IdMap.job == job, IdMap.local_key == key).execute())
+
+
+def settle(job: str, results: Iterable[Settled]) -> None:
+    """Record what each change came to (inside the batch's transaction)."""
+    now = utcnow()
+    for r in results:
+        values: dict[object, object] = {IdMap.state: r.state, IdMap.updated_at: now,
+                                        IdMap.attempts: IdMap.attempts + 1,
+                                        IdMap.last_error: r.error}
+        if r.remote_id is not None:
+            values[IdMap.remote_id] = r.remote_id
+        if r.state == "synced":
+            values[IdMap.content_hash] = r.content_hash
+            values[IdMap.synced_at] = now
+            values[IdMap.attempts] = 0
+        updated = (IdMap.update(values)
+                   .where(IdMap.job == job, IdMap.local_key == r.local_key).execute())
+        if not updated and not IdMap.select().where(
+                IdMap.job == job, IdMap.local_key == r.local_key).exists():
+            IdMap.create(job=job, local_key=r.local_key, state=r.state,
+                         remote_id=r.remote_id, content_hash=r.content_hash,
+                         last_error=r.error, attempts=1, updated_at=now,
+                         synced_at=now if r.state == "synced" else None)
+
+
+def synced(job: str) -> Iterator[Entry]:
+    """Every record of ``job`` the remote holds, in key order (for ``on_missing``)."""
+    query = (IdMap.select().where(IdMap.job == job, IdMap.state == "synced")
+             .order_by(IdMap.local_key))
+    for row in query.iterator():
+        yield _entry(row)
+
+
+def listing(job: str, state: str | None = None, limit: int = 100,
+            before: int | None = None) -> list[IdMap]:
+    """A page of ``job``'s id map, newest change first (``syncd idmap``, the API)."""
+    query = IdMap.select().where(IdMap.job == job)
+    if state:
+        query = query.where(IdMap.state == state)
+    if before:
+        query = query.where(IdMap.id < before)
+    return list(query.order_by(IdMap.id.desc()).limit(limit))
+
+
+def _entry(row: IdMap) -> Entry:
+    return Entry(row.local_key, row.remote_id, row.state, row.content_hash, row.request_key)

@@ -1,0 +1,56 @@
+"""The store's database as a ``store`` target sees it (``syncd.adapters.SqlSession``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import peewee as pw
+
+from syncd.adapters.context import Dialect
+from syncd.store.models import RESERVED_TABLES, utcnow
+
+#: what a database says when it refuses a row (not a connection or lock problem)
+REJECTED: tuple[type[Exception], ...] = (pw.IntegrityError, pw.DataError,
+                                         pw.ProgrammingError, pw.InternalError, ValueError)
+
+
+class StoreSqlSession:
+    """DB-API access in the batch's transaction; peewee stays the store's business."""
+
+    rejected = REJECTED
+
+    def __init__(self, db: pw.Database, dialect: Dialect) -> None:
+        self._db = db
+        self.dialect: Dialect = dialect
+        self.param = "%s" if dialect in ("postgres", "mysql") else "?"
+        self.reserved_tables = RESERVED_TABLES
+
+    def cursor(self) -> Any:
+        return self._db.cursor()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._db.execute_sql(sql, params)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction whose driver errors surface as peewee's (``rejected``)."""
+        with self._db.atomic(), pw.__exception_wrapper__:
+            yield
+
+    def table_exists(self, table: str) -> bool:
+        return bool(self._db.table_exists(table))
+
+    def columns(self, table: str) -> set[str]:
+        return {c.name for c in self._db.get_columns(table)}
+
+    def indexes(self, table: str) -> dict[str, tuple[tuple[str, ...], bool]]:
+        return {i.name: (tuple(i.columns), bool(i.unique)) for i in self._db.get_indexes(table)}
+
+    def quote(self, name: str) -> str:
+        return f"`{name}`" if self.dialect == "mysql" else f'"{name}"'
+
+    def now(self) -> datetime:
+        return utcnow()
