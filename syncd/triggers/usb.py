@@ -38,6 +38,8 @@ import structlog
 from syncd.adapters import ItemError
 from syncd.config.schema import Config
 from syncd.engine import Engine
+from syncd.hookspecs import DriveInfo, DriveJob
+from syncd.tasks import report, supervise
 from syncd.triggers.drive import (
     ChunkCallback,
     DriveError,
@@ -156,6 +158,12 @@ class UsbMonitor:
     # -- udev events (on the loop) --------------------------------------------------
 
     def _readable(self) -> None:
+        try:
+            self._read_events()
+        except Exception as exc:  # a bug here would leave drives unnoticed: restart
+            report("usb-monitor", exc)
+
+    def _read_events(self) -> None:
         assert self._monitor is not None
         while True:
             try:
@@ -195,8 +203,7 @@ class UsbMonitor:
         if previous is not None:  # a new medium: the old one is gone, whatever we saw
             self._aborts[devnode].set()
         abort = self._aborts[devnode] = threading.Event()
-        task = asyncio.create_task(self._handle(drive, jobs, log, abort, previous),
-                                   name=f"usb-{drive.name}")
+        task = supervise(self._handle(drive, jobs, log, abort, previous), f"usb-{drive.name}")
         self._tasks[devnode] = task
         task.add_done_callback(lambda done: self._done(devnode, done))
 
@@ -272,16 +279,18 @@ class UsbMonitor:
 
     def _copy(self, root: Path, drive: Drive, jobs: dict[str, list[str]], max_bytes: int,
               abort: threading.Event, pickup: Pickup, log: Any) -> None:
-        """Copy each job's files off the drive; an inventory job gets the drive's listing."""
-        inventories = [job for job in jobs
-                       if self.engine.plans[job].source_cls.name == "inventory"]
+        """Let plugins take part (``syncd_drive_inserted``), then copy the other jobs'
+        files off the drive."""
         found: dict[str, list[Path]] = {}
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         dest = self.copies_dir / safe_name(drive.uuid, drive.label,
                                            os.path.basename(drive.devnode)) / stamp
+        taken: dict[str, list[Path]] = {}
+        staging = dest.with_name(dest.name + "-plugins.partial")  # moved into dest later
         try:
+            taken = self._plugins_take_part(root, drive, jobs, staging)
             for job, patterns in jobs.items():
-                if job in inventories:
+                if job in taken:
                     continue
                 found[job], refused = find_files(root, patterns, max_bytes)
                 if refused:
@@ -290,17 +299,18 @@ class UsbMonitor:
                         log.warning("file refused", job=job, path=refusal.path,
                                     reason=refusal.reason)
             files = sorted({f for fs in found.values() for f in fs})
-            if not files and not inventories:
+            if not files and not taken:
                 return
             dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             copies = dict(zip(files, copy_off(files, root, dest, max_file_bytes=max_bytes,
                                               removed=abort,
                                               chunk_callback=self.chunk_callback),
                               strict=True))
-            listings = {job: self._snapshot(root, dest, job, drive) for job in inventories}
+            taken = _move_in(taken, staging, dest)
         except (DriveError, OSError) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
             pickup.error = exc
-            pickup.failed_jobs = ([job for job in jobs if found.get(job) or job in inventories]
+            pickup.failed_jobs = ([job for job in jobs if found.get(job) or job in taken]
                                   or list(jobs))
             log.error("copying off the drive failed; nothing is imported from it",
                       error=str(exc))
@@ -308,18 +318,35 @@ class UsbMonitor:
             return
         pickup.dest = dest
         pickup.copies = {job: [copies[f] for f in fs] for job, fs in found.items()}
-        pickup.copies.update({job: [listing] for job, listing in listings.items()})
-        log.info("files copied off the drive", files=len(files), listings=len(listings),
+        pickup.copies.update(taken)
+        log.info("files copied off the drive", files=len(files), by_plugins=len(taken),
                  path=str(dest))
 
-    def _snapshot(self, root: Path, dest: Path, job: str, drive: Drive) -> Path:
-        """The drive's file listing, taken while mounted, for an ``inventory`` job."""
-        from syncd_builtin.inventory_source import write_snapshot
-
-        dest.mkdir(mode=0o700, parents=True, exist_ok=True)
-        listing = dest / f"inventory-{job}.jsonl"
-        write_snapshot(root, listing, dict(drive.info))
-        return listing
+    def _plugins_take_part(self, root: Path, drive: Drive, jobs: dict[str, list[str]],
+                           dest: Path) -> dict[str, list[Path]]:
+        """The files plugins made for the jobs they took (e.g. an inventory's listing)."""
+        pm = self.engine.pm
+        if pm is None:
+            return {}
+        info = DriveInfo(name=drive.name, devnode=drive.devnode, fstype=drive.fstype,
+                         label=drive.label, uuid=drive.uuid, serial=drive.serial,
+                         device=dict(drive.info))
+        wanting = [DriveJob(job, self.engine.plans[job].source_cls.name, tuple(patterns))
+                   for job, patterns in jobs.items()]
+        try:
+            answers = pm.hook.syncd_drive_inserted(drive=info, root=root, jobs=wanting,
+                                                   dest=dest)
+        except (DriveError, OSError):
+            raise
+        except Exception as exc:
+            self.log.exception("a syncd_drive_inserted hook failed", drive=drive.name)
+            raise DriveError(f"a plugin failed on drive {drive.name}: {exc}") from exc
+        taken: dict[str, list[Path]] = {}
+        for answer in answers:
+            for job, files in (answer or {}).items():
+                if job in jobs and job not in taken:
+                    taken[job] = [Path(f) for f in files]
+        return taken
 
     def _unmount(self, target: Path, log: Any) -> None:
         try:
@@ -351,7 +378,7 @@ class UsbMonitor:
                   for r in refused]
         noun = "file" if len(refused) == 1 else "files"
         message = f"{len(refused)} {noun} on drive {drive.name} refused: {refused[0]}"
-        run_id = await asyncio.to_thread(self._failed_run, job, drive, message, errors)
+        run_id = await self._failed_run(job, drive, message, errors)
         log.warning("files refused", job=job, run_id=run_id, count=len(refused))
 
     async def _record_drive_error(self, job: str, drive: Drive, error: Exception,
@@ -361,19 +388,31 @@ class UsbMonitor:
         message = (str(error) if isinstance(error, DriveError)
                    else f"could not copy files off drive {drive.name}: {error}")
         errors = [ItemError("system", code, message, item=getattr(error, "item", ""))]
-        run_id = await asyncio.to_thread(self._failed_run, job, drive, message, errors)
+        run_id = await self._failed_run(job, drive, message, errors)
         log.error("run failed", job=job, run_id=run_id, error=message)
 
-    def _failed_run(self, job: str, drive: Drive, message: str,
-                    errors: list[ItemError]) -> int:
-        plan = self.engine.plans[job]
-        run_id = self.store.create_run(job=job, trigger="usb", source_type=plan.source_cls.name,
-                                       source_identifier=f"usb:{drive.name}",
-                                       device=drive.info)
-        self.store.start(run_id, None)
-        self.store.add_errors(run_id, errors)
-        self.store.finish(run_id, "failed", message)
-        return run_id
+    async def _failed_run(self, job: str, drive: Drive, message: str,
+                          errors: list[ItemError]) -> int:
+        """A failed run of ``job``, through the engine (events, metrics, hooks)."""
+        return await self.engine.record_failed(job, "usb", f"usb:{drive.name}", message,
+                                               errors, device=drive.info)
+
+
+def _move_in(taken: dict[str, list[Path]], staging: Path, dest: Path
+             ) -> dict[str, list[Path]]:
+    """Move the files plugins wrote in ``staging`` into ``dest``, beside the copies."""
+    moved: dict[str, list[Path]] = {}
+    for job, files in taken.items():
+        moved[job] = []
+        for file in files:
+            if file.is_relative_to(staging):
+                target = dest / file.relative_to(staging)
+                target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.replace(file, target)
+                file = target
+            moved[job].append(file)
+    shutil.rmtree(staging, ignore_errors=True)
+    return moved
 
 
 def _prune(dest: Path, keep: set[Path], stop_at: Path) -> None:
