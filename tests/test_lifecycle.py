@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,12 @@ import pytest
 from syncd import hookimpl
 from syncd.adapters import ItemError
 from syncd.api.metrics import Metrics
+from syncd.config import validate
 from syncd.engine import Request
 from syncd.engine.engine import NotCancellable
 from syncd.plugins import get_pluginmanager
+from syncd.tasks import FATAL, supervise
+from syncd.triggers.schedule import Scheduler
 from tests.conftest import BACKENDS
 from tests.test_engine import GatedPlugin, job, make_engine, records, wait_for
 
@@ -217,3 +221,52 @@ def test_run_queries(store):
     assert store.last_run("a").id == ids[1] and store.last_run("zzz") is None
     assert store.status_counts()["in_progress"] == 0
     assert set(store.last_success()) == {"a"}
+
+
+# -- background tasks that die ------------------------------------------------------------
+
+
+@pytest.fixture
+async def fatal() -> list[tuple[str, BaseException]]:
+    """What the loop's exception handler was told died (``syncd run`` then exits 1)."""
+    loop = asyncio.get_running_loop()
+    died: list[tuple[str, BaseException]] = []
+    loop.set_exception_handler(lambda _, ctx: died.append((ctx[FATAL], ctx["exception"]))
+                               if FATAL in ctx else loop.default_exception_handler(ctx))
+    yield died
+    loop.set_exception_handler(None)
+
+
+async def test_a_supervised_task_that_raises_is_fatal_one_cancelled_is_not(fatal):
+    async def broken() -> None:
+        raise RuntimeError("broke")
+
+    task = supervise(broken(), "broken")
+    await asyncio.gather(task, return_exceptions=True)
+    await wait_for(lambda: fatal)
+    cancelled = supervise(asyncio.sleep(60), "sleeper")
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert [(name, str(exc)) for name, exc in fatal] == [("broken", "broke")]
+
+
+async def test_a_scheduled_callback_that_raises_is_fatal(store, tmp_path, fatal):
+    engine = make_engine(store, tmp_path, {"j": job(records(1), every="1h")})
+
+    async def broken_run(request: Request, resume: bool = True) -> Any:
+        raise RuntimeError("database gone mad")
+
+    engine.run = broken_run  # type: ignore[method-assign]
+    config = validate({"daemon": {"state_dir": str(tmp_path / "state")},
+                       "jobs": {"j": job(records(1), every="1h")}})
+    scheduler = Scheduler(engine, config)
+    scheduler.start()
+    try:
+        scheduler.scheduler.get_job("job:j").modify(next_run_time=datetime.now(UTC))
+        await wait_for(lambda: fatal)
+        assert [(name, str(exc)) for name, exc in fatal] == [("schedule job:j",
+                                                              "database gone mad")]
+    finally:
+        scheduler.stop()
