@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import re
 import shlex
 import shutil
@@ -426,7 +427,8 @@ def test_a_background_task_that_dies_stops_the_daemon_non_zero(
     ws = Workspace(root, write_config(root, extra=extra), root / "music.csv")
     try:
         proc = ws.start("run", env={"NOTIFY_SOCKET": str(notify.path),
-                                    "PYTHONPATH": str(site)})
+                                    "PYTHONPATH": os.pathsep.join(
+                                        filter(None, [str(site), os.environ.get("PYTHONPATH")]))})
         notify.wait_for(proc, "READY=1", log=ws.log_tail)
         write_csv(inbox / "a.csv", 5, seed=1)
         code = proc.wait(timeout=60)
