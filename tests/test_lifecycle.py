@@ -24,6 +24,8 @@ from syncd.config import validate
 from syncd.engine import Request
 from syncd.engine.engine import NotCancellable
 from syncd.plugins import get_pluginmanager
+from syncd.store import Store
+from syncd.store.claims import Claims
 from syncd.tasks import FATAL, supervise
 from syncd.triggers.schedule import Scheduler
 from tests.conftest import BACKENDS
@@ -104,6 +106,17 @@ async def test_cancelling_a_run_that_nothing_executes_is_announced(store, tmp_pa
     with pytest.raises(NotCancellable) as caught:
         await engine.cancel_run(run_id)
     assert caught.value.code == "not_cancellable"
+
+
+async def test_a_run_another_daemon_executes_is_not_cancelled_here(store, tmp_path):
+    engine, recorder, _ = hooked(store, tmp_path, {"j": job(records(2))})
+    other = Store(store.db, Claims(holder="elsewhere:1"))  # a live daemon on another host
+    run_id = other.create_run(job="j", trigger="api", source_type="memory",
+                              source_identifier="memory")
+    with pytest.raises(NotCancellable) as caught:
+        await engine.cancel_run(run_id)
+    assert caught.value.code == "running_elsewhere" and "elsewhere:1" in str(caught.value)
+    assert store.get_run(run_id).status == "pending" and recorder.of(run_id) == []
 
 
 async def test_cancelling_a_running_run_stops_it_after_its_batch(store, tmp_path):

@@ -218,8 +218,8 @@ class Engine:
             lock.release()
             self._stops.pop(run_id, None)
         try:
-            await self.announce.finished(run_id, executor.plan.name, outcome.status, outcome.error,
-                                 executor.progress.duration)
+            await self.announce.finished(run_id, executor.plan.name, outcome.status,
+                                         outcome.error, executor.progress.duration)
         finally:
             self._forget(run_id)
         return outcome
@@ -257,6 +257,10 @@ class Engine:
         if await asyncio.to_thread(lock.held_elsewhere):
             raise NotCancellable(f"run {run_id} is running in another process (a `syncd "
                                  "sync`?); stop it there", "running_elsewhere")
+        holder = await asyncio.to_thread(self.store.claims.claim, run_id)
+        if holder is not None:  # another daemon on this database executes it
+            raise NotCancellable(f"run {run_id} is being executed by {holder}; stop it there",
+                                 "running_elsewhere")
         await self._conclude(run_id, run.job, "cancelled", "cancelled on request")
         return "cancelled"
 

@@ -38,7 +38,6 @@ import structlog
 from syncd.adapters import ItemError
 from syncd.config.schema import Config
 from syncd.engine import Engine
-from syncd.hookspecs import DriveInfo, DriveJob
 from syncd.tasks import report, supervise
 from syncd.triggers.drive import (
     ChunkCallback,
@@ -58,6 +57,7 @@ from syncd.triggers.drive import (
 )
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.insertions import Drive, Insertions, wanted
+from syncd.triggers.pickup import move_in, plugins_take_part, prune
 
 UDEV_CONTROL = Path("/run/udev/control")
 DONE = ("completed", "skipped", "unchanged")  # a copy in one of these states is not needed
@@ -240,7 +240,7 @@ class UsbMonitor:
                 else:
                     keep.update(outcome)
             if pickup.dest is not None:
-                await asyncio.to_thread(_prune, pickup.dest, keep, self.copies_dir)
+                await asyncio.to_thread(prune, pickup.dest, keep, self.copies_dir)
             log.info("drive done", copied=sum(map(len, pickup.copies.values())),
                      refused=sum(map(len, pickup.refusals.values())), kept=len(keep))
         except asyncio.CancelledError:
@@ -288,7 +288,7 @@ class UsbMonitor:
         taken: dict[str, list[Path]] = {}
         staging = dest.with_name(dest.name + "-plugins.partial")  # moved into dest later
         try:
-            taken = self._plugins_take_part(root, drive, jobs, staging)
+            taken = plugins_take_part(self.engine, root, drive, jobs, staging)
             for job, patterns in jobs.items():
                 if job in taken:
                     continue
@@ -306,7 +306,7 @@ class UsbMonitor:
                                               removed=abort,
                                               chunk_callback=self.chunk_callback),
                               strict=True))
-            taken = _move_in(taken, staging, dest)
+            taken = move_in(taken, staging, dest)
         except (DriveError, OSError) as exc:
             shutil.rmtree(staging, ignore_errors=True)
             pickup.error = exc
@@ -321,32 +321,6 @@ class UsbMonitor:
         pickup.copies.update(taken)
         log.info("files copied off the drive", files=len(files), by_plugins=len(taken),
                  path=str(dest))
-
-    def _plugins_take_part(self, root: Path, drive: Drive, jobs: dict[str, list[str]],
-                           dest: Path) -> dict[str, list[Path]]:
-        """The files plugins made for the jobs they took (e.g. an inventory's listing)."""
-        pm = self.engine.pm
-        if pm is None:
-            return {}
-        info = DriveInfo(name=drive.name, devnode=drive.devnode, fstype=drive.fstype,
-                         label=drive.label, uuid=drive.uuid, serial=drive.serial,
-                         device=dict(drive.info))
-        wanting = [DriveJob(job, self.engine.plans[job].source_cls.name, tuple(patterns))
-                   for job, patterns in jobs.items()]
-        try:
-            answers = pm.hook.syncd_drive_inserted(drive=info, root=root, jobs=wanting,
-                                                   dest=dest)
-        except (DriveError, OSError):
-            raise
-        except Exception as exc:
-            self.log.exception("a syncd_drive_inserted hook failed", drive=drive.name)
-            raise DriveError(f"a plugin failed on drive {drive.name}: {exc}") from exc
-        taken: dict[str, list[Path]] = {}
-        for answer in answers:
-            for job, files in (answer or {}).items():
-                if job in jobs and job not in taken:
-                    taken[job] = [Path(f) for f in files]
-        return taken
 
     def _unmount(self, target: Path, log: Any) -> None:
         try:
@@ -396,39 +370,3 @@ class UsbMonitor:
         """A failed run of ``job``, through the engine (events, metrics, hooks)."""
         return await self.engine.record_failed(job, "usb", f"usb:{drive.name}", message,
                                                errors, device=drive.info)
-
-
-def _move_in(taken: dict[str, list[Path]], staging: Path, dest: Path
-             ) -> dict[str, list[Path]]:
-    """Move the files plugins wrote in ``staging`` into ``dest``, beside the copies."""
-    moved: dict[str, list[Path]] = {}
-    for job, files in taken.items():
-        moved[job] = []
-        for file in files:
-            if file.is_relative_to(staging):
-                target = dest / file.relative_to(staging)
-                target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                os.replace(file, target)
-                file = target
-            moved[job].append(file)
-    shutil.rmtree(staging, ignore_errors=True)
-    return moved
-
-
-def _prune(dest: Path, keep: set[Path], stop_at: Path) -> None:
-    """Delete the copies not in ``keep``, then the folders that left empty."""
-    for folder, _, names in os.walk(dest, topdown=False):
-        for name in names:
-            path = Path(folder, name)
-            if path not in keep:
-                path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)
-    parent = dest.parent
-    while parent != stop_at and parent.is_relative_to(stop_at):
-        try:
-            parent.rmdir()
-        except OSError:
-            return
-        parent = parent.parent
-
