@@ -6,7 +6,9 @@ thread). A block device with a filesystem whose udev properties have every
 ``DISKSEQ``, see :mod:`syncd.triggers.insertions`; a re-insertion seen while the last one is still
 being finished waits for it), in a worker thread: used where an
 automounter mounted it, else mounted read-only with nosuid, nodev, noexec (and
-nosymfollow) under ``state_dir/media/<label>``; each job's files are found without
+nosymfollow) under ``state_dir/media/<label>``; plugins take part first
+(``syncd_drive_inserted``: the inventory plugin writes the drive's listing for its
+jobs); each other job's files are found without
 following symbolic links, copied to ``state_dir/usb/<drive>/<UTC time>/``, and the
 drive is unmounted if we mounted it. Only then do the jobs run, through the
 :class:`~syncd.triggers.ingest.FileIngestor`, on the copies (trigger ``usb``, the
@@ -15,7 +17,8 @@ drive's label, UUID, serial and device node on each run).
 Files refused on the drive (links, special or oversized files) become a failed run of
 their job with one ``validation`` error each; a drive that cannot be mounted, or that
 is pulled out while copied, becomes a failed run of each job concerned, with nothing
-imported from it. A copy whose run completed (or was already ingested) is deleted;
+imported from it (recorded by the engine, so the events, metrics and hooks hear of
+them as of any run). A copy whose run completed (or was already ingested) is deleted;
 others are kept for the run's retry or resume.
 """
 
