@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,6 +43,7 @@ from syncd_builtin.inventory_snapshot import HEADER_MAX, read_header, write_snap
 from syncd_builtin.inventory_walk import Entry, Listing, Unlisted, walk
 
 if TYPE_CHECKING:
+    from syncd.hookspecs import DriveInfo, DriveJob
     from syncd.plugins import Registry
 
 __all__ = ["FIELDS", "InventorySource", "write_snapshot"]
@@ -262,3 +263,19 @@ class InventorySource(Source):
 def syncd_register_adapters(registry: Registry) -> None:
     """Offer ``inventory``; ``trylast`` lets a plugin's own ``inventory`` source take it."""
     registry.add_source(InventorySource)
+
+
+@hookimpl
+def syncd_drive_inserted(drive: DriveInfo, root: Path, jobs: Sequence[DriveJob],
+                         dest: Path) -> Mapping[str, list[Path]] | None:
+    """An ``inventory`` job gets the drive's listing, taken while the drive is mounted."""
+    mine = [job for job in jobs if job.source_type == InventorySource.name]
+    if not mine:
+        return None
+    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+    listings = {}
+    for job in mine:
+        listing = dest / f"inventory-{job.name}.jsonl"
+        write_snapshot(root, listing, dict(drive.device))
+        listings[job.name] = [listing]
+    return listings

@@ -22,10 +22,12 @@ from syncd.api import ApiContext, make_app, serve
 from syncd.api.adhoc import plan_from_spec
 from syncd.api.envelope import ApiError
 from syncd.api.server import addresses
+from syncd.cli.exits import EXIT_FAILED, EXIT_OK
 from syncd.config import Secret
 from syncd.engine import Engine, JobPlan
 from syncd.errors import ConfigError, JobError, UserError
 from syncd.store import Store
+from syncd.tasks import FATAL
 from syncd.triggers.dependencies import Dependencies
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.schedule import Scheduler
@@ -52,6 +54,7 @@ class Daemon:
         self.watcher: FolderWatcher | None = None
         self.usb: UsbMonitor | None = None
         self.ingestor: FileIngestor | None = None
+        self.died: str | None = None  # the background task whose death stops the daemon
 
     async def start(self) -> None:
         setup = self.setup
@@ -145,6 +148,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
         loop.add_signal_handler(signal.SIGINT, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.set_exception_handler(self._loop_error)
         await self.start()
         systemd.notify("READY=1")
         watchdog = asyncio.create_task(self._watchdog())
@@ -153,6 +157,19 @@ class Daemon:
         finally:
             watchdog.cancel()
             await self.stop()
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """A dead background task stops the daemon (non-zero exit: systemd restarts it)."""
+        name = context.get(FATAL)
+        if name is None:
+            loop.default_exception_handler(context)
+            return
+        exc = context.get("exception")
+        self.log.critical("a background task died; stopping so that systemd restarts syncd",
+                          task=name, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+        if self.died is None:
+            self.died = name
+        self._stopping.set()
 
     async def _watchdog(self) -> None:
         interval = systemd.watchdog_interval()
@@ -183,6 +200,6 @@ def run(path: Path) -> int:
     # Runs parse and hash in worker threads; a shorter GIL switch interval (5 ms by
     # default) keeps the API on the event loop answering promptly meanwhile.
     sys.setswitchinterval(API_SWITCH_INTERVAL_S)
-    setup = bootstrap.load(path)
-    asyncio.run(Daemon(setup).serve())
-    return 0
+    daemon = Daemon(bootstrap.load(path))
+    asyncio.run(daemon.serve())
+    return EXIT_OK if daemon.died is None else EXIT_FAILED

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import re
 import shlex
 import shutil
@@ -391,3 +392,50 @@ def test_unit_file_exposure_stays_low() -> None:
         pytest.skip(f"systemd-analyze cannot judge a unit file offline: {result.stderr[:200]}")
     assert float(found.group(1)) <= 3.5, result.stdout
 
+
+
+# -- a background task that dies -------------------------------------------------------
+
+BROKEN_WORKER = '''
+"""Installed as a syncd plugin: breaks the watched folder's worker, as a bug would."""
+from syncd.triggers import watch
+
+
+async def _work(self, folder):
+    await folder.queue.get()
+    raise RuntimeError("folder worker broke")
+
+
+watch.FolderWatcher._work = _work
+'''
+
+
+def test_a_background_task_that_dies_stops_the_daemon_non_zero(
+        tmp_path: Path, short_dir: Path, notify: Notifications) -> None:
+    """systemd's Restart=on-failure restarts it, instead of a daemon with a dead part."""
+    from tests.test_plugins import install
+
+    site = tmp_path / "site"
+    site.mkdir()
+    install(site, "syncd_broken_worker", BROKEN_WORKER)
+    root = tmp_path / "ws"
+    root.mkdir()
+    inbox = root / "inbox"
+    extra = (f"[jobs.music.watch]\npath = {json.dumps(str(inbox))}\npatterns = ['*.csv']\n"
+             f"[usb]\nenabled = false\n[api]\n"
+             f"listen = {json.dumps('unix:' + str(short_dir / 'api.sock'))}\n")
+    ws = Workspace(root, write_config(root, extra=extra), root / "music.csv")
+    try:
+        proc = ws.start("run", env={"NOTIFY_SOCKET": str(notify.path),
+                                    "PYTHONPATH": os.pathsep.join(
+                                        filter(None, [str(site), os.environ.get("PYTHONPATH")]))})
+        notify.wait_for(proc, "READY=1", log=ws.log_tail)
+        write_csv(inbox / "a.csv", 5, seed=1)
+        code = proc.wait(timeout=60)
+        assert code == 1, f"syncd run exited {code}\n{ws.log_tail()}"
+        [died] = [r for r in log_records(ws) if r.get("task") == "watch-music"]
+        assert died["level"] == "critical" and "folder worker broke" in died["error"]
+        assert "systemd restarts" in died["event"]
+        notify.wait_for(proc, "STOPPING=1", log=ws.log_tail)  # stopped cleanly, then exited
+    finally:
+        ws.close()

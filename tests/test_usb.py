@@ -24,6 +24,9 @@ from typing import Any
 import pytest
 import pyudev
 
+from syncd import hookimpl
+from syncd.api.events import EventHub
+from syncd.api.metrics import Metrics
 from syncd.config import validate
 from syncd.engine import Engine, resolve_jobs
 from syncd.plugins import get_pluginmanager
@@ -168,8 +171,9 @@ class Rig:
                             "artist": "artist_name", "genre": "music_genre"},
                 "constants": {"content_type": "music"},
                 "usb": {"patterns": list(patterns)}}}})
-        _, registry = get_pluginmanager()
-        self.engine = Engine(store, resolve_jobs(self.config, registry, "t.toml"), self.state)
+        self.pm, registry = get_pluginmanager()  # as ``syncd run`` does: with the hooks
+        self.engine = Engine(store, resolve_jobs(self.config, registry, "t.toml"), self.state,
+                             pm=self.pm)
         self.monitor = UsbMonitor(self.engine, FileIngestor(self.engine), self.config)
         self.store = store
 
@@ -344,8 +348,8 @@ async def test_an_inventory_job_lists_the_drive_and_marks_what_left_it(
             "mapping": {"external_id": "id", "title": "title", "artist": "artist",
                         "kind": "media_type"},
             "usb": {"patterns": ["**/*"]}}}})
-    _, registry = get_pluginmanager()
-    engine = Engine(store, resolve_jobs(config, registry, "t.toml"), state)
+    pm, registry = get_pluginmanager()
+    engine = Engine(store, resolve_jobs(config, registry, "t.toml"), state, pm=pm)
     monitor = UsbMonitor(engine, FileIngestor(engine), config)
     await monitor.start()
 
@@ -467,6 +471,37 @@ async def test_a_drive_that_cannot_be_mounted_fails_each_job_with_the_reason(
     assert [e[:2] for e in r.errors(run)] == [("system", "mount_failed")]
     assert json.loads(run.device)["uuid"] == props["ID_FS_UUID"]
     assert not mounts_of(dev) and not list((r.state / "media").iterdir())
+
+
+async def test_a_drive_that_failed_reaches_events_metrics_and_plugins(rig, loops, tmp_path):
+    """A run that failed before anything was read is announced like any other run."""
+    label = unique_label()
+    image = tmp_path / "drive.img"
+    make_image(image, label, {"music/a.csv": A_CSV})
+    dev = loops.attach(image)
+    r = rig(label)
+    finished: list[tuple[int, str]] = []
+
+    class Heard:
+        @hookimpl
+        def syncd_run_finished(self, summary: Any) -> None:
+            finished.append((summary.run_id, summary.status))
+
+    r.pm.register(Heard())
+    hub, metrics = EventHub(), Metrics(r.engine, r.store)
+    events: asyncio.Queue[Any] = asyncio.Queue()
+    hub.subscribers.add(events)  # what a /v1/events client receives
+    r.engine.listeners.extend([hub, metrics])
+    props = await probed(dev)
+    r.monitor.on_event("add", dev, {**props, "ID_FS_TYPE": "vfat"})  # cannot be mounted
+    await wait_for(lambda: r.finished("failed") and finished, DRIVE_TIMEOUT)
+    [run] = r.runs()
+    assert finished == [(run.id, "failed")]
+    got = [events.get_nowait() for _ in range(events.qsize())]
+    assert [(kind, data["runId"], data.get("status")) for kind, data in got] == [
+        ("run_started", run.id, None), ("run_finished", run.id, "failed")]
+    scraped = (await metrics.render()).decode()
+    assert 'syncd_runs_finished_total{job="music",status="failed"} 1.0' in scraped
 
 
 async def test_mount_readonly_is_read_only_nosuid_nodev_noexec(loops, tmp_path):

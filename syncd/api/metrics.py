@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
-import peewee as pw
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from syncd.engine import Engine
 from syncd.store import Store
-from syncd.store.models import RUN_STATUSES, SyncRun
 
 OUTCOMES = ("processed", "inserted", "updated", "unchanged", "skipped", "failed", "missing")
 
@@ -56,16 +53,7 @@ class Metrics:
         return generate_latest(self.registry)
 
     def _read_store(self) -> None:
-        counts = dict.fromkeys(RUN_STATUSES, 0)
-        query = SyncRun.select(SyncRun.status, pw.fn.COUNT(SyncRun.id)).group_by(SyncRun.status)
-        for status, count in query.tuples():
-            counts[status] = count
-        for status, count in counts.items():
+        for status, count in self.store.status_counts().items():
             self.runs.labels(status).set(count)
-        last = (SyncRun.select(SyncRun.job, pw.fn.MAX(SyncRun.completed_at))
-                .where(SyncRun.status == "completed").group_by(SyncRun.job).tuples())
-        for job, completed in last:
-            if completed is not None:
-                if isinstance(completed, str):
-                    completed = datetime.fromisoformat(completed)
-                self.last_success.labels(job).set(completed.replace(tzinfo=UTC).timestamp())
+        for job, completed in self.store.last_success().items():
+            self.last_success.labels(job).set(completed.timestamp())

@@ -6,7 +6,6 @@ import asyncio
 import time
 from typing import Any
 
-import peewee as pw
 from aiohttp import web
 
 from syncd import __version__
@@ -26,9 +25,9 @@ from syncd.api.requests import (
 )
 from syncd.api.serialize import error_json, run_json
 from syncd.engine import Request
-from syncd.engine.locks import RunLock
+from syncd.engine.engine import NotCancellable
 from syncd.errors import JobError, RunConflict, SourceError, UserError
-from syncd.store.models import RUN_STATUSES, SyncError, SyncRun
+from syncd.store.models import RUN_STATUSES
 from syncd.triggers.schedule import next_fire_time
 
 routes = web.RouteTableDef()
@@ -57,22 +56,7 @@ async def stats(request: web.Request) -> web.Response:
     by = request.query.get("by")
     if by not in (None, "job"):
         raise BadRequest("query parameter 'by' may only be 'job'", "bad_field")
-
-    def count() -> dict[str, Any]:
-        rows = (SyncRun.select(SyncRun.job, SyncRun.status, pw.fn.COUNT(SyncRun.id))
-                .group_by(SyncRun.job, SyncRun.status).tuples())
-        total = dict.fromkeys(("total", *RUN_STATUSES), 0)
-        jobs: dict[str, dict[str, int]] = {}
-        for job, status, n in rows:
-            for bucket in (total, jobs.setdefault(job, dict.fromkeys(("total", *RUN_STATUSES),
-                                                                     0))):
-                bucket[status] = bucket.get(status, 0) + n
-                bucket["total"] += n
-        if by == "job":
-            total["byJob"] = jobs
-        return total
-
-    return ok(await asyncio.to_thread(count))
+    return ok(await asyncio.to_thread(ctx(request).store.run_stats, by == "job"))
 
 
 @routes.get("/v1/sync/runs")
@@ -85,19 +69,12 @@ async def runs(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 50, 1, 500)
     before = query_int(request, "before", None, 1, 2**62)
 
+    store = ctx(request).store
+
     def page() -> dict[str, Any]:
-        query = SyncRun.select().order_by(SyncRun.id.desc()).limit(limit + 1)
-        if status:
-            query = query.where(SyncRun.status == status)
-        if job:
-            query = query.where(SyncRun.job == job)
-        if before:
-            query = query.where(SyncRun.id < before)
-        found = list(query)
-        more = len(found) > limit
-        found = found[:limit]
-        return {"runs": [run_json(r) for r in found],
-                "nextBefore": found[-1].id if more and found else None}
+        found, next_before = store.runs_page(limit=limit, status=status, job=job,
+                                             before=before)
+        return {"runs": [run_json(r) for r in found], "nextBefore": next_before}
 
     return ok(await asyncio.to_thread(page))
 
@@ -106,13 +83,13 @@ async def runs(request: web.Request) -> web.Response:
 async def run_detail(request: web.Request) -> web.Response:
     wanted = run_id(request)
 
+    store = ctx(request).store
+
     def load() -> dict[str, Any] | None:
-        run = SyncRun.get_or_none(SyncRun.id == wanted)
+        run = store.get_run(wanted)
         if run is None:
             return None
-        errors = (SyncError.select().where(SyncError.sync_run_id == wanted)
-                  .order_by(SyncError.id).limit(1000))
-        total = SyncError.select().where(SyncError.sync_run_id == wanted).count()
+        errors, total = store.run_errors(wanted, 1000)
         return {**run_json(run), "errors": [error_json(e) for e in errors],
                 "errorsTotal": total}
 
@@ -197,7 +174,7 @@ async def resume(request: web.Request) -> web.Response:
     return ok({"resumed": started}, status=202)
 
 
-async def _existing_run(request: web.Request) -> SyncRun:
+async def _existing_run(request: web.Request) -> Any:
     """The run a POST on ``/v1/sync/{run_id}/…`` names (its body must be empty JSON)."""
     wanted = run_id(request)
     await empty_body(request)
@@ -229,17 +206,11 @@ async def cancel(request: web.Request) -> web.Response:
     c = ctx(request)
     run = await _existing_run(request)
     wanted = run.id
-    if c.engine.cancel(wanted):
-        return ok({"syncRunId": wanted, "status": "cancelling"}, status=202)
-    if run.status not in ("pending", "in_progress"):
-        raise Conflict(f"run {wanted} is already {run.status}", "not_cancellable")
-    lock = RunLock(c.engine.state_dir, run.job, run.source_identifier)
-    if await asyncio.to_thread(lock.held_elsewhere):
-        raise Conflict(f"run {wanted} is running in another process (a `syncd sync`?); "
-                       "stop it there", "running_elsewhere")
-    # interrupted and waiting to be resumed here: nothing runs it, so cancel it outright
-    await asyncio.to_thread(c.store.finish, wanted, "cancelled", "cancelled on request")
-    return ok({"syncRunId": wanted, "status": "cancelled"}, status=202)
+    try:
+        status = await c.engine.cancel_run(wanted)
+    except NotCancellable as exc:
+        raise Conflict(str(exc), exc.code) from None
+    return ok({"syncRunId": wanted, "status": status}, status=202)
 
 
 @routes.get("/v1/jobs")
@@ -260,7 +231,7 @@ async def job_detail(request: web.Request) -> web.Response:
 def _job_json(c: ApiContext, name: str) -> dict[str, Any]:
     plan = c.engine.plans[name]
     job = plan.config
-    last = SyncRun.select().where(SyncRun.job == name).order_by(SyncRun.id.desc()).first()
+    last = c.store.last_run(name)
     options = plan.source_options
     return {
         "name": name,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from syncd.store.models import SyncError, SyncRun
+if TYPE_CHECKING:
+    from syncd.store.models import SyncError, SyncRun
 
 
 def iso(value: datetime | str | None) -> str | None:

@@ -18,15 +18,17 @@ import peewee as pw
 import pluggy
 import structlog
 
-from syncd.adapters import RunSummary, Source
+from syncd.adapters import ItemError, Source
+from syncd.engine.announce import Announcer, Listener
 from syncd.engine.executor import Outcome, Progress, RunExecutor, Stop
 from syncd.engine.locks import RunLock
 from syncd.engine.plan import JobPlan
 from syncd.errors import JobError, RunConflict
 from syncd.store import Store
 from syncd.store.database import unavailable
+from syncd.tasks import supervise
 
-Listener = Callable[[str, dict[str, Any]], None]
+__all__ = ["Engine", "Listener", "NotCancellable", "Request"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +45,33 @@ class Request:
     allow_mass_missing: bool = False  # confirm a full sync that removes more than max_missing
 
 
+class NotCancellable(RunConflict):
+    """A run that cannot be cancelled from here; ``code`` says why."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class Engine:
-    """Starts, tracks, cancels and resumes runs."""
+    """Starts, tracks, cancels and resumes runs: the one writer of a run's life.
+
+    Every run, whatever started it (executed, recorded as skipped, failed before it
+    could start, cancelled while nobody ran it), reaches the listeners (events,
+    metrics) and the ``syncd_run_started`` / ``syncd_run_finished`` hooks. Only the
+    runs executing here are held in memory.
+    """
 
     def __init__(self, store: Store, plans: Mapping[str, JobPlan], state_dir: Path,
                  max_concurrent_runs: int = 4, pm: pluggy.PluginManager | None = None) -> None:
-        self.store, self.plans, self.state_dir, self.pm = store, dict(plans), state_dir, pm
+        self.store, self.plans, self.state_dir = store, dict(plans), state_dir
         self.log = structlog.get_logger("syncd.engine")
         self._slots = asyncio.Semaphore(max_concurrent_runs)
         self._stops: dict[int, Stop] = {}
         self._tasks: dict[int, asyncio.Task[Outcome]] = {}
         self._keys: dict[int, tuple[str, str]] = {}  # run id -> (job, source identifier)
         self._renewer: asyncio.Task[None] | None = None
-        self.listeners: list[Listener] = []
+        self.announce = Announcer(store, pm)
         self.closing = False
         self.shutdown_task: asyncio.Future[None] | None = None
         self.waiting = 0  # runs queued for a slot
@@ -94,7 +110,47 @@ class Engine:
         return run_id, await self.wait(run_id)
 
     async def wait(self, run_id: int) -> Outcome:
-        return await asyncio.shield(self._tasks[run_id])
+        """The outcome of a run started here; read from the store once it left memory."""
+        task = self._tasks.get(run_id)
+        if task is not None:
+            return await asyncio.shield(task)
+        run = await asyncio.to_thread(self.store.get_run, run_id)
+        if run is None:
+            raise KeyError(run_id)
+        return Outcome(run.status, run.error_message)
+
+    async def record_skipped(self, job: str, trigger: str, identifier: str, reason: str,
+                             device: Mapping[str, Any] | None = None) -> int:
+        """A run that had nothing to do (e.g. a file already ingested), announced."""
+        plan = self._plan(job)
+        run_id = await asyncio.to_thread(
+            self.store.record_skipped, job=job, trigger=trigger,
+            source_type=plan.source_cls.name, source_identifier=identifier, reason=reason,
+            device=device)
+        await self.announce.started(run_id, job)
+        await self.announce.finished(run_id, job, "completed", reason)
+        return run_id
+
+    async def record_failed(self, job: str, trigger: str, identifier: str, message: str,
+                            errors: list[ItemError],
+                            device: Mapping[str, Any] | None = None) -> int:
+        """A run that failed before it could read anything (e.g. a drive that cannot be
+        mounted), with its errors, announced like an executed one."""
+        plan = self._plan(job)
+
+        def record() -> int:
+            run_id = self.store.create_run(job=job, trigger=trigger,
+                                           source_type=plan.source_cls.name,
+                                           source_identifier=identifier, device=device)
+            self.store.start(run_id, None)
+            self.store.add_errors(run_id, errors)
+            self.store.finish(run_id, "failed", message)
+            return run_id
+
+        run_id = await asyncio.to_thread(record)
+        await self.announce.started(run_id, job)
+        await self.announce.finished(run_id, job, "failed", message)
+        return run_id
 
     def _create_or_continue(self, plan: JobPlan, source: Source, request: Request,
                             resume: bool) -> int:
@@ -126,7 +182,7 @@ class Engine:
         task = asyncio.create_task(self._execute(executor, lock), name=f"run-{run_id}")
         self._tasks[run_id] = task
         if self._renewer is None or self._renewer.done():
-            self._renewer = asyncio.create_task(self._renew_leases(), name="lease-renewal")
+            self._renewer = supervise(self._renew_leases(), "lease-renewal")
 
     async def _renew_leases(self) -> None:
         """Prove every run executing here is alive; stop those another daemon took over."""
@@ -155,31 +211,30 @@ class Engine:
             async with self._slots:
                 self.waiting -= 1
                 queued = False
-                self._emit("run_started", {"run_id": run_id, "job": executor.plan.name})
+                await self.announce.started(run_id, executor.plan.name)
                 began = time.monotonic()
                 outcome = await asyncio.to_thread(executor.execute)
                 executor.progress.duration = time.monotonic() - began
+        except BaseException:
+            self._forget(run_id)
+            raise
         finally:
             if queued:
                 self.waiting -= 1
             lock.release()
             self._stops.pop(run_id, None)
-        self._emit("run_finished", {"run_id": run_id, "job": executor.plan.name,
-                                    "status": outcome.status, "error": outcome.error,
-                                    "duration": executor.progress.duration})
-        await self._announce(run_id)
+        try:
+            await self.announce.finished(run_id, executor.plan.name, outcome.status,
+                                         outcome.error, executor.progress.duration)
+        finally:
+            self._forget(run_id)
         return outcome
 
-    async def _announce(self, run_id: int) -> None:
-        if self.pm is None:
-            return
-        run = await asyncio.to_thread(self.store.get_run, run_id)
-        summary = RunSummary(run.id, run.job, run.trigger, run.status,
-                             self.store.counters(run), run.error_message)
-        try:
-            self.pm.hook.syncd_run_finished(summary=summary)
-        except Exception:
-            self.log.exception("a syncd_run_finished hook failed", run_id=run_id)
+    def _forget(self, run_id: int) -> None:
+        """A finished run leaves memory; ``wait`` then reads its outcome from the store."""
+        self._tasks.pop(run_id, None)
+        self._keys.pop(run_id, None)
+        self._stops.pop(run_id, None)
 
     # -- control ------------------------------------------------------------------
 
@@ -190,6 +245,35 @@ class Engine:
             return False
         stop.request("cancel")
         return True
+
+    async def cancel_run(self, run_id: int) -> str:
+        """Cancel a run, whoever holds it: ``cancelling`` when it runs here (it stops
+        after its batch), ``cancelled`` when it waited to be resumed and nothing ran it.
+
+        :class:`NotCancellable` when it is already over or another process runs it.
+        """
+        if self.cancel(run_id):
+            return "cancelling"
+        run = await asyncio.to_thread(self.store.get_run, run_id)
+        if run is None:
+            raise NotCancellable(f"no run {run_id}", "not_found")
+        if run.status not in ("pending", "in_progress"):
+            raise NotCancellable(f"run {run_id} is already {run.status}", "not_cancellable")
+        lock = RunLock(self.state_dir, run.job, run.source_identifier)
+        if await asyncio.to_thread(lock.held_elsewhere):
+            raise NotCancellable(f"run {run_id} is running in another process (a `syncd "
+                                 "sync`?); stop it there", "running_elsewhere")
+        holder = await asyncio.to_thread(self.store.claims.claim, run_id)
+        if holder is not None:  # another daemon on this database executes it
+            raise NotCancellable(f"run {run_id} is being executed by {holder}; stop it there",
+                                 "running_elsewhere")
+        await self._conclude(run_id, run.job, "cancelled", "cancelled on request")
+        return "cancelled"
+
+    async def _conclude(self, run_id: int, job: str, status: str, message: str) -> None:
+        """End a run that nothing executes (it never started here), announced."""
+        await asyncio.to_thread(self.store.finish, run_id, status, message)
+        await self.announce.finished(run_id, job, status, message)
 
     def running(self, job: str, identifier: str) -> int | None:
         """The id of the run of ``job`` on ``identifier`` executing here, if any."""
@@ -238,11 +322,10 @@ class Engine:
             try:
                 plan = self._plan_of(run)
             except JobError as exc:
-                await asyncio.to_thread(self.store.finish, run.id, "failed", str(exc))
+                await self._conclude(run.id, run.job, "failed", str(exc))
                 continue
             if run.dry_run:
-                await asyncio.to_thread(self.store.finish, run.id, "cancelled",
-                                        "interrupted dry run")
+                await self._conclude(run.id, run.job, "cancelled", "interrupted dry run")
                 continue
             source = plan.make_source(run.source_identifier or None)
             lock = RunLock(self.state_dir, plan.name, source.identifier)
@@ -270,9 +353,22 @@ class Engine:
 
     # -- events -------------------------------------------------------------------
 
+    @property
+    def pm(self) -> pluggy.PluginManager | None:
+        """The plugins whose run hooks are called."""
+        return self.announce.pm
+
+    @pm.setter
+    def pm(self, pm: pluggy.PluginManager | None) -> None:
+        self.announce.pm = pm
+
+    @property
+    def listeners(self) -> list[Listener]:
+        """Called on the loop with ``(kind, data)`` for every run event."""
+        return self.announce.listeners
+
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
-        for listener in list(self.listeners):
-            listener(kind, data)
+        self.announce.emit(kind, data)
 
     def _progress_from_thread(self) -> Callable[[Progress], None]:
         loop = asyncio.get_running_loop()

@@ -70,7 +70,7 @@ class SyncError(BaseModel):
 
 
 #: the columns the SQL target keeps in every table it writes, besides ``id``; shared by
-#: the target (``syncd_builtin.sql_target``) and the API, which must not name them
+#: the built-in SQL target and the API, which must not name them
 BOOKKEEPING = ("content_hash", "is_available", "sync_job", "sync_scope", "source_type",
                "source_identifier", "first_seen_at", "last_synced_at")
 

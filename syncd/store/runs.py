@@ -20,13 +20,17 @@ from syncd.errors import ClaimLost
 from syncd.store.claims import Claims
 from syncd.store.database import open_database, upgrade_schema
 from syncd.store.models import MODELS, IngestedFile, SyncError, SyncRun, utcnow
+from syncd.store.queries import RunQueries
 
 COUNTERS = ("processed", "inserted", "updated", "unchanged", "skipped", "failed", "missing")
 UNFINISHED = ("pending", "in_progress")
 
 
-class Store:
-    """Persistence of runs; also the database SQL targets write to by default."""
+class Store(RunQueries):
+    """Persistence of runs; also the database SQL targets write to by default.
+
+    The API's read-only questions about runs are in :class:`RunQueries`.
+    """
 
     def __init__(self, db: pw.Database, claims: Claims | None = None) -> None:
         self.db = db

@@ -150,10 +150,8 @@ class FileIngestor:
             if earlier is not None:
                 reason = (f"already ingested by run {earlier.sync_run_id} "
                           f"(same sha256 as {earlier.path})")
-                run_id = await asyncio.to_thread(
-                    self.store.record_skipped, job=job, trigger=trigger,
-                    source_type=self.engine.plans[job].source_cls.name,
-                    source_identifier=str(path), reason=reason, device=device)
+                run_id = await self.engine.record_skipped(job, trigger, str(path), reason,
+                                                          device=device)
                 self.log.info("file skipped", job=job, path=str(path), reason=reason,
                               run_id=run_id)
                 return Ingested(run_id, "skipped", reason, file=file)

@@ -11,6 +11,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import structlog
+from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -20,6 +21,7 @@ from syncd.config.schema import Config, JobConfig
 from syncd.engine import Engine, Request
 from syncd.errors import RunConflict, SyncdError
 from syncd.store.cleanup import Cleaned, clean, content_tables
+from syncd.tasks import report
 
 
 def job_trigger(job: JobConfig) -> BaseTrigger | None:
@@ -61,7 +63,14 @@ class Scheduler:
             self.scheduler.add_job(self.cleanup, CronTrigger.from_crontab(
                 daemon.cleanup, timezone=UTC), id="cleanup",
                 name="remove old runs, ingested-file records and unavailable content")
+        self.scheduler.add_listener(self._died, EVENT_JOB_ERROR)
         self.scheduler.start()
+
+    def _died(self, event: JobExecutionEvent) -> None:
+        """A scheduled callback raised what it does not expect: the daemon must restart."""
+        if isinstance(event.exception, asyncio.CancelledError):  # stopped with the scheduler
+            return
+        report(f"schedule {event.job_id}", event.exception, self.scheduler._eventloop)
 
     def stop(self) -> None:
         if self.scheduler.running:

@@ -6,7 +6,9 @@ thread). A block device with a filesystem whose udev properties have every
 ``DISKSEQ``, see :mod:`syncd.triggers.insertions`; a re-insertion seen while the last one is still
 being finished waits for it), in a worker thread: used where an
 automounter mounted it, else mounted read-only with nosuid, nodev, noexec (and
-nosymfollow) under ``state_dir/media/<label>``; each job's files are found without
+nosymfollow) under ``state_dir/media/<label>``; plugins take part first
+(``syncd_drive_inserted``: the inventory plugin writes the drive's listing for its
+jobs); each other job's files are found without
 following symbolic links, copied to ``state_dir/usb/<drive>/<UTC time>/``, and the
 drive is unmounted if we mounted it. Only then do the jobs run, through the
 :class:`~syncd.triggers.ingest.FileIngestor`, on the copies (trigger ``usb``, the
@@ -15,7 +17,8 @@ drive's label, UUID, serial and device node on each run).
 Files refused on the drive (links, special or oversized files) become a failed run of
 their job with one ``validation`` error each; a drive that cannot be mounted, or that
 is pulled out while copied, becomes a failed run of each job concerned, with nothing
-imported from it. A copy whose run completed (or was already ingested) is deleted;
+imported from it (recorded by the engine, so the events, metrics and hooks hear of
+them as of any run). A copy whose run completed (or was already ingested) is deleted;
 others are kept for the run's retry or resume.
 """
 
@@ -38,6 +41,7 @@ import structlog
 from syncd.adapters import ItemError
 from syncd.config.schema import Config
 from syncd.engine import Engine
+from syncd.tasks import report, supervise
 from syncd.triggers.drive import (
     ChunkCallback,
     DriveError,
@@ -56,6 +60,7 @@ from syncd.triggers.drive import (
 )
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.insertions import Drive, Insertions, wanted
+from syncd.triggers.pickup import move_in, plugins_take_part, prune
 
 UDEV_CONTROL = Path("/run/udev/control")
 DONE = ("completed", "skipped", "unchanged")  # a copy in one of these states is not needed
@@ -156,6 +161,12 @@ class UsbMonitor:
     # -- udev events (on the loop) --------------------------------------------------
 
     def _readable(self) -> None:
+        try:
+            self._read_events()
+        except Exception as exc:  # a bug here would leave drives unnoticed: restart
+            report("usb-monitor", exc)
+
+    def _read_events(self) -> None:
         assert self._monitor is not None
         while True:
             try:
@@ -195,8 +206,7 @@ class UsbMonitor:
         if previous is not None:  # a new medium: the old one is gone, whatever we saw
             self._aborts[devnode].set()
         abort = self._aborts[devnode] = threading.Event()
-        task = asyncio.create_task(self._handle(drive, jobs, log, abort, previous),
-                                   name=f"usb-{drive.name}")
+        task = supervise(self._handle(drive, jobs, log, abort, previous), f"usb-{drive.name}")
         self._tasks[devnode] = task
         task.add_done_callback(lambda done: self._done(devnode, done))
 
@@ -233,7 +243,7 @@ class UsbMonitor:
                 else:
                     keep.update(outcome)
             if pickup.dest is not None:
-                await asyncio.to_thread(_prune, pickup.dest, keep, self.copies_dir)
+                await asyncio.to_thread(prune, pickup.dest, keep, self.copies_dir)
             log.info("drive done", copied=sum(map(len, pickup.copies.values())),
                      refused=sum(map(len, pickup.refusals.values())), kept=len(keep))
         except asyncio.CancelledError:
@@ -272,16 +282,18 @@ class UsbMonitor:
 
     def _copy(self, root: Path, drive: Drive, jobs: dict[str, list[str]], max_bytes: int,
               abort: threading.Event, pickup: Pickup, log: Any) -> None:
-        """Copy each job's files off the drive; an inventory job gets the drive's listing."""
-        inventories = [job for job in jobs
-                       if self.engine.plans[job].source_cls.name == "inventory"]
+        """Let plugins take part (``syncd_drive_inserted``), then copy the other jobs'
+        files off the drive."""
         found: dict[str, list[Path]] = {}
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         dest = self.copies_dir / safe_name(drive.uuid, drive.label,
                                            os.path.basename(drive.devnode)) / stamp
+        taken: dict[str, list[Path]] = {}
+        staging = dest.with_name(dest.name + "-plugins.partial")  # moved into dest later
         try:
+            taken = plugins_take_part(self.engine, root, drive, jobs, staging)
             for job, patterns in jobs.items():
-                if job in inventories:
+                if job in taken:
                     continue
                 found[job], refused = find_files(root, patterns, max_bytes)
                 if refused:
@@ -290,17 +302,18 @@ class UsbMonitor:
                         log.warning("file refused", job=job, path=refusal.path,
                                     reason=refusal.reason)
             files = sorted({f for fs in found.values() for f in fs})
-            if not files and not inventories:
+            if not files and not taken:
                 return
             dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             copies = dict(zip(files, copy_off(files, root, dest, max_file_bytes=max_bytes,
                                               removed=abort,
                                               chunk_callback=self.chunk_callback),
                               strict=True))
-            listings = {job: self._snapshot(root, dest, job, drive) for job in inventories}
+            taken = move_in(taken, staging, dest)
         except (DriveError, OSError) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
             pickup.error = exc
-            pickup.failed_jobs = ([job for job in jobs if found.get(job) or job in inventories]
+            pickup.failed_jobs = ([job for job in jobs if found.get(job) or job in taken]
                                   or list(jobs))
             log.error("copying off the drive failed; nothing is imported from it",
                       error=str(exc))
@@ -308,18 +321,9 @@ class UsbMonitor:
             return
         pickup.dest = dest
         pickup.copies = {job: [copies[f] for f in fs] for job, fs in found.items()}
-        pickup.copies.update({job: [listing] for job, listing in listings.items()})
-        log.info("files copied off the drive", files=len(files), listings=len(listings),
+        pickup.copies.update(taken)
+        log.info("files copied off the drive", files=len(files), by_plugins=len(taken),
                  path=str(dest))
-
-    def _snapshot(self, root: Path, dest: Path, job: str, drive: Drive) -> Path:
-        """The drive's file listing, taken while mounted, for an ``inventory`` job."""
-        from syncd_builtin.inventory_source import write_snapshot
-
-        dest.mkdir(mode=0o700, parents=True, exist_ok=True)
-        listing = dest / f"inventory-{job}.jsonl"
-        write_snapshot(root, listing, dict(drive.info))
-        return listing
 
     def _unmount(self, target: Path, log: Any) -> None:
         try:
@@ -351,7 +355,7 @@ class UsbMonitor:
                   for r in refused]
         noun = "file" if len(refused) == 1 else "files"
         message = f"{len(refused)} {noun} on drive {drive.name} refused: {refused[0]}"
-        run_id = await asyncio.to_thread(self._failed_run, job, drive, message, errors)
+        run_id = await self._failed_run(job, drive, message, errors)
         log.warning("files refused", job=job, run_id=run_id, count=len(refused))
 
     async def _record_drive_error(self, job: str, drive: Drive, error: Exception,
@@ -361,35 +365,11 @@ class UsbMonitor:
         message = (str(error) if isinstance(error, DriveError)
                    else f"could not copy files off drive {drive.name}: {error}")
         errors = [ItemError("system", code, message, item=getattr(error, "item", ""))]
-        run_id = await asyncio.to_thread(self._failed_run, job, drive, message, errors)
+        run_id = await self._failed_run(job, drive, message, errors)
         log.error("run failed", job=job, run_id=run_id, error=message)
 
-    def _failed_run(self, job: str, drive: Drive, message: str,
-                    errors: list[ItemError]) -> int:
-        plan = self.engine.plans[job]
-        run_id = self.store.create_run(job=job, trigger="usb", source_type=plan.source_cls.name,
-                                       source_identifier=f"usb:{drive.name}",
-                                       device=drive.info)
-        self.store.start(run_id, None)
-        self.store.add_errors(run_id, errors)
-        self.store.finish(run_id, "failed", message)
-        return run_id
-
-
-def _prune(dest: Path, keep: set[Path], stop_at: Path) -> None:
-    """Delete the copies not in ``keep``, then the folders that left empty."""
-    for folder, _, names in os.walk(dest, topdown=False):
-        for name in names:
-            path = Path(folder, name)
-            if path not in keep:
-                path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)
-    parent = dest.parent
-    while parent != stop_at and parent.is_relative_to(stop_at):
-        try:
-            parent.rmdir()
-        except OSError:
-            return
-        parent = parent.parent
-
+    async def _failed_run(self, job: str, drive: Drive, message: str,
+                          errors: list[ItemError]) -> int:
+        """A failed run of ``job``, through the engine (events, metrics, hooks)."""
+        return await self.engine.record_failed(job, "usb", f"usb:{drive.name}", message,
+                                               errors, device=drive.info)

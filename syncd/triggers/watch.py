@@ -24,6 +24,7 @@ from watchdog.events import FileSystemEventHandler as _Handler
 from watchdog.observers.inotify import InotifyObserver
 
 from syncd.config.schema import Config, WatchConfig
+from syncd.tasks import supervise
 from syncd.triggers import archive
 from syncd.triggers.ingest import FileIngestor, Ingested
 
@@ -80,9 +81,8 @@ class FolderWatcher:
         await asyncio.to_thread(self.observer.start)
         logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow)
         for folder in self.folders:
-            self.tasks.append(asyncio.create_task(self._work(folder),
-                                                  name=f"watch-{folder.job}"))
-        self.tasks.append(asyncio.create_task(self._rescan_periodically(), name="rescan"))
+            self.tasks.append(supervise(self._work(folder), f"watch-{folder.job}"))
+        self.tasks.append(supervise(self._rescan_periodically(), "rescan"))
         await self.rescan(CATCH_UP_STABLE_S)
         self.log.info("watching", folders={f.job: str(f.watch.path) for f in self.folders})
 

@@ -1,0 +1,61 @@
+"""Telling the rest of the daemon and the plugins that a run started or finished.
+
+Listeners (the event stream, the metrics, dependencies) are called on the loop; the
+``syncd_run_started`` / ``syncd_run_finished`` hooks run in a worker thread, so a slow
+plugin never blocks the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+import structlog
+
+from syncd.adapters import RunSummary
+from syncd.store import Store
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+class Announcer:
+    """Emits run events to listeners and calls the run hooks."""
+
+    def __init__(self, store: Store, pm: pluggy.PluginManager | None) -> None:
+        self.store, self.pm = store, pm
+        self.listeners: list[Listener] = []
+        self.log = structlog.get_logger("syncd.engine")
+
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            listener(kind, data)
+
+    async def started(self, run_id: int, job: str) -> None:
+        self.emit("run_started", {"run_id": run_id, "job": job})
+        await self.hook("syncd_run_started", run_id, "in_progress")
+
+    async def finished(self, run_id: int, job: str, status: str, error: str | None,
+                       duration: float = 0.0) -> None:
+        self.emit("run_finished", {"run_id": run_id, "job": job, "status": status,
+                                   "error": error, "duration": duration})
+        await self.hook("syncd_run_finished", run_id)
+
+    async def hook(self, name: str, run_id: int, status: str | None = None) -> None:
+        """Call a run hook in a worker thread; a failing plugin is logged, never fatal."""
+        if self.pm is None:
+            return
+        caller = getattr(self.pm.hook, name)
+
+        def call() -> None:
+            run = self.store.get_run(run_id)
+            if run is None:
+                return
+            caller(summary=RunSummary(run.id, run.job, run.trigger, status or run.status,
+                                      self.store.counters(run), run.error_message))
+
+        try:
+            await asyncio.to_thread(call)
+        except Exception:
+            self.log.exception(f"a {name} hook failed", run_id=run_id)

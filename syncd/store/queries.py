@@ -1,0 +1,78 @@
+"""Reading runs for the control API and the metrics: lists, counts, one run's errors.
+
+A mixin of :class:`~syncd.store.Store`, so that no module outside the store queries
+its tables; everything here only reads.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import peewee as pw
+
+from syncd.store.models import RUN_STATUSES, SyncError, SyncRun
+
+
+class RunQueries:
+    """The store's read-only questions about runs."""
+
+    def run_stats(self, by_job: bool = False) -> dict[str, Any]:
+        """How many runs there are, in total and by status (and by job when asked)."""
+        rows = (SyncRun.select(SyncRun.job, SyncRun.status, pw.fn.COUNT(SyncRun.id))
+                .group_by(SyncRun.job, SyncRun.status).tuples())
+        total: dict[str, Any] = dict.fromkeys(("total", *RUN_STATUSES), 0)
+        jobs: dict[str, dict[str, int]] = {}
+        for job, status, n in rows:
+            for bucket in (total, jobs.setdefault(job, dict.fromkeys(("total", *RUN_STATUSES),
+                                                                     0))):
+                bucket[status] = bucket.get(status, 0) + n
+                bucket["total"] += n
+        if by_job:
+            total["byJob"] = jobs
+        return total
+
+    def runs_page(self, *, limit: int, status: str | None = None, job: str | None = None,
+                  before: int | None = None) -> tuple[list[SyncRun], int | None]:
+        """Newest runs first, at most ``limit``, and the id to page on from (or None)."""
+        query = SyncRun.select().order_by(SyncRun.id.desc()).limit(limit + 1)
+        if status:
+            query = query.where(SyncRun.status == status)
+        if job:
+            query = query.where(SyncRun.job == job)
+        if before:
+            query = query.where(SyncRun.id < before)
+        found = list(query)
+        more = len(found) > limit
+        found = found[:limit]
+        return found, (found[-1].id if more and found else None)
+
+    def run_errors(self, run_id: int, limit: int) -> tuple[list[SyncError], int]:
+        """A run's first ``limit`` errors, and how many it has in all."""
+        errors = (SyncError.select().where(SyncError.sync_run_id == run_id)
+                  .order_by(SyncError.id).limit(limit))
+        total = SyncError.select().where(SyncError.sync_run_id == run_id).count()
+        return list(errors), total
+
+    def last_run(self, job: str) -> SyncRun | None:
+        return SyncRun.select().where(SyncRun.job == job).order_by(SyncRun.id.desc()).first()
+
+    def status_counts(self) -> dict[str, int]:
+        """Runs by status, every status present (0 when none)."""
+        counts = dict.fromkeys(RUN_STATUSES, 0)
+        query = SyncRun.select(SyncRun.status, pw.fn.COUNT(SyncRun.id)).group_by(SyncRun.status)
+        for status, count in query.tuples():
+            counts[status] = count
+        return counts
+
+    def last_success(self) -> dict[str, datetime]:
+        """Each job's last completion time (UTC) of a completed run."""
+        last = (SyncRun.select(SyncRun.job, pw.fn.MAX(SyncRun.completed_at))
+                .where(SyncRun.status == "completed").group_by(SyncRun.job).tuples())
+        out = {}
+        for job, completed in last:
+            if completed is not None:
+                if isinstance(completed, str):  # SQLite's aggregate loses the type
+                    completed = datetime.fromisoformat(completed)
+                out[job] = completed.replace(tzinfo=UTC)
+        return out
