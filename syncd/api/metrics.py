@@ -9,8 +9,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from syncd.engine import Engine
 from syncd.store import Store
+from syncd.terms import COUNTERS
 
-OUTCOMES = ("processed", "inserted", "updated", "unchanged", "skipped", "failed", "missing")
+OUTCOMES = COUNTERS
 
 
 class Metrics:

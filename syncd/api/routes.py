@@ -27,7 +27,7 @@ from syncd.api.serialize import error_json, run_json
 from syncd.engine import Request
 from syncd.engine.engine import NotCancellable
 from syncd.errors import JobError, RunConflict, SourceError, UserError
-from syncd.store.models import RUN_STATUSES
+from syncd.terms import RUN_STATUSES, utc_iso
 from syncd.triggers.schedule import next_fire_time
 
 routes = web.RouteTableDef()
@@ -248,7 +248,7 @@ def _job_json(c: ApiContext, name: str) -> dict[str, Any]:
 
 def _next_fire(job: Any) -> str | None:
     fire = next_fire_time(job)
-    return fire.isoformat().replace("+00:00", "Z") if fire else None
+    return utc_iso(fire) if fire else None
 
 
 @routes.get("/v1/plugins")

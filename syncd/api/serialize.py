@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from syncd.terms import utc_iso
 
 if TYPE_CHECKING:
     from syncd.store.models import SyncError, SyncRun
@@ -15,9 +17,7 @@ def iso(value: datetime | str | None) -> str | None:
         return None
     if isinstance(value, str):  # SQLite hands back text for raw-SQL writes
         value = datetime.fromisoformat(value)
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat() + "Z"
+    return utc_iso(value)
 
 
 def run_json(run: SyncRun) -> dict[str, Any]:

@@ -16,10 +16,10 @@ import aiohttp
 
 from syncd.cli.api_client import ApiClient, ApiFailure, DaemonUnreachable
 from syncd.cli.views import Run
+from syncd.terms import FINISHED
 
 POLL_S = 2.0  # how often the run's status is checked besides the events
 RETRIES = 5  # hang-ups in a row before giving up
-FINISHED = frozenset({"completed", "failed", "cancelled"})
 OnEvent = Callable[[str, dict[str, Any]], None]
 
 

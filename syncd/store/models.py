@@ -12,10 +12,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-RUN_STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
 ID_MAP_STATES = ("pending", "synced", "failed", "deferred", "deleted")
-ERROR_TYPES = ("validation", "parsing", "network", "auth", "rate_limit", "conflict", "target",
-               "system")
 
 
 class BaseModel(pw.Model):

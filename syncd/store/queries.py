@@ -11,7 +11,8 @@ from typing import Any
 
 import peewee as pw
 
-from syncd.store.models import RUN_STATUSES, SyncError, SyncRun
+from syncd.store.models import SyncError, SyncRun
+from syncd.terms import RUN_STATUSES
 
 
 class RunQueries:

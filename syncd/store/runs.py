@@ -21,9 +21,7 @@ from syncd.store.claims import Claims
 from syncd.store.database import open_database, upgrade_schema
 from syncd.store.models import MODELS, IngestedFile, SyncError, SyncRun, utcnow
 from syncd.store.queries import RunQueries
-
-COUNTERS = ("processed", "inserted", "updated", "unchanged", "skipped", "failed", "missing")
-UNFINISHED = ("pending", "in_progress")
+from syncd.terms import COUNTERS, UNFINISHED
 
 
 class Store(RunQueries):

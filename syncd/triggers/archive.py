@@ -15,9 +15,9 @@ import os
 import stat as st
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from pathlib import Path
 
+from syncd.terms import file_stamp, utc_iso
 from syncd.triggers.ingest import Checked
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -29,7 +29,7 @@ class Replaced(Exception):
 
 
 def stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return file_stamp()
 
 
 @contextmanager
@@ -127,7 +127,7 @@ def to_failed(path: Path, file: Checked | None, error: str | None, run_id: int |
             name = f"{stamp()}-{path.name}"
         os.rename(path, name, dst_dir_fd=fd)
         report = {"file": path.name, "error": error, "runId": run_id,
-                  "at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+                  "at": utc_iso()}
         _write_new(name + ".error.json", fd, json.dumps(report, indent=2))
     return path.parent / "failed" / name
 

@@ -31,7 +31,6 @@ import shutil
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from syncd.adapters import ItemError
 from syncd.config.schema import Config
 from syncd.engine import Engine
 from syncd.tasks import report, supervise
+from syncd.terms import file_stamp
 from syncd.triggers.drive import (
     ChunkCallback,
     DriveError,
@@ -285,7 +285,7 @@ class UsbMonitor:
         """Let plugins take part (``syncd_drive_inserted``), then copy the other jobs'
         files off the drive."""
         found: dict[str, list[Path]] = {}
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = file_stamp()
         dest = self.copies_dir / safe_name(drive.uuid, drive.label,
                                            os.path.basename(drive.devnode)) / stamp
         taken: dict[str, list[Path]] = {}
