@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from syncd import __version__
+from syncd.terms import RUN_STATUSES
 
-STATUSES = ["pending", "in_progress", "completed", "failed", "cancelled"]
+STATUSES = list(RUN_STATUSES)
 
 
 def _ref(name: str) -> dict[str, str]:

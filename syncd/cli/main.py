@@ -8,6 +8,7 @@ from pathlib import Path
 
 from syncd import __version__
 from syncd.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE
+from syncd.terms import RUN_STATUSES
 
 CLIENT_COMMANDS = ("runs", "show", "trigger", "retry", "cancel", "resume")
 CLIENT_EXIT_CODES = """\
@@ -65,8 +66,7 @@ def _add_client_commands(commands: argparse._SubParsersAction) -> None:
         return sub
 
     runs = client("runs", "list the daemon's runs, newest first")
-    runs.add_argument("--status", choices=("pending", "in_progress", "completed", "failed",
-                                           "cancelled"), help="only runs in this status")
+    runs.add_argument("--status", choices=RUN_STATUSES, help="only runs in this status")
     runs.add_argument("--job", metavar="JOB", help="only runs of this job")
     runs.add_argument("--limit", metavar="N", type=_positive, default=20,
                       help="at most N runs (default: 20)")

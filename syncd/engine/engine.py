@@ -27,6 +27,7 @@ from syncd.errors import JobError, RunConflict
 from syncd.store import Store
 from syncd.store.database import unavailable
 from syncd.tasks import supervise
+from syncd.terms import UNFINISHED
 
 __all__ = ["Engine", "Listener", "NotCancellable", "Request"]
 
@@ -257,7 +258,7 @@ class Engine:
         run = await asyncio.to_thread(self.store.get_run, run_id)
         if run is None:
             raise NotCancellable(f"no run {run_id}", "not_found")
-        if run.status not in ("pending", "in_progress"):
+        if run.status not in UNFINISHED:
             raise NotCancellable(f"run {run_id} is already {run.status}", "not_cancellable")
         lock = RunLock(self.state_dir, run.job, run.source_identifier)
         if await asyncio.to_thread(lock.held_elsewhere):
