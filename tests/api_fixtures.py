@@ -8,7 +8,6 @@ for runs a test must catch while they execute.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -190,20 +189,6 @@ async def answer(response: ClientResponse, status: int) -> Any:
     return body["data"] if status < 400 else body["error"]
 
 
-async def wait_for(condition: Callable[[], Any], timeout: float = 10.0,
-                   interval: float = 0.01) -> Any:
-    """Poll ``condition`` (plain or async) until it returns something true; return that."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = condition()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
 
 
 class EventStream:

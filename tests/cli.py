@@ -7,11 +7,8 @@ import pty
 import select
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 SYNCD = str(Path(sys.executable).with_name("syncd"))
 
@@ -24,19 +21,6 @@ def syncd(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
                           timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
-               message: Callable[[], str] = lambda: "") -> Any:
-    """Poll ``condition`` until it returns something true, and return that.
-
-    Fails after ``timeout`` seconds with ``message()``; ``condition`` may itself raise
-    ``AssertionError`` (e.g. when the process under test died). Never a bare sleep.
-    """
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s {message()}")
-        threading.Event().wait(interval)
-    return result
 
 
 def run_on_terminal(args: list[str], timeout: float = 120) -> tuple[int, str]:

@@ -36,10 +36,10 @@ from tests.api_fixtures import (
     build,
     check_envelope,
     csv_job,
-    wait_for,
     write_lines,
     write_rows,
 )
+from tests.poll import wait_for
 
 FINAL = ("completed", "failed", "cancelled")
 BIG_ROWS = 300_000

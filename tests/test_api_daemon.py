@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.cli import SYNCD, wait_until
+from tests.cli import SYNCD
+from tests.poll import wait_until
 from tests.test_api_adhoc import CATALOG_PRICING, EXAMPLE_1, EXAMPLE_3, MUSIC_CATALOG
 
 

@@ -29,8 +29,8 @@ from syncd.errors import ClaimLost
 from syncd.store import Store
 from syncd.store.claims import Claims
 from syncd.store.models import SyncRun, utcnow
-from tests.cli import wait_until
 from tests.conftest import BACKENDS
+from tests.poll import wait_until
 from tests.test_engine import GatedPlugin, job, make_engine, records
 
 

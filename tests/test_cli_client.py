@@ -31,7 +31,8 @@ from aiohttp import web
 from syncd.cli.api_client import Address, ClientError
 from syncd.cli.follow import parse_events
 from syncd.cli.views import runs_table
-from tests.cli import SYNCD, run_on_terminal, syncd, wait_until
+from tests.cli import SYNCD, run_on_terminal, syncd
+from tests.poll import wait_until
 
 Run = dict[str, Any]
 NOW = "2024-06-11T08:00:00Z"

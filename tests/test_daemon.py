@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli import wait_until
+from tests.poll import wait_until
 from tests.test_crash_safety import (
     SYNCD,
     Workspace,

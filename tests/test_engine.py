@@ -18,6 +18,7 @@ from syncd.engine.memory import MemoryTarget
 from syncd.errors import RunConflict
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store, checkpoint_of
+from tests.poll import wait_for
 
 
 def records(n: int, **changes: Any) -> list[dict[str, Any]]:
@@ -224,14 +225,6 @@ async def test_dry_run_counts_without_writing(store, tmp_path):
     assert MemoryTarget.tables["t"] == {}
 
 
-async def wait_for(condition, timeout: float = 10.0) -> None:
-    """Poll ``condition`` until true, failing after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 class GatedPlugin:

@@ -27,7 +27,8 @@ from syncd.engine.executor import Progress, RunExecutor, Stop
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store
 from tests.api_fixtures import write_rows
-from tests.cli import SYNCD, syncd, wait_until
+from tests.cli import SYNCD, syncd
+from tests.poll import wait_until
 
 CONFIG = """\
 [daemon]

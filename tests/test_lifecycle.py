@@ -29,7 +29,8 @@ from syncd.store.claims import Claims
 from syncd.tasks import FATAL, supervise
 from syncd.triggers.schedule import Scheduler
 from tests.conftest import BACKENDS
-from tests.test_engine import GatedPlugin, job, make_engine, records, wait_for
+from tests.poll import wait_for
+from tests.test_engine import GatedPlugin, job, make_engine, records
 
 SYNCD = Path(__file__).resolve().parents[1] / "syncd"
 

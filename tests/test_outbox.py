@@ -25,8 +25,8 @@ from syncd.store import Store
 from syncd.store.models import IdMap, SyncError
 from syncd.testing import MemoryRemote
 from tests import restish
-from tests.cli import wait_until
 from tests.conftest import BACKENDS
+from tests.poll import wait_until
 from tests.test_engine import make_engine
 
 

@@ -18,7 +18,8 @@ from syncd.triggers.dependencies import Dependencies
 from syncd.triggers.schedule import Scheduler, next_fire_time
 from tests.cli import syncd
 from tests.conftest import BACKENDS
-from tests.test_engine import GatedPlugin, job, records, wait_for
+from tests.poll import wait_for
+from tests.test_engine import GatedPlugin, job, records
 
 
 def setup(store, tmp_path: Path, jobs: dict[str, Any], plugins: tuple = ()) -> tuple:

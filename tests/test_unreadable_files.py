@@ -23,7 +23,7 @@ from syncd.store.models import SyncRun
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.watch import FolderWatcher
 from tests.cli import syncd
-from tests.test_engine import wait_for
+from tests.poll import wait_for
 
 BAD = {"zero.csv": b"", "bom.csv": b"\xef\xbb\xbf", "blank.csv": b"\r\n\n\n",
        "photo.csv": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4}

@@ -48,7 +48,7 @@ from syncd.triggers.drive import (
 )
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.usb import UsbMonitor, wanted
-from tests.test_engine import wait_for
+from tests.poll import wait_for
 
 SBIN_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
 TOOLS = ("losetup", "mkfs.ext4", "mount", "umount", "udevadm")

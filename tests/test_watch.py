@@ -25,8 +25,8 @@ from syncd.store import Store
 from syncd.store.models import IngestedFile, SyncRun
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.watch import FolderWatcher, is_temporary
-from tests.cli import SYNCD, syncd, wait_until
-from tests.test_engine import wait_for
+from tests.cli import SYNCD, syncd
+from tests.poll import wait_for, wait_until
 
 
 def config(tmp_path: Path, after: str = "archive", **job: Any) -> Any:
