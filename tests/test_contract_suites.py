@@ -2,12 +2,20 @@
 
 Each test runs a small test module in a pytest of its own (``pytester``): a target
 that neither sends the idempotency key nor can find what it created, a source whose
-checkpoints skip a record.
+checkpoints skip a record. And a synchronous target with a remote of its own passes,
+through the fixtures README says such a target overrides.
 """
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import pytest
+
+from syncd.adapters import Change, Options, RecordTarget, Result, TargetCapabilities
+from syncd.errors import AuthError, ConflictError, RemoteRejected
+from syncd.testing import RecordTargetContract
+from tests.conftest import PG_ADMIN, _server_up
 
 pytest_plugins = ["pytester"]
 
@@ -105,3 +113,87 @@ def test_a_source_whose_checkpoints_skip_a_record_fails_the_resume_tests(
         == "failed"
     assert result["test_a_run_resumed_after_every_batch_reads_each_record_once[good]"] == \
         "failed"
+
+
+# -- a target with a remote of its own overrides the remote's fixtures ----------------------
+
+
+class DictTarget(RecordTarget):
+    """A synchronous target whose "remote" is a dict; it honours idempotency keys."""
+
+    name = "dict"
+    capabilities = TargetCapabilities(update=True, delete=True)
+    remote: ClassVar[dict[str, dict[str, Any]]] = {}
+    seen: ClassVar[dict[str, str]] = {}  # idempotency key -> remote id
+    refuse: ClassVar[list[str]] = []
+
+    class Options(Options):
+        key: list[str] = ["id"]
+
+    def apply(self, change: Change) -> Result:
+        if self.refuse:
+            raise {"rejected": RemoteRejected, "auth": AuthError,
+                   "conflict": ConflictError}[self.refuse.pop()]("refused (test)")
+        if change.kind == "create":
+            if change.idempotency_key not in self.seen:
+                self.seen[change.idempotency_key] = f"d{len(self.seen)}"
+                self.remote[self.seen[change.idempotency_key]] = {"key": change.key}
+            return Result("created", self.seen[change.idempotency_key])
+        assert change.remote_id is not None
+        if change.kind == "delete":
+            del self.remote[change.remote_id]
+            return Result("deleted", change.remote_id)
+        self.remote[change.remote_id] = {"key": change.key, **change.record}
+        return Result("updated", change.remote_id)
+
+
+class TestDictTarget(RecordTargetContract):
+    adapter = DictTarget
+
+    @pytest.fixture(autouse=True)
+    def empty(self) -> None:
+        DictTarget.remote.clear()
+        DictTarget.seen.clear()
+        DictTarget.refuse.clear()
+
+    @pytest.fixture
+    def target_options(self) -> dict[str, Any]:
+        return {}
+
+    @pytest.fixture
+    def remote_keys(self) -> Any:
+        return lambda: [item["key"] for item in DictTarget.remote.values()]
+
+    @pytest.fixture
+    def fail_next(self) -> None:
+        return None  # nothing transient about a dict
+
+    @pytest.fixture
+    def lose_next_answer(self) -> None:
+        return None  # the "adapter" variant of the test loses one all the same
+
+    @pytest.fixture
+    def refuse_next(self) -> Any:
+        return DictTarget.refuse.append
+
+
+# -- the plugin's --syncd-database option -------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_syncd_database_gives_each_test_a_fresh_database_on_the_server(
+        pytester: pytest.Pytester) -> None:
+    reason = _server_up("postgres")
+    if reason:
+        pytest.skip(reason)
+    pytester.makepyfile(test_db='''
+        def test_on_postgres(syncd_store):
+            assert syncd_store.dialect == "postgres"
+            assert syncd_store.db.database.startswith("syncd_test_")
+            syncd_store.db.execute_sql("CREATE TABLE mine (x INTEGER)")
+
+        def test_again_fresh(syncd_store):
+            assert not syncd_store.db.table_exists("mine")
+    ''')
+    result = pytester.inline_run(*QUIET, f"--syncd-database={PG_ADMIN}")
+    result.assertoutcome(passed=2)
