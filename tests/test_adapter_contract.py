@@ -182,6 +182,7 @@ class TestRestishTarget(RecordTargetContract):
 def registered() -> list[type]:
     """What the daemon would load (entry points), and the in-memory pair."""
     _, registry = get_pluginmanager()
+    assert not registry.failed, f"plugins that did not load: {registry.failed}"
     return [*registry.sources.values(), *registry.targets.values(), MemorySource,
             MemoryTarget, RestishTarget, readme.NotesTarget]
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import peewee as pw
 
+from syncd.adapters import AsyncSource, Source
 from syncd.config import validate
 from syncd.engine import Engine, Outcome, Request, resolve_jobs
 from syncd.engine import memory as memory_plugin
@@ -37,7 +38,7 @@ def make_registry(adapters: Iterable[type] = (), plugins: Iterable[Any] = ()) ->
     """
     _, registry = get_pluginmanager(load_entrypoints=False, plugins=tuple(plugins))
     for cls in adapters:
-        if hasattr(cls, "read"):
+        if issubclass(cls, Source | AsyncSource):
             registry.add_source(cls)
         else:
             registry.add_target(cls)
