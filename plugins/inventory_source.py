@@ -223,6 +223,7 @@ class InventorySource(Source):
 
     def _snapshot_entries(self, after: str | None) -> Listing:
         after_key = after.split("/") if after else None
+        passed = after_key is None  # past the resume point: a torn line is new here
         previous: list[str] | None = None
         try:
             with open(self._path, encoding="utf-8") as f:
@@ -236,10 +237,13 @@ class InventorySource(Source):
                             unlisted = Unlisted(str(data["path"]), str(data["error"]))
                             if after_key is None or unlisted.path.split("/") > after_key:
                                 yield unlisted
+                            passed = passed or unlisted.path.split("/") >= after_key
                             continue
                         entry = Entry(str(data["path"]), int(data["size"]), str(data["mtime"]))
                     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                        yield Unlisted(f"line {number}", f"bad snapshot line: {exc!r}", False)
+                        if passed:  # one read before the resume point reported it
+                            yield Unlisted(f"line {number}", f"bad snapshot line: {exc!r}",
+                                           False)
                         continue
                     key = entry.path.split("/")
                     if previous is not None and key <= previous:
@@ -250,6 +254,7 @@ class InventorySource(Source):
                     previous = key
                     if after_key is None or key > after_key:
                         yield entry
+                    passed = passed or key >= after_key
         except OSError as exc:
             raise self._unreadable(exc) from exc
         except UnicodeDecodeError as exc:
