@@ -19,6 +19,9 @@ ERROR_TYPES = ("validation", "parsing", "network", "auth", "rate_limit", "confli
 
 
 class BaseModel(pw.Model):
+    # peewee adds this key itself; declared so that type checkers know ``row.id``
+    id = pw.AutoField()
+
     class Meta:
         legacy_table_names = False
 
