@@ -17,14 +17,17 @@ run: $(BIN)/.installed
 	mkdir -p var/inbox/music
 	$(BIN)/syncd run --config $(CONFIG)
 
-## install what the tests need, lint, and run the whole suite
+## install what the tests need, lint, type-check, and run the whole suite
 test: $(BIN)/.installed
 	scripts/test-services
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
+## ruff, and mypy over syncd/ and plugins/ (files and settings in pyproject.toml)
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 ## CSV → SQLite ingest benchmark against the raw sqlite3 floor and sqlite-utils
 bench: $(BIN)/.installed

@@ -30,7 +30,8 @@ from syncd import hookimpl
 from syncd.adapters import Batch, Checkpoint, ItemError, Row, Source, SourceCapabilities
 from syncd.adapters import Options as AdapterOptions
 from syncd.errors import JobError, RetryableError, SourceError
-from syncd_builtin.csv_decode import (
+
+from .csv_decode import (
     SAMPLE_BYTES,
     check_text,
     csv_message,
@@ -135,14 +136,14 @@ class CsvSource(Source):
     def fingerprint(self) -> dict[str, Any]:
         """Size, mtime and sha256, so a file replaced since a checkpoint is read anew."""
         try:
-            with self._open(buffering=0) as f:
+            with self._open() as f:
                 stat = os.fstat(f.fileno())
                 digest = hashlib.file_digest(f, "sha256")
         except OSError as exc:
             raise self._unreadable(exc) from exc
         return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
 
-    def _open(self, buffering: int) -> io.BufferedReader | io.FileIO:
+    def _open(self) -> io.FileIO:
         """The file, never through a link or into a FIFO or device.
 
         The path was resolved when the source was made (a link given by the user is
@@ -162,7 +163,11 @@ class CsvSource(Source):
             if stat_module.S_ISDIR(mode):
                 raise SourceError(f"cannot read {self._path}: Is a directory")
             raise SourceError(f"{self._path} is not a regular file; refused, nothing was read")
-        return open(fd, "rb", buffering=buffering)
+        return open(fd, "rb", buffering=0)
+
+    def _open_buffered(self) -> io.BufferedReader:
+        """``_open`` with the large read buffer the CSV reader wants."""
+        return io.BufferedReader(self._open(), READ_BUFFER)
 
     def size(self) -> int:
         """Bytes: ``Batch.progress`` counts the same unit."""
@@ -176,7 +181,7 @@ class CsvSource(Source):
         if self.options.columns or not self.options.has_header:
             return list(self.options.columns)
         try:
-            with self._open(buffering=READ_BUFFER) as f:
+            with self._open_buffered() as f:
                 codec, skip, delimiter = self._sample(f)
                 first, _, _ = self._first_record(f, skip, codec, delimiter)
         except OSError as exc:
@@ -189,7 +194,7 @@ class CsvSource(Source):
         # Process-wide in the csv module: the last run to start sets it.
         csv.field_size_limit(self.options.max_field_kb * 1024)
         try:
-            with self._open(buffering=READ_BUFFER) as f:
+            with self._open_buffered() as f:
                 opened = os.fstat(f.fileno())
                 if self._read_stats and self._read_stats[0][:2] != _identity(opened)[:2]:
                     raise RetryableError(f"{self._path} was replaced since this run first "

@@ -12,7 +12,7 @@ import mimetypes
 import re
 from typing import Any
 
-from syncd_builtin.inventory_walk import Entry
+from .inventory_walk import Entry
 
 UNKNOWN_MIME = "application/octet-stream"
 MEDIA_KINDS = frozenset({"audio", "video"})  # the kinds artist and album are guessed for

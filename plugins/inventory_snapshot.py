@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from syncd.errors import SourceError
-from syncd_builtin.inventory_walk import Unlisted, walk
+
+from .inventory_walk import Unlisted, walk
 
 SNAPSHOT_VERSION = 1
 SNAPSHOT_MAGIC = "syncd_inventory"

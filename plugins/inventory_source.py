@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator
 
 from syncd import hookimpl
-from syncd.adapters import Batch, Checkpoint, ItemError, Row, Source
+from syncd.adapters import Batch, Checkpoint, ErrorType, ItemError, Row, Source
 from syncd.adapters import Options as AdapterOptions
 from syncd.errors import JobError, SourceError
-from syncd_builtin.inventory_names import file_record
-from syncd_builtin.inventory_patterns import matcher, pattern_regex
-from syncd_builtin.inventory_snapshot import HEADER_MAX, read_header, write_snapshot
-from syncd_builtin.inventory_walk import Entry, Listing, Unlisted, walk
+
+from .inventory_names import file_record
+from .inventory_patterns import matcher, pattern_regex
+from .inventory_snapshot import HEADER_MAX, read_header, write_snapshot
+from .inventory_walk import Entry, Listing, Unlisted, walk
 
 if TYPE_CHECKING:
     from syncd.hookspecs import DriveInfo, DriveJob
@@ -178,7 +179,7 @@ class InventorySource(Source):
         last = after
         for entry in self._entries(after):
             if isinstance(entry, Unlisted):
-                kind = "system" if entry.positioned else "parsing"
+                kind: ErrorType = "system" if entry.positioned else "parsing"
                 errors.append(ItemError(kind, "unreadable", entry.message, entry.path))
                 if entry.positioned:  # resuming goes past it: reported once
                     last = entry.path

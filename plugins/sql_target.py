@@ -31,7 +31,8 @@ from syncd.adapters import (
     WriteResult,
 )
 from syncd.errors import JobError
-from syncd_builtin.sql_values import as_text, stored_rows
+
+from .sql_values import as_text, hashed_all, stored_rows
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 LOOKUP_CHUNK = {"sqlite": 2000, "postgres": 5000, "mysql": 2000}
@@ -132,14 +133,14 @@ class SqlTarget(Target):
     def write(self, rows: Sequence[Row], items: Sequence[str]) -> WriteResult:
         result = WriteResult()
         constants = self.constants
-        full, digests = stored_rows([row + constants for row in rows] if constants else rows)
-        if None in digests:  # NUL bytes: refuse those rows, keep the rest
-            for i in [i for i, d in enumerate(digests) if d is None]:
+        full, hashes = stored_rows([row + constants for row in rows] if constants else rows)
+        digests = hashes if hashed_all(hashes) else [d for d in hashes if d is not None]
+        if len(digests) < len(hashes):  # NUL bytes: refuse those rows, keep the rest
+            for i in [i for i, d in enumerate(hashes) if d is None]:
                 result.errors.append(ItemError("validation", "nul_byte",
                                                "a value contains a NUL byte", items[i]))
-            kept = [i for i, d in enumerate(digests) if d is not None]
-            full, digests, items = [full[i] for i in kept], [digests[i] for i in kept], \
-                [items[i] for i in kept]
+            kept = [i for i, d in enumerate(hashes) if d is not None]
+            full, items = [full[i] for i in kept], [items[i] for i in kept]
         if not full:
             return result
         if self.dialect == "sqlite" and not self.ctx.dry_run and self._mostly_new:
@@ -287,7 +288,8 @@ class SqlTarget(Target):
 
     def _write(self, pending: Sequence[Pending]) -> None:
         tail = self._tail()
-        inserts, updates = [], []
+        inserts: list[Row] = []
+        updates: list[Row] = []
         for entry in pending:
             full = (*entry.values, entry.digest, True, *tail)
             (updates if entry.in_db else inserts).append(full)

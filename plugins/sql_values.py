@@ -10,7 +10,7 @@ import datetime
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 
 def content_hash(values: Sequence[Any]) -> str | None:
@@ -46,6 +46,11 @@ def stored_rows(rows: Sequence[Sequence[Any]]) -> tuple[list[Any], list[str | No
         digests = [None if "\x00" in text else d for text, d in zip(joined, digests,
                                                                       strict=True)]
     return list(rows), digests
+
+
+def hashed_all(digests: list[str | None]) -> TypeGuard[list[str]]:
+    """No row of ``stored_rows`` was refused for a NUL byte."""
+    return None not in digests
 
 
 def as_text(value: Any) -> str | None:

@@ -23,6 +23,13 @@ stores and counts while the rest of the data syncs.
 
 from __future__ import annotations
 
+from typing import Literal
+
+#: the ``sync_errors.error_type`` values (SPEC §6)
+ErrorType = Literal[
+    "validation", "parsing", "network", "auth", "rate_limit", "conflict", "target", "system"
+]
+
 
 class SyncdError(Exception):
     """Base of every error syncd raises on purpose."""
@@ -84,7 +91,7 @@ class AdapterError(SyncdError):
     says whether trying again later may succeed; ``code`` is a short machine name.
     """
 
-    error_type = "target"
+    error_type: ErrorType = "target"
     retryable = False
     code = "error"
 
@@ -109,7 +116,8 @@ class RemoteRejected(AdapterError):
 
 
 class NetworkError(AdapterError):
-    error_type, code, retryable = "network", "unreachable", True
+    error_type: ErrorType = "network"  # not narrowed to "network": RateLimited differs
+    code, retryable = "unreachable", True
 
 
 class RateLimited(NetworkError):

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict
 
 from syncd.config.secrets import revealed_values
 
@@ -16,7 +17,7 @@ _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|api_?key", re
 _URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]+:)([^@\s]+)(@)")
 
 
-def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact(_: Any, __: str, event: EventDict) -> EventDict:
     """Blank secret-looking keys, passwords in URLs and every secret value read so far."""
     secrets = revealed_values()
     for key, value in list(event.items()):

@@ -8,9 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-ErrorType = Literal[
-    "validation", "parsing", "network", "auth", "rate_limit", "conflict", "target", "system"
-]
+from syncd.errors import ErrorType
+
 Checkpoint = dict[str, Any]
 Row = tuple[Any, ...]
 

@@ -17,7 +17,9 @@ class _SourceBase:
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Options: ClassVar[type[Options]] = Options
-    capabilities: ClassVar[SourceCapabilities] = SourceCapabilities()
+    # declared by the class; not a ClassVar only so that a source wrapping another
+    # (the engine's RecordKeySource) can take the wrapped one's per instance
+    capabilities: SourceCapabilities = SourceCapabilities()
 
     def __init__(self, options: Any, identifier: str | None = None) -> None:
         self.options = options

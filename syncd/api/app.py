@@ -12,6 +12,7 @@ from syncd.api.events import EventHub
 from syncd.api.metrics import Metrics
 from syncd.api.requests import MAX_BODY
 from syncd.api.routes import HUB, METRICS, routes
+from syncd.engine.announce import Listener
 
 
 def make_app(context: ApiContext) -> web.Application:
@@ -36,7 +37,7 @@ async def _end_streams(app: web.Application) -> None:
 async def _listen_to_engine(app: web.Application) -> AsyncIterator[None]:
     """Feed engine events to the SSE hub and the metrics while the app runs."""
     engine = app[CONTEXT].engine
-    listeners = [app[HUB], app[METRICS]]
+    listeners: list[Listener] = [app[HUB], app[METRICS]]
     engine.listeners.extend(listeners)
     yield
     for listener in listeners:

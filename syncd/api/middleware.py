@@ -7,6 +7,7 @@ import json
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from syncd.api.context import CONTEXT
 from syncd.api.envelope import ApiError, failure
@@ -17,7 +18,7 @@ log = structlog.get_logger("syncd.api")
 
 
 @web.middleware
-async def errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure answers in the envelope with its status; never a traceback."""
     try:
         return await handler(request)
@@ -45,7 +46,7 @@ async def errors(request: web.Request, handler: web.Handler) -> web.StreamRespon
 
 
 @web.middleware
-async def auth(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """``Authorization: Bearer <token>`` on everything but health, when a token is set."""
     token = request.app[CONTEXT].token
     if token and request.path not in OPEN_PATHS:
@@ -59,7 +60,7 @@ async def auth(request: web.Request, handler: web.Handler) -> web.StreamResponse
 
 
 @web.middleware
-async def closing(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def closing(request: web.Request, handler: Handler) -> web.StreamResponse:
     """While the daemon stops, say so instead of starting new work."""
     if request.app[CONTEXT].closing and request.path not in OPEN_PATHS:
         return failure(503, "shutting_down", "the daemon is shutting down",

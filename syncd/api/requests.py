@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from aiohttp import web
 
@@ -67,6 +67,15 @@ def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *,
 def _json_type(kind: type) -> str:
     return {str: "a string", bool: "a boolean", int: "an integer", dict: "an object",
             list: "an array"}.get(kind, kind.__name__)
+
+
+@overload
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int: ...
+
+
+@overload
+def query_int(request: web.Request, name: str, default: None, low: int,
+              high: int) -> int | None: ...
 
 
 def query_int(request: web.Request, name: str, default: int | None, low: int,

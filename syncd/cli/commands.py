@@ -6,9 +6,11 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from syncd.adapters import Source, Target
 from syncd.bootstrap import Setup
 from syncd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from syncd.config.schema import DaemonConfig
@@ -22,7 +24,9 @@ def show_plugins() -> int:
     from syncd.plugins import get_pluginmanager
 
     _, registry = get_pluginmanager()
-    for kind, table in (("source", registry.sources), ("target", registry.targets)):
+    tables: tuple[tuple[str, Mapping[str, type[Source | Target]]], ...] = (
+        ("source", registry.sources), ("target", registry.targets))
+    for kind, table in tables:
         for name, cls in sorted(table.items()):
             origin = registry.origins[(kind, name)]
             where = f"{origin.plugin} ({origin.distribution or 'local'}) {cls.__module__}"
@@ -190,7 +194,7 @@ async def _one(engine: Engine, store: Store, request: Request) -> str:
     except SourceError as exc:
         print(f"syncd: {request.job}: {exc}", file=sys.stderr)
         return "not started"
-    run = await asyncio.to_thread(store.get_run, run_id)
+    run = await asyncio.to_thread(store.run, run_id)
     errors = await asyncio.to_thread(store.errors_of, run_id, 10)
     print(summary(run, time.monotonic() - began))
     if outcome.status != "completed" and outcome.error and not run.error_message:

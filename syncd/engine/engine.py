@@ -292,7 +292,7 @@ class Engine:
 
         ``allow_mass_missing`` confirms the removals a run stopped before (max_missing).
         """
-        old = await asyncio.to_thread(self.store.get_run, run_id)
+        old = await asyncio.to_thread(self.store.run, run_id)
         plan = self._plan_of(old)
         source = plan.make_source(old.source_identifier or None)
         lock = RunLock(self.state_dir, plan.name, source.identifier)

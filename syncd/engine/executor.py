@@ -98,9 +98,7 @@ class RunExecutor:
         retrying = Retrying(
             stop=stop_after_attempt(retry.attempts), wait=_wait(retry.initial_s, retry.max_s),
             retry=retry_if_exception(is_transient), sleep=self._sleep, reraise=True,
-            before_sleep=lambda s: self.log.warning(
-                "retrying", attempt=s.attempt_number, error=str(s.outcome.exception()),
-                wait_s=round(s.upcoming_sleep, 2)))
+            before_sleep=self._log_retry)
         if self.stop.is_set() and self.stop.reason == "cancel":
             return self._stopped()  # cancelled while it waited for a slot
         try:
@@ -114,12 +112,18 @@ class RunExecutor:
         finally:
             self.duplicates.close()
 
+    def _log_retry(self, state: RetryCallState) -> None:
+        assert state.outcome is not None  # tenacity sleeps only after a failed attempt
+        self.log.warning("retrying", attempt=state.attempt_number,
+                         error=str(state.outcome.exception()),
+                         wait_s=round(state.upcoming_sleep, 2))
+
     def _sleep(self, seconds: float) -> None:
         if self.stop.wait(seconds):
             raise _Stopped
 
     def _attempt(self) -> Outcome:
-        run = self.store.get_run(self.run_id)
+        run = self.store.run(self.run_id)
         checkpoint = checkpoint_of(run)
         fingerprint = self.source.fingerprint()
         stored = fingerprint_of(run)
@@ -202,7 +206,7 @@ class RunExecutor:
 
     def _complete(self, target: Writer, key: tuple[str, ...]) -> Outcome:
         on_missing = self.plan.config.on_missing
-        run = self.store.get_run(self.run_id)
+        run = self.store.run(self.run_id)
         missing = 0
         if on_missing != "keep" and self.source.capabilities.complete:
             if run.items_failed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import peewee as pw
 
 from syncd.adapters import ItemError
-from syncd.errors import AdapterError, JobError, RetryableError, SourceError, UserError
+from syncd.errors import AdapterError, ErrorType, JobError, RetryableError, SourceError, UserError
 
 
 class SourceChanged(SourceError):
@@ -44,10 +44,11 @@ def is_transient(exc: BaseException) -> bool:
 def describe_failure(exc: Exception) -> ItemError:
     """The one error a failed run records, in the user's terms."""
     if isinstance(exc, AdapterError):  # its own type and retryability: auth, rate_limit…
-        return ItemError(exc.error_type, exc.code, str(exc),  # type: ignore[arg-type]
+        return ItemError(exc.error_type, exc.code, str(exc),
                          retryable=exc.retryable)
     if isinstance(exc, UserError | SourceError):
-        message = str(exc) + (f" ({exc.hint})" if getattr(exc, "hint", "") else "")
+        hint = getattr(exc, "hint", "")  # a UserError's; a SourceError has none
+        message = str(exc) + (f" ({hint})" if hint else "")
     elif is_disk_full(exc):
         message = (f"the disk holding the database is full ({str(exc).strip()}); once there "
                    "is space, a retry of this run continues from its checkpoint")
@@ -55,7 +56,7 @@ def describe_failure(exc: Exception) -> ItemError:
         message = f"database error: {str(exc).strip()}"
     else:
         message = f"{type(exc).__name__}: {exc}"
-    error_type = "validation" if isinstance(exc, JobError) else (
+    error_type: ErrorType = "validation" if isinstance(exc, JobError) else (
         "parsing" if isinstance(exc, SourceError) and not is_transient(exc) else "system")
     if isinstance(exc, RetryableError):
         error_type = "network"

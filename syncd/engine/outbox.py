@@ -12,6 +12,7 @@ run therefore never creates a remote record twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 from syncd.adapters import (
     AsyncRecordTarget,
     Change,
+    ChangeKind,
     ItemError,
     RecordTarget,
     Result,
@@ -108,7 +110,7 @@ class Outbox:
                 result.unchanged += 1
                 continue
             remote_id = entry.remote_id if entry is not None else None
-            kind = "update" if remote_id is not None else "create"
+            kind: ChangeKind = "update" if remote_id is not None else "create"
             if kind == "update" and not self.target.capabilities.update:
                 result.errors.append(ItemError(
                     "conflict", "not_updatable", f"key {key!r} changed, and target "
@@ -152,7 +154,7 @@ class Outbox:
         gone = self.missing(seen_keys)
         if self.ctx.dry_run:
             return len(gone)
-        kind = "delete" if on_missing == "delete" else "mark_unavailable"
+        kind: ChangeKind = "delete" if on_missing == "delete" else "mark_unavailable"
         changes = [Change(kind, e.local_key, {}, e.local_key, UNAVAILABLE,
                           request_key(self.schema.job, e.local_key, kind), e.remote_id)
                    for e in gone]
@@ -175,7 +177,7 @@ class Outbox:
                     "system", "cancelled", "the run was stopped before this record", change.item,
                     retryable=True)))
                 continue
-            results.append(_guarded(lambda c=change: _adopt_or_apply(target, c, pending),
+            results.append(_guarded(functools.partial(_adopt_or_apply, target, change, pending),
                                     change))
         return results
 
@@ -255,5 +257,5 @@ def _guarded(send: Callable[[], Result], change: Change) -> Result:
 
 
 def _item_error(exc: AdapterError, change: Change) -> ItemError:
-    return ItemError(exc.error_type, exc.code, str(exc), change.item,  # type: ignore[arg-type]
+    return ItemError(exc.error_type, exc.code, str(exc), change.item,
                      retryable=exc.retryable)

@@ -8,7 +8,7 @@ the source's resources are closed however the read ends.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 
 from syncd.adapters import AsyncSource, Batch, Checkpoint, Source
 
@@ -24,10 +24,16 @@ def batches(source: Source | AsyncSource, fields: Sequence[str],
         try:
             while True:
                 try:
-                    batch = runner.run(anext(stream))  # type: ignore[arg-type]
+                    batch = runner.run(_next(stream))
                 except StopAsyncIteration:
                     return
                 yield batch
         finally:
-            runner.run(stream.aclose())  # type: ignore[attr-defined]
+            if isinstance(stream, AsyncGenerator):  # what ``async def read`` makes
+                runner.run(stream.aclose())
             runner.run(source.aclose())
+
+
+async def _next(stream: AsyncIterator[Batch]) -> Batch:
+    """The next batch, as the coroutine ``Runner.run`` takes (``anext`` is an awaitable)."""
+    return await anext(stream)

@@ -43,7 +43,7 @@ class RecordKeySource(Source):
         super().__init__(inner.options, inner.identifier_override)
         self.inner = inner
         self.record_fields = list(record_fields)
-        self.capabilities = inner.capabilities  # type: ignore[misc]
+        self.capabilities = inner.capabilities
 
     def header(self) -> list[str] | None:
         return self.inner.header()

@@ -123,9 +123,9 @@ def _has_content_columns(db: pw.Database, table: str) -> bool:
 
 def _stale(db: pw.Database, table: str, cutoff: datetime, dry_run: bool) -> int:
     """Delete (or count) the rows of ``table`` unavailable since before ``cutoff``."""
-    t = pw.Table(table, ("is_available", "last_synced_at")).bind(db)
+    t = pw.Table(table).bind(db)
     before: Any = cutoff.isoformat(" ") if isinstance(db, pw.SqliteDatabase) else cutoff
-    where = (t.is_available == False) & (t.last_synced_at < before)  # noqa: E712
+    where = (t.c.is_available == False) & (t.c.last_synced_at < before)  # noqa: E712
     if dry_run:
         return int(t.select(pw.fn.COUNT(pw.SQL("*"))).where(where).scalar() or 0)
     with db.atomic():

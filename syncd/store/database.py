@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import peewee as pw
@@ -110,7 +110,13 @@ def _sqlite(path: Path) -> pw.SqliteDatabase:
     return db
 
 
-class Reconnecting:
+if TYPE_CHECKING:  # a mixin for peewee's server databases: they provide what it extends
+    _ServerDatabase = pw.Database
+else:
+    _ServerDatabase = object
+
+
+class Reconnecting(_ServerDatabase):
     """Reopens a connection the server dropped (restart, ``pg_terminate_backend``).
 
     Only between transactions: a transaction cut off fails, is rolled back by the
@@ -118,10 +124,10 @@ class Reconnecting:
     """
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
-        return self._reconnecting(super().execute_sql, sql, params)  # type: ignore[misc]
+        return self._reconnecting(super().execute_sql, sql, params)
 
     def begin(self, *args: Any, **kwargs: Any) -> Any:
-        return self._reconnecting(super().begin, *args, **kwargs)  # type: ignore[misc]
+        return self._reconnecting(super().begin, *args, **kwargs)
 
     def _reconnecting(self, call: Any, *args: Any) -> Any:
         db: Any = self

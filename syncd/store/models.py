@@ -16,6 +16,9 @@ ID_MAP_STATES = ("pending", "synced", "failed", "deferred", "deleted")
 
 
 class BaseModel(pw.Model):
+    # peewee adds this key itself; declared so that type checkers know ``row.id``
+    id = pw.AutoField()
+
     class Meta:
         legacy_table_names = False
 

@@ -6,6 +6,7 @@ its tables; everything here only reads.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,13 +16,18 @@ from syncd.store.models import SyncError, SyncRun
 from syncd.terms import RUN_STATUSES
 
 
+def _tuples(query: pw.ModelSelect[Any]) -> Iterator[tuple[Any, ...]]:
+    """The query's rows as tuples: peewee's stubs type ``.tuples()`` rows as models."""
+    yield from query.tuples()
+
+
 class RunQueries:
     """The store's read-only questions about runs."""
 
     def run_stats(self, by_job: bool = False) -> dict[str, Any]:
         """How many runs there are, in total and by status (and by job when asked)."""
-        rows = (SyncRun.select(SyncRun.job, SyncRun.status, pw.fn.COUNT(SyncRun.id))
-                .group_by(SyncRun.job, SyncRun.status).tuples())
+        rows = _tuples(SyncRun.select(SyncRun.job, SyncRun.status, pw.fn.COUNT(SyncRun.id))
+                       .group_by(SyncRun.job, SyncRun.status))
         total: dict[str, Any] = dict.fromkeys(("total", *RUN_STATUSES), 0)
         jobs: dict[str, dict[str, int]] = {}
         for job, status, n in rows:
@@ -62,15 +68,15 @@ class RunQueries:
         """Runs by status, every status present (0 when none)."""
         counts = dict.fromkeys(RUN_STATUSES, 0)
         query = SyncRun.select(SyncRun.status, pw.fn.COUNT(SyncRun.id)).group_by(SyncRun.status)
-        for status, count in query.tuples():
+        for status, count in _tuples(query):
             counts[status] = count
         return counts
 
     def last_success(self) -> dict[str, datetime]:
         """Each job's last completion time (UTC) of a completed run."""
-        last = (SyncRun.select(SyncRun.job, pw.fn.MAX(SyncRun.completed_at))
-                .where(SyncRun.status == "completed").group_by(SyncRun.job).tuples())
-        out = {}
+        last = _tuples(SyncRun.select(SyncRun.job, pw.fn.MAX(SyncRun.completed_at))
+                       .where(SyncRun.status == "completed").group_by(SyncRun.job))
+        out: dict[str, datetime] = {}
         for job, completed in last:
             if completed is not None:
                 if isinstance(completed, str):  # SQLite's aggregate loses the type

@@ -16,6 +16,7 @@ from typing import Any
 import peewee as pw
 
 from syncd.adapters import ItemError
+from syncd.adapters.context import Dialect
 from syncd.errors import ClaimLost
 from syncd.store.claims import Claims
 from syncd.store.database import open_database, upgrade_schema
@@ -42,7 +43,7 @@ class Store(RunQueries):
         return cls(db, claims)
 
     @property
-    def dialect(self) -> str:
+    def dialect(self) -> Dialect:
         """``sqlite``, ``postgres`` or ``mysql``."""
         if isinstance(self.db, pw.SqliteDatabase):
             return "sqlite"
@@ -143,6 +144,10 @@ class Store(RunQueries):
     def get_run(self, run_id: int) -> SyncRun | None:
         return SyncRun.get_or_none(SyncRun.id == run_id)
 
+    def run(self, run_id: int) -> SyncRun:
+        """A run known to exist (being executed, just finished): ``DoesNotExist`` if not."""
+        return SyncRun.get_by_id(run_id)
+
     def find_unfinished(self, job: str, source_identifier: str) -> SyncRun | None:
         """The newest pending or interrupted run of a job on a source, if any."""
         return (SyncRun.select()
@@ -157,7 +162,7 @@ class Store(RunQueries):
     def start(self, run_id: int, fingerprint: Mapping[str, Any] | None,
               restart: bool = False) -> None:
         """Mark a run in progress; ``restart`` clears a checkpoint the source outgrew."""
-        values: dict[str, Any] = {
+        values: dict[pw.Field[Any], Any] = {
             SyncRun.status: "in_progress", SyncRun.updated_at: utcnow(),
             SyncRun.source_fingerprint: json.dumps(fingerprint) if fingerprint else None,
             SyncRun.started_at: pw.fn.COALESCE(SyncRun.started_at, utcnow()),

@@ -37,7 +37,8 @@ class StoreSqlSession:
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A nested transaction whose driver errors surface as peewee's (``rejected``)."""
-        with self._db.atomic(), pw.__exception_wrapper__:
+        # peewee's stubs omit the module's exception wrapper, which exists at runtime
+        with self._db.atomic(), pw.__exception_wrapper__:  # type: ignore[attr-defined]
             yield
 
     def table_exists(self, table: str) -> bool:

@@ -130,7 +130,7 @@ def find_mount(devnode: str, mountinfo: Path = MOUNTINFO) -> Path | None:
 def kernel_has_nosymfollow(release: str | None = None) -> bool:
     """``nosymfollow`` exists since Linux 5.10."""
     match = re.match(r"(\d+)\.(\d+)", release or os.uname().release)
-    return bool(match) and (int(match[1]), int(match[2])) >= (5, 10)
+    return match is not None and (int(match[1]), int(match[2])) >= (5, 10)
 
 
 def _run(command: Sequence[str]) -> subprocess.CompletedProcess[str]:
@@ -156,7 +156,7 @@ def mount_readonly(devnode: str, fstype: str, target: Path) -> tuple[str, ...]:
         raise MountError(f"cannot mount {devnode}: unexpected filesystem type {fstype!r}")
     made = not target.exists()
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tries = [READONLY_OPTIONS]
+    tries: list[tuple[str, ...]] = [READONLY_OPTIONS]
     if kernel_has_nosymfollow():
         tries.insert(0, (*READONLY_OPTIONS, "nosymfollow"))
     said = ""

@@ -235,7 +235,7 @@ class UsbMonitor:
                 *(self._ingest(job, drive, copies, log)
                   for job, copies in pickup.copies.items() if copies),
                 return_exceptions=True)
-            keep = set()
+            keep: set[Path] = set()
             for outcome in results:
                 if isinstance(outcome, BaseException):
                     log.error("ingesting from the drive failed", exc_info=outcome)

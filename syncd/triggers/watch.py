@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-from watchdog.events import FileClosedEvent, FileMovedEvent, FileSystemEvent
+from watchdog.events import DirMovedEvent, FileClosedEvent, FileMovedEvent, FileSystemEvent
 from watchdog.events import FileSystemEventHandler as _Handler
 from watchdog.observers.inotify import InotifyObserver
 
@@ -191,7 +191,7 @@ class _Events(_Handler):
     def on_closed(self, event: FileClosedEvent) -> None:
         self._hand_over(event.src_path)
 
-    def on_moved(self, event: FileMovedEvent) -> None:
+    def on_moved(self, event: DirMovedEvent | FileMovedEvent) -> None:
         if event.dest_path:  # empty when moved out of the folder
             self._hand_over(event.dest_path)
 
