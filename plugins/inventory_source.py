@@ -238,7 +238,8 @@ class InventorySource(Source):
                             unlisted = Unlisted(str(data["path"]), str(data["error"]))
                             if after_key is None or unlisted.path.split("/") > after_key:
                                 yield unlisted
-                            passed = passed or unlisted.path.split("/") >= after_key
+                            passed = passed or (after_key is not None
+                                                and unlisted.path.split("/") >= after_key)
                             continue
                         entry = Entry(str(data["path"]), int(data["size"]), str(data["mtime"]))
                     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -255,7 +256,7 @@ class InventorySource(Source):
                     previous = key
                     if after_key is None or key > after_key:
                         yield entry
-                    passed = passed or key >= after_key
+                    passed = passed or (after_key is not None and key >= after_key)
         except OSError as exc:
             raise self._unreadable(exc) from exc
         except UnicodeDecodeError as exc:

@@ -30,7 +30,7 @@ from syncd.store.models import SyncRun
 DATABASE_ENV = "SYNCD_TEST_DATABASE_URL"
 
 
-def make_registry(adapters: Iterable[type] = (), plugins: Iterable[Any] = ()) -> Registry:
+def make_registry(adapters: Iterable[type[Any]] = (), plugins: Iterable[Any] = ()) -> Registry:
     """A registry of ``adapters`` (classes) and ``plugins`` (modules), then the memory ones.
 
     The first registration of a name wins, so an adapter under test named ``memory``
@@ -39,7 +39,7 @@ def make_registry(adapters: Iterable[type] = (), plugins: Iterable[Any] = ()) ->
     _, registry = get_pluginmanager(load_entrypoints=False, plugins=tuple(plugins))
     for cls in adapters:
         if issubclass(cls, Source | AsyncSource):
-            registry.add_source(cls)
+            registry.add_source(cls)  # type: ignore[arg-type]  # the registry takes both
         else:
             registry.add_target(cls)
     memory_plugin.syncd_register_adapters(registry)
@@ -47,7 +47,7 @@ def make_registry(adapters: Iterable[type] = (), plugins: Iterable[Any] = ()) ->
 
 
 def make_engine(store: Store, state_dir: Path, jobs: Mapping[str, Mapping[str, Any]], *,
-                adapters: Iterable[type] = (), plugins: Iterable[Any] = (),
+                adapters: Iterable[type[Any]] = (), plugins: Iterable[Any] = (),
                 max_concurrent_runs: int = 4) -> Engine:
     """An engine over ``store`` running ``jobs`` (``{"name": {"source": …, "target": …}}``)."""
     config = validate({"daemon": {"state_dir": str(state_dir),
@@ -100,8 +100,8 @@ def _admin(url: str) -> pw.Database:
     parts = urlparse(url)
     db = parts.path.lstrip("/") or ("postgres" if parts.scheme.startswith("postgres")
                                     else "mysql")
-    settings = {"host": parts.hostname or "127.0.0.1", "user": parts.username,
-                "password": parts.password or ""}
+    settings: dict[str, Any] = {"host": parts.hostname or "127.0.0.1",
+                                "user": parts.username, "password": parts.password or ""}
     if parts.port:
         settings["port"] = parts.port
     if parts.scheme.startswith("postgres"):

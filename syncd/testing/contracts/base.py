@@ -17,7 +17,7 @@ ERROR_TYPES = frozenset(get_args(ErrorType))
 class Contract:
     """Base of the suites. ``adapter`` is the class under test (a subclass must set it)."""
 
-    adapter: ClassVar[type]
+    adapter: ClassVar[type[Any]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

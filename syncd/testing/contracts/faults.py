@@ -40,7 +40,7 @@ class Faults:
                                code="answer_lost")
 
 
-def instrument(cls: type, faults: Faults) -> type:
+def instrument(cls: type[Any], faults: Faults) -> type[Any]:
     """A subclass of the target ``cls`` that reports to and obeys ``faults``."""
     if issubclass(cls, AsyncRecordTarget):
         async def apply(self: Any, change: Change) -> Result:

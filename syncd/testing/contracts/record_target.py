@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import pytest
 
@@ -230,7 +230,8 @@ class RecordTargetContract(Contract):
 
 
 def _item(row: SyncError) -> Any:
-    from syncd.adapters import ItemError
+    from syncd.adapters import ErrorType, ItemError
 
-    return ItemError(row.error_type, row.error_code, row.error_message, row.item_identifier,
+    kind = cast(ErrorType, row.error_type)  # stored as one of ERROR_TYPES
+    return ItemError(kind, row.error_code, row.error_message, row.item_identifier,
                      bool(row.is_retryable))

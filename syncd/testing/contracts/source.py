@@ -50,7 +50,7 @@ def read_all(source: AnySource, fields: Sequence[str], checkpoint: Checkpoint | 
             if limit is not None and len(out) >= limit:
                 break
     finally:
-        stream.close()
+        stream.close()  # type: ignore[attr-defined]  # a generator, typed as Iterator
     return out
 
 
@@ -139,10 +139,11 @@ class SourceContract(Contract):
         seen: list[tuple[str, Any]] = []
         checkpoint: Checkpoint | None = None
         for _ in range(len(full) + 2):
-            [batch] = read_all(sources(), source_fields, checkpoint, self.batch_rows, tmp_path,
-                               limit=1) or [None]
-            if batch is None:
+            first = read_all(sources(), source_fields, checkpoint, self.batch_rows, tmp_path,
+                             limit=1)
+            if not first:
                 break
+            [batch] = first
             seen += records([batch])
             if checkpoint is not None and roundtrip(batch.checkpoint) == checkpoint:
                 break  # the end: nothing after the last checkpoint

@@ -68,7 +68,7 @@ class StoreTargetContract(Contract):
             key = tuple(getattr(options, "key", ()) or ()) or self.columns[:1]
             schema = TargetSchema(job=self.job, columns=self.columns, key=key, constants={},
                                   source_type="memory", source_identifier="contract")
-            sql = StoreSqlSession(syncd_store.db, syncd_store.dialect)  # type: ignore[arg-type]
+            sql = StoreSqlSession(syncd_store.db, syncd_store.dialect)
             target = self.adapter(options)
             target.open(schema, context(tmp_path, dry_run=dry_run,
                                         sql=sql if target.capabilities.store else None))
