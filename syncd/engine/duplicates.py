@@ -2,8 +2,8 @@
 
 A dict of every key would cost hundreds of megabytes at a million rows, so the index
 is a private on-disk SQLite database (SQLite deletes it on close) holding a 64-bit
-hash of each key with the row's number in the run, and each row's item, behind a
-small page cache. A batch costs one ``INSERT OR IGNORE … SELECT FROM json_each``,
+hash of each key with the row's number in the run, and each batch's items as one
+JSON list, behind a small page cache. A batch costs one ``INSERT OR IGNORE … SELECT FROM json_each``,
 run in a thread of its own while the target writes the same batch (SQLite releases
 the GIL): the hot path pays for hashing the keys and nothing else. Only when some
 row was ignored are the batch's hashes looked up, to name the first item.
@@ -88,8 +88,7 @@ class DuplicateKeys:
         db.execute("INSERT OR IGNORE INTO seen SELECT value, ? + key FROM json_each(?) "
                    "ORDER BY value, key", (start, hashes))  # sorted: fewer pages touched
         added = db.total_changes - before
-        db.execute("INSERT INTO items (n, item) SELECT ? + key, value FROM json_each(?)",
-                   (start, items))
+        db.execute("INSERT INTO items (start, list) VALUES (?, ?)", (start, items))
         db.execute("COMMIT")
         return added
 
@@ -106,8 +105,9 @@ class DuplicateKeys:
             part = unique[start:start + LOOKUP_CHUNK]
             marks = ", ".join("?" * len(part))
             for h, number, item in self._db.execute(
-                    f"SELECT s.h, s.n, i.item FROM seen s JOIN items i ON i.n = s.n "
-                    f"WHERE s.h IN ({marks})", part):
+                    f"SELECT s.h, s.n, json_extract(i.list, '$[' || (s.n - i.start) || ']') "
+                    f"FROM seen s JOIN items i ON i.start = (SELECT MAX(start) FROM items "
+                    f"WHERE start <= s.n) WHERE s.h IN ({marks})", part):
                 found[h] = (number, item)
         return found
 
@@ -120,7 +120,7 @@ class DuplicateKeys:
     def _forget(self, count: int) -> None:
         if self._db is not None:
             self._db.execute("DELETE FROM seen WHERE n >= ?", (count,))
-            self._db.execute("DELETE FROM items WHERE n >= ?", (count,))
+            self._db.execute("DELETE FROM items WHERE start >= ?", (count,))
 
     def close(self) -> None:
         if self._worker is not None:
@@ -144,7 +144,8 @@ def _open() -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode = OFF")
     db.execute("PRAGMA synchronous = OFF")
     db.execute("CREATE TABLE seen (h INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
-    db.execute("CREATE TABLE items (n INTEGER PRIMARY KEY, item TEXT NOT NULL)")
+    # a batch's items as one JSON list: a row per batch, not per record
+    db.execute("CREATE TABLE items (start INTEGER PRIMARY KEY, list TEXT NOT NULL)")
     return db
 
 
