@@ -43,7 +43,7 @@ from .csv_decode import (
 )
 
 if TYPE_CHECKING:
-    from syncd.plugins import Registry
+    from syncd.adapters import Registry
 
 READ_BUFFER = 256 * 1024
 UNCLOSED = "a quoted field opened here is never closed; the lines after it are read again"

@@ -44,8 +44,7 @@ from .inventory_snapshot import HEADER_MAX, read_header, write_snapshot
 from .inventory_walk import Entry, Listing, Unlisted, walk
 
 if TYPE_CHECKING:
-    from syncd.hookspecs import DriveInfo, DriveJob
-    from syncd.plugins import Registry
+    from syncd.adapters import DriveInfo, DriveJob, Registry
 
 __all__ = ["FIELDS", "InventorySource", "write_snapshot"]
 

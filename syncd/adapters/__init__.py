@@ -28,6 +28,8 @@ A plugin module registers its classes with a hook::
         registry.add_target(MyTarget)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from syncd.adapters.capabilities import SourceCapabilities, TargetCapabilities
 from syncd.adapters.context import RunContext, Secrets, SqlSession, TargetContext
 from syncd.adapters.records import (
@@ -50,6 +52,10 @@ from syncd.adapters.target import AsyncRecordTarget, RecordTarget, Target
 from syncd.config.secrets import Secret
 from syncd.store.models import BOOKKEEPING, RESERVED_TABLES
 
+if TYPE_CHECKING:
+    from syncd.hookspecs import DriveInfo, DriveJob
+    from syncd.plugins import Registry
+
 __all__ = [
     "BOOKKEEPING",
     "RESERVED_TABLES",
@@ -59,11 +65,14 @@ __all__ = [
     "Change",
     "ChangeKind",
     "Checkpoint",
+    "DriveInfo",
+    "DriveJob",
     "ErrorType",
     "ItemError",
     "Options",
     "Outcome",
     "RecordTarget",
+    "Registry",
     "Result",
     "Row",
     "RunContext",
@@ -79,3 +88,16 @@ __all__ = [
     "TargetSchema",
     "WriteResult",
 ]
+
+
+_LATE = {"DriveInfo": "syncd.hookspecs", "DriveJob": "syncd.hookspecs",
+         "Registry": "syncd.plugins"}
+
+
+def __getattr__(name: str) -> Any:
+    """Names whose modules import this one: loaded on first use, not at import."""
+    if name in _LATE:
+        import importlib
+
+        return getattr(importlib.import_module(_LATE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,8 +3,8 @@
 A dict of every key would cost hundreds of megabytes at a million rows, so the index
 is a private on-disk SQLite database (SQLite deletes it on close) holding a 64-bit
 hash of each key with the row's number in the run, and each batch's items as one
-JSON list, behind a small page cache. A batch costs one ``INSERT OR IGNORE … SELECT FROM json_each``,
-run in a thread of its own while the target writes the same batch (SQLite releases
+JSON list, behind a small page cache. A batch costs one ``INSERT OR IGNORE … SELECT
+FROM json_each``, run in a thread of its own while the target writes the same batch (SQLite releases
 the GIL): the hot path pays for hashing the keys and nothing else. Only when some
 row was ignored are the batch's hashes looked up, to name the first item.
 
