@@ -3,7 +3,7 @@
 It is what README's "Writing an adapter" shows: an ``AsyncRecordTarget`` that maps
 one ``Change`` to one request. Everything else — hashing, unchanged detection, the
 id map, idempotency keys, retries, rate limits, dry runs — is the engine's and the
-HTTP client's. ``tests/test_adapter_contract.py`` runs it through the contract suite
+HTTP client's. ``tests/testing/test_adapter_contract.py`` runs it through the contract suite
 against ``syncd.testing.MemoryRemote``.
 """
 

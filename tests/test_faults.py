@@ -27,8 +27,8 @@ from syncd.engine.executor import Progress, RunExecutor, Stop
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store
 from tests.api_fixtures import write_rows
-from tests.cli import SYNCD, syncd
 from tests.poll import wait_until
+from tests.syncd_cli import SYNCD, syncd
 
 CONFIG = """\
 [daemon]

@@ -18,7 +18,7 @@ from syncd.plugins import get_pluginmanager
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.insertions import Drive
 from syncd.triggers.usb import Pickup, UsbMonitor
-from tests.cli import syncd
+from tests.syncd_cli import syncd
 
 PLUGIN = '''
 from syncd import hookimpl

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from tests.cli import SYNCD, run_on_terminal, syncd
+from tests.syncd_cli import SYNCD, run_on_terminal, syncd
 
 CONFIG = """
 [daemon]

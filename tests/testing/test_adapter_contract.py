@@ -189,8 +189,8 @@ def registered() -> list[type]:
 
 def test_every_registered_adapter_has_a_contract_test() -> None:
     missing = adapters_without_contract(registered())
-    assert not missing, ("adapters without a contract test in tests/test_adapter_contract.py: "
-                         + ", ".join(f"{a.__module__}.{a.__qualname__}" for a in missing))
+    assert not missing, ("adapters without a contract test in "
+                         "tests/testing/test_adapter_contract.py: " + ", ".join(f"{a.__module__}.{a.__qualname__}" for a in missing))
 
 
 def test_an_adapter_without_a_contract_test_is_named() -> None:
@@ -214,7 +214,7 @@ def test_a_contract_test_must_name_its_adapter() -> None:
 
 def readme_example() -> ModuleType:
     """The plugin of README's "Writing an adapter", as its own module."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     code = text.split("```python\n# my_package/notes.py\n", 1)[1].split("```", 1)[0]
     module = ModuleType("readme_notes")
     exec(compile(code, "README.md (my_package/notes.py)", "exec"), module.__dict__)

@@ -9,7 +9,7 @@ import pytest
 
 from syncd.config import Secret, load_config, validate
 from syncd.errors import ConfigError
-from tests.cli import syncd
+from tests.syncd_cli import syncd
 
 MUSIC = """
 [daemon]

@@ -30,8 +30,8 @@ from syncd.store import Store
 from syncd.store.claims import Claims
 from syncd.store.models import SyncRun, utcnow
 from tests.conftest import BACKENDS
+from tests.engine.test_engine import GatedPlugin, job, make_engine, records
 from tests.poll import wait_until
-from tests.test_engine import GatedPlugin, job, make_engine, records
 
 
 @pytest.fixture(autouse=True)

@@ -26,8 +26,8 @@ from syncd.store.models import IdMap, SyncError
 from syncd.testing import MemoryRemote
 from tests import restish
 from tests.conftest import BACKENDS
+from tests.engine.test_engine import make_engine
 from tests.poll import wait_until
-from tests.test_engine import make_engine
 
 
 def records(n: int, **changes: str) -> list[dict[str, Any]]:
@@ -161,7 +161,7 @@ def test_a_run_killed_at_any_instant_never_creates_a_remote_record_twice(
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
     state = tmp_path / "state"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     argv = [sys.executable, str(script), remote.url, str(state), str(rows)]
     for _ in range(6):  # killed after a random number of requests reached the remote
         before = len(remote.requests)

@@ -23,8 +23,8 @@ from syncd.plugins import get_pluginmanager
 from syncd.store import Store
 from syncd_builtin.sql_target import SqlTarget
 from tests.api_fixtures import write_lines, write_rows
-from tests.cli import syncd
 from tests.conftest import BACKENDS
+from tests.syncd_cli import syncd
 
 HEADER = "id,title,artist"
 

@@ -22,8 +22,8 @@ from syncd.store import Store
 from syncd.store.models import SyncRun
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.watch import FolderWatcher
-from tests.cli import syncd
 from tests.poll import wait_for
+from tests.syncd_cli import syncd
 
 BAD = {"zero.csv": b"", "bom.csv": b"\xef\xbb\xbf", "blank.csv": b"\r\n\n\n",
        "photo.csv": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-CLI = Path(__file__).resolve().parents[1] / "syncd" / "cli"
+CLI = Path(__file__).resolve().parents[2] / "syncd" / "cli"
 
 
 def cli_imports(path: Path) -> set[str]:

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from tests.cli import SYNCD
+from tests.api.test_api_adhoc import CATALOG_PRICING, EXAMPLE_1, EXAMPLE_3, MUSIC_CATALOG
 from tests.poll import wait_until
-from tests.test_api_adhoc import CATALOG_PRICING, EXAMPLE_1, EXAMPLE_3, MUSIC_CATALOG
+from tests.syncd_cli import SYNCD
 
 
 class UnixConnection(http.client.HTTPConnection):

@@ -13,7 +13,7 @@ import pytest
 
 from syncd.errors import SourceError
 from syncd_builtin.csv_source import CsvSource
-from tests.test_csv_source import errors, items, read, rows, write
+from tests.builtin.test_csv_source import errors, items, read, rows, write
 
 
 @pytest.fixture(autouse=True)

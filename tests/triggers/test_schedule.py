@@ -16,10 +16,10 @@ from syncd.plugins import get_pluginmanager
 from syncd.store.models import SyncRun
 from syncd.triggers.dependencies import Dependencies
 from syncd.triggers.schedule import Scheduler, next_fire_time
-from tests.cli import syncd
 from tests.conftest import BACKENDS
+from tests.engine.test_engine import GatedPlugin, job, records
 from tests.poll import wait_for
-from tests.test_engine import GatedPlugin, job, records
+from tests.syncd_cli import syncd
 
 
 def setup(store, tmp_path: Path, jobs: dict[str, Any], plugins: tuple = ()) -> tuple:

@@ -12,8 +12,8 @@ import pytest
 from syncd.config import validate
 from syncd.store.cleanup import clean
 from syncd.store.models import ContentIndex, IngestedFile, SyncRun, utcnow
-from tests.cli import syncd
 from tests.conftest import BACKENDS
+from tests.syncd_cli import syncd
 
 CONFIG = """
 [daemon]

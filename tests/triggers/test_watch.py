@@ -25,8 +25,8 @@ from syncd.store import Store
 from syncd.store.models import IngestedFile, SyncRun
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.watch import FolderWatcher, is_temporary
-from tests.cli import SYNCD, syncd
 from tests.poll import wait_for, wait_until
+from tests.syncd_cli import SYNCD, syncd
 
 
 def config(tmp_path: Path, after: str = "archive", **job: Any) -> Any:

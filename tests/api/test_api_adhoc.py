@@ -17,10 +17,10 @@ from syncd.api import make_app
 from syncd.config.schema import JobConfig
 from syncd.engine import Request
 from syncd.engine.plan import resolve_job
-from tests import test_api as base
+from tests.api import test_api as base
+from tests.api.test_api import Api
 from tests.api_fixtures import answer, build, csv_job, write_lines
 from tests.conftest import BACKENDS
-from tests.test_api import Api
 
 # the fixtures of test_api: a real app on a real store, no 500 allowed
 state_dir, make_api, api = base.state_dir, base.make_api, base.api

@@ -13,7 +13,7 @@ from syncd import hookimpl
 from syncd.adapters import AsyncSource, Batch, Checkpoint, RunContext
 from syncd.engine import Request
 from syncd.engine.memory import MemoryTarget
-from tests.test_engine import make_engine
+from tests.engine.test_engine import make_engine
 
 LOOPS: list[int] = []
 

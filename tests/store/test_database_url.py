@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import syncd
+from tests.syncd_cli import syncd
 
 CONFIG = """
 [daemon]

@@ -31,8 +31,8 @@ from aiohttp import web
 from syncd.cli.api_client import Address, ClientError
 from syncd.cli.follow import parse_events
 from syncd.cli.views import runs_table
-from tests.cli import SYNCD, run_on_terminal, syncd
 from tests.poll import wait_until
+from tests.syncd_cli import SYNCD, run_on_terminal, syncd
 
 Run = dict[str, Any]
 NOW = "2024-06-11T08:00:00Z"
@@ -628,7 +628,7 @@ def test_the_runs_table_aligns_numbers_right() -> None:
 # -- end to end, with the real daemon --------------------------------------------------
 
 
-API_PACKAGE = Path(__file__).resolve().parents[1] / "syncd" / "api" / "__init__.py"
+API_PACKAGE = Path(__file__).resolve().parents[2] / "syncd" / "api" / "__init__.py"
 
 
 @pytest.mark.skipif(not API_PACKAGE.exists(), reason="the control API (syncd/api) is not "

@@ -29,10 +29,10 @@ from syncd.store.claims import Claims
 from syncd.tasks import FATAL, supervise
 from syncd.triggers.schedule import Scheduler
 from tests.conftest import BACKENDS
+from tests.engine.test_engine import GatedPlugin, job, make_engine, records
 from tests.poll import wait_for
-from tests.test_engine import GatedPlugin, job, make_engine, records
 
-SYNCD = Path(__file__).resolve().parents[1] / "syncd"
+SYNCD = Path(__file__).resolve().parents[2] / "syncd"
 
 
 class Recorder:
