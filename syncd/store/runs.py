@@ -271,8 +271,8 @@ class Store(RunQueries):
         """Delete these runs and their errors, a chunk per transaction."""
         for chunk in _chunks(run_ids):
             with self.db.atomic():
-                SyncError.delete().where(SyncError.sync_run_id.in_(chunk)).execute()  # type: ignore[misc]  # peewee stubs: Field via class
-                SyncRun.delete().where(SyncRun.id.in_(chunk)).execute()  # type: ignore[misc]  # peewee stubs: Field via class
+                SyncError.delete().where(SyncError.sync_run_id.in_(chunk)).execute()
+                SyncRun.delete().where(SyncRun.id.in_(chunk)).execute()
 
     def old_ingested_files(self, cutoff: datetime) -> list[IngestedFile]:
         """Records of files ingested before ``cutoff``."""
@@ -281,7 +281,7 @@ class Store(RunQueries):
 
     def delete_ingested_files(self, ids: list[int]) -> None:
         for chunk in _chunks(ids):
-            IngestedFile.delete().where(IngestedFile.id.in_(chunk)).execute()  # type: ignore[misc]  # peewee stubs: Field via class
+            IngestedFile.delete().where(IngestedFile.id.in_(chunk)).execute()
 
 
 def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
