@@ -190,7 +190,8 @@ def registered() -> list[type]:
 def test_every_registered_adapter_has_a_contract_test() -> None:
     missing = adapters_without_contract(registered())
     assert not missing, ("adapters without a contract test in "
-                         "tests/testing/test_adapter_contract.py: " + ", ".join(f"{a.__module__}.{a.__qualname__}" for a in missing))
+                         "tests/testing/test_adapter_contract.py: "
+                         + ", ".join(f"{a.__module__}.{a.__qualname__}" for a in missing))
 
 
 def test_an_adapter_without_a_contract_test_is_named() -> None:
