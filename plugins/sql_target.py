@@ -32,10 +32,10 @@ from syncd.adapters import (
 )
 from syncd.errors import JobError
 
+from .sql_dialect import DIALECTS, Dialect
 from .sql_values import as_text, hashed_all, stored_rows
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-LOOKUP_CHUNK = {"sqlite": 2000, "postgres": 5000, "mysql": 2000}
 
 
 @dataclass(slots=True)
@@ -75,7 +75,7 @@ class SqlTarget(Target):
         if ctx.sql is None:
             raise JobError("the sql target needs the store's database (a store target)")
         self.sql: SqlSession = ctx.sql
-        self.dialect: str = ctx.sql.dialect
+        self.dialect: Dialect = DIALECTS[ctx.sql.dialect]
         self.table = self.options.table
         key = tuple(self.options.key)
         fields = schema.columns + tuple(schema.constants)
@@ -101,12 +101,7 @@ class SqlTarget(Target):
         columns = ", ".join(q(c) for c in written)
         values = ", ".join(p for _ in written)
         refreshed = [c for c in written if c not in self.key and c != "first_seen_at"]
-        if self.dialect == "mysql":
-            on_conflict = "ON DUPLICATE KEY UPDATE " + ", ".join(
-                f"{q(c)} = VALUES({q(c)})" for c in refreshed)
-        else:
-            on_conflict = (f"ON CONFLICT ({', '.join(q(k) for k in self.key)}) DO UPDATE SET "
-                           + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in refreshed))
+        on_conflict = self.dialect.on_conflict(q, self.key, refreshed)
         self.insert_prefix = f"INSERT INTO {q(self.table)} ({columns}) VALUES "
         self.insert_sql = f"{self.insert_prefix}({values}) {on_conflict}"
         self.insert_suffix = on_conflict
@@ -143,7 +138,7 @@ class SqlTarget(Target):
             full, items = [full[i] for i in kept], [items[i] for i in kept]
         if not full:
             return result
-        if self.dialect == "sqlite" and not self.ctx.dry_run and self._mostly_new:
+        if self.dialect.blind_upsert and not self.ctx.dry_run and self._mostly_new:
             result = self._upsert_sqlite(full, digests, items, result)
         else:
             result = self._classify_and_write(full, digests, items, result)
@@ -191,9 +186,7 @@ class SqlTarget(Target):
 
     def _tail(self) -> tuple:
         """The bookkeeping values after the hash: job, scope, source, timestamps."""
-        now: Any = self.sql.now()
-        if self.dialect == "sqlite":
-            now = now.isoformat(" ")
+        now = self.dialect.timestamp(self.sql.now())
         schema = self.schema
         return (schema.job, schema.scope, schema.source_type, schema.source_identifier, now,
                 now)
@@ -263,7 +256,7 @@ class SqlTarget(Target):
         cursor = self.sql.cursor()
         width = len(self.key)
         unique = list(dict.fromkeys(keys))
-        chunk = LOOKUP_CHUNK[self.dialect]
+        chunk = self.dialect.lookup_chunk
         for start in range(0, len(unique), chunk):
             part = unique[start:start + chunk]
             if width == 1:
@@ -272,7 +265,7 @@ class SqlTarget(Target):
             else:
                 group = "(" + ", ".join(self._param for _ in self.key) + ")"
                 rows = ", ".join(group for _ in part)
-                values = f"(VALUES {rows})" if self.dialect != "mysql" else f"({rows})"
+                values = self.dialect.key_rows(rows)
                 where = f"({self.key_columns}) IN {values}"
                 params = [v for key in part for v in key]
             cursor.execute(f"SELECT {self.key_columns}, content_hash, is_available "
@@ -299,23 +292,13 @@ class SqlTarget(Target):
 
     def _execute(self, cursor: Any, inserts: list[tuple], updates: list[tuple]) -> None:
         if inserts:
-            if self.dialect == "postgres":
-                from psycopg2.extras import execute_values
-
-                execute_values(cursor, f"{self.insert_prefix} %s {self.insert_suffix}",
-                               inserts, page_size=1000)
-            else:
-                cursor.executemany(self.insert_sql, inserts)
+            self.dialect.insert_many(cursor, self.insert_prefix, self.insert_suffix,
+                                     self.insert_sql, inserts)
         if updates:
             positions, key_index = self.update_positions, self.key_index
             params = [tuple(full[i] for i in positions) + tuple(full[i] for i in key_index)
                       for full in updates]
-            if self.dialect == "postgres":
-                from psycopg2.extras import execute_batch
-
-                execute_batch(cursor, self.update_sql, params, page_size=1000)
-            else:
-                cursor.executemany(self.update_sql, params)
+            self.dialect.update_many(cursor, self.update_sql, params)
 
     # -- after a full sync ------------------------------------------------------
 
@@ -356,9 +339,7 @@ class SqlTarget(Target):
             cursor.execute(f"DELETE FROM {table} WHERE {where}", params)
             count = cursor.rowcount
         else:
-            now: Any = self.sql.now()
-            if self.dialect == "sqlite":
-                now = now.isoformat(" ")
+            now = self.dialect.timestamp(self.sql.now())
             cursor.execute(f"UPDATE {table} SET is_available = {p}, last_synced_at = {p} "
                            f"WHERE {where}", [False, now, *params])
             count = cursor.rowcount
@@ -369,18 +350,15 @@ class SqlTarget(Target):
 def ensure_table(sql: SqlSession, table: str, fields: Sequence[str],
                  key: Sequence[str]) -> None:
     """Create the table, add columns the mapping gained, and the unique key index."""
-    dialect, quote = sql.dialect, sql.quote
+    dialect, quote = DIALECTS[sql.dialect], sql.quote
     present = sql.columns(table) if sql.table_exists(table) else set()
-    text, short = "TEXT", ("VARCHAR(191)" if dialect == "mysql" else "TEXT")
-    stamp = {"postgres": "TIMESTAMP", "mysql": "DATETIME"}.get(dialect, "DATETIME")
-    boolean = "BOOLEAN"
+    text, short, stamp, boolean = "TEXT", dialect.key_type, dialect.timestamp_type, "BOOLEAN"
     types = {"content_hash": "VARCHAR(64)", "is_available": f"{boolean} DEFAULT TRUE",
              "sync_job": short, "sync_scope": short, "source_type": short,
              "source_identifier": text,
              "first_seen_at": stamp, "last_synced_at": stamp}
     if not present:
-        serial = {"postgres": "SERIAL PRIMARY KEY", "mysql": "INTEGER AUTO_INCREMENT PRIMARY KEY"}
-        columns = [f"{quote('id')} {serial.get(dialect, 'INTEGER PRIMARY KEY')}"]
+        columns = [f"{quote('id')} {dialect.serial}"]
         columns += [f"{quote(f)} {short if f in key else text}" for f in fields]
         columns += [f"{quote(c)} {t}" for c, t in types.items()]
         sql.execute(f"CREATE TABLE IF NOT EXISTS {quote(table)} ({', '.join(columns)})")

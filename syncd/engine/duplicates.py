@@ -30,13 +30,20 @@ LOOKUP_CHUNK = 500
 class Check:
     """The duplicate check of one batch, running beside its write."""
 
-    def __init__(self, index: DuplicateKeys | None, start: int, hashes: list[int],
-                 future: Future[int] | None) -> None:
-        self.index, self.start, self.hashes, self.future = index, start, hashes, future
+    def __init__(self, index: DuplicateKeys | None, start: int,
+                 future: Future[tuple[int, list[int]]] | None) -> None:
+        self.index, self.start, self.future = index, start, future
+
+    @property
+    def hashes(self) -> list[int]:
+        return self.future.result()[1] if self.future is not None else []
 
     def found(self) -> bool:
         """Whether some row repeats a key (waits for the check)."""
-        return self.future is not None and self.future.result() != len(self.hashes)
+        if self.future is None:
+            return False
+        added, hashes = self.future.result()
+        return added != len(hashes)
 
     def drop(self, rows: list[Row], items: list[str], errors: list[ItemError]
              ) -> tuple[list[Row], list[str]]:
@@ -66,20 +73,22 @@ class DuplicateKeys:
     def check(self, rows: list[Row], items: list[str]) -> Check:
         """Index the batch's keys in the background; ask the ``Check`` what repeats."""
         if not self.positions or not rows:
-            return Check(None, self.count, [], None)
+            return Check(None, self.count, None)
+        start = self.count
+        self.count += len(rows)
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="syncd-duplicates")
+        # hashing too runs in the worker, while the main thread writes the batch
+        return Check(self, start, self._worker.submit(self._index, start, rows, items))
+
+    def _index(self, start: int, rows: list[Row], items: list[str]) -> tuple[int, list[int]]:
         if len(self.positions) == 1:
             [p] = self.positions
             hashes = [hash(row[p]) for row in rows]
         else:
             positions = self.positions
             hashes = [hash(tuple([row[p] for p in positions])) for row in rows]
-        start = self.count
-        self.count += len(rows)
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(1, thread_name_prefix="syncd-duplicates")
-        future = self._worker.submit(self._insert, start, json.dumps(hashes),
-                                     json.dumps(items))
-        return Check(self, start, hashes, future)
+        return self._insert(start, json.dumps(hashes), json.dumps(items)), hashes
 
     def _insert(self, start: int, hashes: str, items: str) -> int:
         db = self._db = self._db or _open()

@@ -1,0 +1,85 @@
+"""What differs between SQLite, PostgreSQL and MySQL/MariaDB for the SQL target.
+
+One object per backend instead of ``if dialect == …`` branches through the target:
+upsert syntax, column types, how many keys one lookup may hold, how a batch of rows
+is sent, and how a timestamp is passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    lookup_chunk: int  # keys in one ``IN (…)`` lookup
+    key_type: str  # key and short bookkeeping columns: indexable everywhere
+    timestamp_type: str
+    serial: str  # the ``id`` column
+    #: SQLite alone: one blind upsert per batch that skips identical rows itself
+    blind_upsert: bool = False
+
+    def on_conflict(self, quote: Callable[[str], str], key: Sequence[str],
+                    refreshed: Sequence[str]) -> str:
+        return (f"ON CONFLICT ({', '.join(quote(k) for k in key)}) DO UPDATE SET "
+                + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in refreshed))
+
+    def key_rows(self, rows: str) -> str:
+        """A list of key tuples for ``(a, b) IN …``."""
+        return f"(VALUES {rows})"
+
+    def timestamp(self, moment: datetime) -> Any:
+        return moment
+
+    def insert_many(self, cursor: Any, prefix: str, suffix: str, sql: str,
+                    rows: list[tuple[Any, ...]]) -> None:
+        cursor.executemany(sql, rows)
+
+    def update_many(self, cursor: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        cursor.executemany(sql, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteDialect(Dialect):
+    def timestamp(self, moment: datetime) -> Any:
+        return moment.isoformat(" ")  # the text SQLite's DATETIME columns hold
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresDialect(Dialect):
+    """psycopg2 sends one statement per row from ``executemany``: page the rows instead."""
+
+    def insert_many(self, cursor: Any, prefix: str, suffix: str, sql: str,
+                    rows: list[tuple[Any, ...]]) -> None:
+        from psycopg2.extras import execute_values
+
+        execute_values(cursor, f"{prefix} %s {suffix}", rows, page_size=1000)
+
+    def update_many(self, cursor: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        from psycopg2.extras import execute_batch
+
+        execute_batch(cursor, sql, rows, page_size=1000)
+
+
+@dataclass(frozen=True, slots=True)
+class MysqlDialect(Dialect):
+    def on_conflict(self, quote: Callable[[str], str], key: Sequence[str],
+                    refreshed: Sequence[str]) -> str:
+        return "ON DUPLICATE KEY UPDATE " + ", ".join(
+            f"{quote(c)} = VALUES({quote(c)})" for c in refreshed)
+
+    def key_rows(self, rows: str) -> str:
+        return f"({rows})"
+
+
+DIALECTS: dict[str, Dialect] = {
+    "sqlite": SqliteDialect("sqlite", 2000, "TEXT", "DATETIME", "INTEGER PRIMARY KEY",
+                            blind_upsert=True),
+    "postgres": PostgresDialect("postgres", 5000, "TEXT", "TIMESTAMP", "SERIAL PRIMARY KEY"),
+    "mysql": MysqlDialect("mysql", 2000, "VARCHAR(191)", "DATETIME",
+                          "INTEGER AUTO_INCREMENT PRIMARY KEY"),
+}
