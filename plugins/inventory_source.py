@@ -17,8 +17,9 @@ A USB drive is unmounted before its run, so its listing is written beforehand by
 :func:`write_snapshot` into a JSON Lines file: a header line, then one line per file.
 The source reads such a file exactly like the folder it lists.
 
-The walk lives in ``inventory_walk``, name guesses in ``inventory_names``, globs in
-``inventory_patterns`` and drive snapshots in ``inventory_snapshot``.
+The walk lives in ``inventory_walk``, name guesses in ``inventory_names``, drive
+snapshots in ``inventory_snapshot``; globs are syncd's one engine (``glob_matcher``,
+shared with watched folders and drives).
 """
 
 from __future__ import annotations
@@ -34,12 +35,20 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator
 
 from syncd import hookimpl
-from syncd.adapters import Batch, Checkpoint, ErrorType, ItemError, Row, Source
+from syncd.adapters import (
+    Batch,
+    Checkpoint,
+    ErrorType,
+    ItemError,
+    Row,
+    Source,
+    glob_matcher,
+    glob_regex,
+)
 from syncd.adapters import Options as AdapterOptions
 from syncd.errors import JobError, SourceError
 
 from .inventory_names import file_record
-from .inventory_patterns import matcher, pattern_regex
 from .inventory_snapshot import HEADER_MAX, read_header, write_snapshot
 from .inventory_walk import Entry, Listing, Unlisted, walk
 
@@ -99,7 +108,7 @@ class InventorySource(Source):
         def _globs(cls, value: list[str]) -> list[str]:
             for pattern in value:
                 try:
-                    re.compile(pattern_regex(pattern), re.DOTALL)
+                    re.compile(glob_regex(pattern), re.DOTALL)
                 except (ValueError, re.error) as exc:
                     raise ValueError(f"bad pattern {pattern!r}: {exc}") from None
             return value
@@ -113,7 +122,7 @@ class InventorySource(Source):
                 "the inventory source has no folder: set `path` in the job's source or give one"
             )
         self._path = Path(path).expanduser().resolve()
-        self._matches = matcher(options.patterns)
+        self._matches = glob_matcher(options.patterns)
         self._header: dict[str, Any] | None = None
         self._kind: Literal["folder", "snapshot"] | None = None
         self._count: int | None = None  # files in the listing, once a fingerprint counted them

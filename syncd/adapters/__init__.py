@@ -50,6 +50,8 @@ from syncd.adapters.records import (
 from syncd.adapters.source import AsyncSource, Source
 from syncd.adapters.target import AsyncRecordTarget, RecordTarget, Target
 from syncd.config.secrets import Secret
+from syncd.globs import matcher as glob_matcher
+from syncd.globs import pattern_regex as glob_regex
 from syncd.store.models import BOOKKEEPING, RESERVED_TABLES
 
 if TYPE_CHECKING:
@@ -87,6 +89,8 @@ __all__ = [
     "TargetContext",
     "TargetSchema",
     "WriteResult",
+    "glob_matcher",
+    "glob_regex",
 ]
 
 

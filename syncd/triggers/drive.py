@@ -25,10 +25,10 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 
 from syncd.errors import SyncdError
+from syncd.globs import matcher, may_hold, split
 
 READONLY_OPTIONS = ("ro", "nosuid", "nodev", "noexec")
 COPY_CHUNK = 1024 * 1024
@@ -200,33 +200,6 @@ def mount_point_for(media_dir: Path, name: str) -> Path:
 # -- finding files ----------------------------------------------------------------------
 
 
-def _split_pattern(pattern: str) -> tuple[str, ...]:
-    return tuple(part for part in pattern.strip().lstrip("/").split("/")
-                 if part and part != ".")
-
-
-def matches(parts: Sequence[str], pattern: Sequence[str]) -> bool:
-    """Glob ``pattern`` (split on '/') against a relative path; ``**`` spans folders."""
-    if not pattern:
-        return not parts
-    head, rest = pattern[0], pattern[1:]
-    if head == "**":
-        return any(matches(parts[i:], rest) for i in range(len(parts) + 1))
-    return bool(parts) and fnmatchcase(parts[0], head) and matches(parts[1:], rest)
-
-
-def may_hold(parts: Sequence[str], pattern: Sequence[str]) -> bool:
-    """Could a file below the folder ``parts`` match ``pattern``?"""
-    if not pattern:
-        return False
-    head, rest = pattern[0], pattern[1:]
-    if head == "**":
-        return True
-    if not parts:
-        return True
-    return fnmatchcase(parts[0], head) and may_hold(parts[1:], rest)
-
-
 def _symlink_reason(entry: os.DirEntry[str], parts: Sequence[str]) -> str:
     try:
         target = os.readlink(entry.path)
@@ -247,12 +220,13 @@ def find_files(root: Path, patterns: Iterable[str], max_file_bytes: int,
     refused, as are special files, files over ``max_file_bytes``, folders deeper than
     ``max_depth`` that could hold matches, and matches past ``max_files``.
     """
-    compiled = [p for p in map(_split_pattern, patterns) if p]
+    compiled = ["/".join(split(p)) for p in patterns if split(p)]
     found: list[Path] = []
     refused: list[Refusal] = []
+    matches = matcher(compiled, anywhere=False)
 
     def wanted(parts: tuple[str, ...]) -> bool:
-        return any(matches(parts, p) for p in compiled)
+        return matches("/".join(parts))
 
     def below(parts: tuple[str, ...]) -> bool:
         return any(may_hold(parts, p) for p in compiled)

@@ -12,7 +12,6 @@ A file replaced while its run read it stays, and is taken again as a new arrival
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import logging
 import os
 from dataclasses import dataclass, field
@@ -24,12 +23,14 @@ from watchdog.events import FileSystemEventHandler as _Handler
 from watchdog.observers.inotify import InotifyObserver
 
 from syncd.config.schema import Config, WatchConfig
+from syncd.globs import cached_matcher, matcher
 from syncd.tasks import supervise
 from syncd.triggers import archive
 from syncd.triggers.ingest import FileIngestor, Ingested
 
 TEMPORARY = (".*", "*.tmp", "*.part", "*.partial", "*.crdownload", "*.swp", "~*", "*~",
              "*.filepart")
+IS_TEMPORARY = matcher(TEMPORARY)
 STABLE_CHECK_S = 0.05  # a closed or renamed file must keep its size this long
 CATCH_UP_STABLE_S = 1.0  # a file found at start may still be written: wait longer
 RESCAN_EVERY_S = 300.0  # a safety net under inotify
@@ -37,7 +38,7 @@ RESCAN_EVERY_S = 300.0  # a safety net under inotify
 
 def is_temporary(name: str) -> bool:
     """Names of files still being written (editors, browsers, rsync, Syncthing)."""
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in TEMPORARY)
+    return IS_TEMPORARY(name)
 
 
 @dataclass(slots=True)
@@ -50,7 +51,7 @@ class Folder:
 
     def wants(self, path: Path) -> bool:
         return (path.parent == self.watch.path and not is_temporary(path.name)
-                and any(fnmatch.fnmatch(path.name, p) for p in self.watch.patterns))
+                and cached_matcher(tuple(self.watch.patterns))(path.name))
 
 
 class FolderWatcher:
