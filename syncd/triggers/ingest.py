@@ -26,9 +26,6 @@ from syncd.engine import Engine, Request
 from syncd.errors import RunConflict, SourceError
 from syncd.store import fingerprint_of
 
-HASH_CHUNK = 1024 * 1024
-
-
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
 
@@ -99,13 +96,12 @@ def check_file(path: Path) -> Checked:
         if not st.S_ISREG(stat.st_mode):
             raise Refused(errno.EINVAL, f"refused: {_kind(stat.st_mode)}, not a regular "
                           "file; nothing was read")
-        digest = hashlib.sha256()
-        while chunk := os.read(fd, HASH_CHUNK):
-            digest.update(chunk)
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            sha256 = hashlib.file_digest(f, "sha256").hexdigest()
     finally:
         os.close(fd)
     return Checked(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime, stat.st_mtime_ns,
-                   digest.hexdigest())
+                   sha256)
 
 
 class FileIngestor:
