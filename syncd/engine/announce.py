@@ -15,6 +15,7 @@ import pluggy
 import structlog
 
 from syncd.adapters import RunSummary
+from syncd.engine.executor import Progress
 from syncd.store import Store
 
 Listener = Callable[[str, dict[str, Any]], None]
@@ -31,6 +32,24 @@ class Announcer:
     def emit(self, kind: str, data: dict[str, Any]) -> None:
         for listener in list(self.listeners):
             listener(kind, data)
+
+    def progress_reporter(self) -> Callable[[Progress], None]:
+        """A callback for a run's worker thread: progress and item errors, on the loop."""
+        loop = asyncio.get_running_loop()
+
+        def report(progress: Progress) -> None:
+            data = {"run_id": progress.run_id, "job": progress.job,
+                    "processed": progress.processed, "position": progress.position,
+                    "size": progress.size, "rate": round(progress.rate, 1)}
+            loop.call_soon_threadsafe(self.emit, "progress", data)
+            if progress.batch_errors:
+                first = progress.batch_errors[0]
+                loop.call_soon_threadsafe(self.emit, "error", {
+                    "run_id": progress.run_id, "job": progress.job,
+                    "count": len(progress.batch_errors),
+                    "message": f"{first.item}: {first.message}" if first.item else first.message})
+
+        return report
 
     async def started(self, run_id: int, job: str) -> None:
         self.emit("run_started", {"run_id": run_id, "job": job})

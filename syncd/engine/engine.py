@@ -20,7 +20,7 @@ import structlog
 
 from syncd.adapters import ItemError, Source
 from syncd.engine.announce import Announcer, Listener
-from syncd.engine.executor import Outcome, Progress, RunExecutor, Stop
+from syncd.engine.executor import Outcome, RunExecutor, Stop
 from syncd.engine.locks import RunLock
 from syncd.engine.plan import JobPlan
 from syncd.errors import JobError, RunConflict
@@ -178,7 +178,7 @@ class Engine:
         self._stops[run_id] = stop
         self._keys[run_id] = (plan.name, source.identifier)
         executor = RunExecutor(self.store, plan, run_id, source, stop,
-                               on_progress=self._progress_from_thread(), dry_run=dry_run,
+                               on_progress=self.announce.progress_reporter(), dry_run=dry_run,
                                state_dir=self.state_dir, allow_mass_missing=allow_mass_missing)
         task = asyncio.create_task(self._execute(executor, lock), name=f"run-{run_id}")
         self._tasks[run_id] = task
@@ -370,23 +370,6 @@ class Engine:
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
         self.announce.emit(kind, data)
-
-    def _progress_from_thread(self) -> Callable[[Progress], None]:
-        loop = asyncio.get_running_loop()
-
-        def report(progress: Progress) -> None:
-            data = {"run_id": progress.run_id, "job": progress.job,
-                    "processed": progress.processed, "position": progress.position,
-                    "size": progress.size, "rate": round(progress.rate, 1)}
-            loop.call_soon_threadsafe(self._emit, "progress", data)
-            if progress.batch_errors:
-                first = progress.batch_errors[0]
-                loop.call_soon_threadsafe(self._emit, "error", {
-                    "run_id": progress.run_id, "job": progress.job,
-                    "count": len(progress.batch_errors),
-                    "message": f"{first.item}: {first.message}" if first.item else first.message})
-
-        return report
 
     def _plan_of(self, run: Any) -> JobPlan:
         """The plan a stored run was made with: its config job, or its ad-hoc spec."""
