@@ -93,6 +93,15 @@ def sniff(sample: bytes, codec: str, truncated: bool) -> str:
     return best
 
 
+def _cp1252(raw: bytes, bad: list[str | None]) -> str:
+    """A line that is not UTF-8, as cp1252; an error in ``bad`` when it is not that either."""
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        bad.append(_undecodable(exc, "neither UTF-8 nor cp1252"))
+        return raw.decode("cp1252", "replace")
+
+
 def decoded_lines(f: IO[bytes], codec: str, bad: list[str | None]) -> Iterator[str]:
     """Lines of ``f`` as text, for ``csv.reader``.
 
@@ -105,11 +114,7 @@ def decoded_lines(f: IO[bytes], codec: str, bad: list[str | None]) -> Iterator[s
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
-                try:
-                    line = raw.decode("cp1252")
-                except UnicodeDecodeError as exc:
-                    bad.append(_undecodable(exc, "neither UTF-8 nor cp1252"))
-                    line = raw.decode("cp1252", "replace")
+                line = _cp1252(raw, bad)
             yield line
     elif codec == AUTO_CP1252:
         maybe_utf8 = UTF8_PAIR.search
@@ -118,13 +123,7 @@ def decoded_lines(f: IO[bytes], codec: str, bad: list[str | None]) -> Iterator[s
             if not raw.isascii() and maybe_utf8(raw):
                 with contextlib.suppress(UnicodeDecodeError):
                     line = raw.decode("utf-8")
-            if line is None:
-                try:
-                    line = raw.decode("cp1252")
-                except UnicodeDecodeError as exc:
-                    bad.append(_undecodable(exc, "neither UTF-8 nor cp1252"))
-                    line = raw.decode("cp1252", "replace")
-            yield line
+            yield _cp1252(raw, bad) if line is None else line
     else:
         for raw in f:
             try:
