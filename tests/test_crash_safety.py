@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.poll import wait_until
+
 pytestmark = pytest.mark.slow
 
 SYNCD = Path(sys.executable).with_name("syncd")
@@ -537,10 +539,9 @@ def watched_kill_sweep(root: Path, csv_path: Path, expected: set[Record], kills:
 
 def wait_until_logged(ws: Workspace, text: str, times: int, timeout: float = 60) -> None:
     """Until the log holds ``text`` ``times`` times."""
-    deadline = time.monotonic() + timeout
-    while ws.log.read_text(encoding="utf-8", errors="replace").count(text) < times:
-        assert time.monotonic() < deadline, f"{text} not logged\n{ws.log_tail()}"
-        time.sleep(0.02)
+    wait_until(lambda: ws.log.read_text(encoding="utf-8", errors="replace").count(text)
+               >= times, timeout, interval=0.02, message=lambda: f"{text} not logged\n"
+               + ws.log_tail())
 
 
 def check_watched(ws: Workspace, expected: set[Record], history: list[WatchedKill]) -> None:
