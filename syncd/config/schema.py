@@ -166,7 +166,9 @@ class JobConfig(Section):
     watch: WatchConfig | None = None
     usb: JobUsbConfig | None = None
     retry: RetryConfig = Field(default_factory=RetryConfig)
-    batch_rows: PositiveInt = Field(20_000, description="rows committed per transaction")
+    batch_rows: PositiveInt = Field(100_000, description="most rows committed per "
+                                    "transaction (a transaction is also committed once it "
+                                    "is a second old)")
 
     @model_validator(mode="after")
     def _one_schedule(self) -> JobConfig:

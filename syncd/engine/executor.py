@@ -1,8 +1,9 @@
 """Executing one run, in a worker thread: read batches, write them, commit progress.
 
 A batch's writes, the run's counters, its errors and the checkpoint are committed in
-one transaction when the target writes to the store's database. Killed at any
-instant, the run therefore resumes from a checkpoint that matches the target exactly.
+one transaction when the target writes to the store's database (consecutive batches
+share it, committed about once a second: ``grouping``). Killed at any instant, the
+run therefore resumes from a checkpoint that matches the target exactly.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from syncd.adapters import Batch, ItemError, Row, Source, TargetSchema, WriteRes
 from syncd.engine import guard
 from syncd.engine.duplicates import DuplicateKeys
 from syncd.engine.failures import SourceChanged, describe_failure, is_database_error, is_transient
+from syncd.engine.grouping import READ_ROWS, GroupCommit
 from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
 from syncd.engine.reading import batches
@@ -92,6 +94,7 @@ class RunExecutor:
         self.progress = Progress(run_id, plan.name)
         self.duplicates = DuplicateKeys()
         self.indexed = 0  # keys in ``duplicates`` whose batch committed
+        self.written = 0  # …whose batch was written, maybe not committed yet
 
     def execute(self) -> Outcome:
         retry = self.plan.config.retry
@@ -133,6 +136,7 @@ class RunExecutor:
             checkpoint = None
         self.store.start(self.run_id, fingerprint, restart=restart)
         self.duplicates.rewind(0 if restart else self.indexed)
+        self.indexed = self.written = self.duplicates.count
         self.progress.processed = run.items_processed if not restart else 0
         self.progress.size = self.source.size()
         schema = self.plan.schema(self.source)
@@ -143,11 +147,14 @@ class RunExecutor:
         self.source.open(run_context(self.plan, self.store, **self._context(self.dry_run)))
         try:
             if not (checkpoint and checkpoint.get("phase") == RECONCILE):
-                for batch in batches(self.source, self.plan.fields, checkpoint,
-                                     self.plan.config.batch_rows):
-                    self._commit(target, batch, schema.key)
-                    if self.stop.is_set():
-                        return self._stopped()
+                rows = self.plan.config.batch_rows
+                with GroupCommit(self.store, self._committed, rows) as group:
+                    for batch in batches(self.source, self.plan.fields, checkpoint,
+                                         min(rows, READ_ROWS)):
+                        self._commit(target, batch, schema.key, group)
+                        if self.stop.is_set():
+                            group.commit()
+                            return self._stopped()
             self._check_unchanged(fingerprint)
             return self._complete(target, schema.key)
         finally:
@@ -167,10 +174,12 @@ class RunExecutor:
     def _open_target(self, schema: TargetSchema, dry_run: bool) -> Writer:
         return open_target(self.plan, schema, self.store, **self._context(dry_run))
 
-    def _commit(self, target: Writer, batch: Batch, key: tuple[str, ...]) -> None:
+    def _commit(self, target: Writer, batch: Batch, key: tuple[str, ...],
+                group: GroupCommit) -> None:
         rows, items, errors = _drop_keyless(batch, key, self.plan)
         check = self.duplicates.check(rows, items)  # runs beside the write
         if in_transaction(target):  # the batch, counters and checkpoint commit together
+            group.begin()  # …with the batches before it, about once a second
             try:
                 with self.store.atomic():
                     result = target.write(rows, items)
@@ -181,6 +190,8 @@ class RunExecutor:
                 rows, items = check.drop(rows, items, errors)
                 with self.store.atomic():
                     self._record(batch, target.write(rows, items), errors)
+            self.written = self.duplicates.count
+            group.added(len(rows))
         else:  # sent first; what came of it commits with the counters and checkpoint
             if check.found():
                 rows, items = check.drop(rows, items, errors)
@@ -188,10 +199,15 @@ class RunExecutor:
             with self.store.atomic():
                 _settle(target)
                 self._record(batch, result, errors)
-        self.indexed = self.duplicates.count
+            self.written = self.duplicates.count
+            self._committed()
         self.progress.position = batch.progress
         if self.on_progress:
             self.on_progress(self.progress)
+
+    def _committed(self) -> None:
+        """After a commit, the keys of the batches written so far are committed too."""
+        self.indexed = self.written
 
     def _record(self, batch: Batch, result: WriteResult, errors: list[ItemError]) -> None:
         errors += result.errors
@@ -254,7 +270,8 @@ class RunExecutor:
         mapping, constants = self.plan.config.mapping, self.plan.config.constants
         mapped = [k for k in key if k in mapping]
         fields = tuple(mapping[k] for k in mapped)
-        for batch in batches(self.source, fields, None, self.plan.config.batch_rows):
+        for batch in batches(self.source, fields, None, min(self.plan.config.batch_rows,
+                                                             READ_ROWS)):
             for row in batch.rows:
                 values = dict(zip(mapped, row, strict=True))
                 yield tuple(values[k] if k in values else str(constants[k]) for k in key)

@@ -110,9 +110,6 @@ class TestMemorySource(SourceContract):
         return ["id", "name"]
 
 
-NOT_TRANSACTIONAL = ("MemoryTarget writes a dict, not the store's database: a rolled-back "
-                     "batch stays written (counted unchanged on replay)")
-
 # -- targets -------------------------------------------------------------------------
 
 
@@ -144,17 +141,9 @@ class TestSqlTarget(StoreTargetContract):
 
 
 class TestMemoryTarget(StoreTargetContract):
-    """The engine's test fake keeps a dict, outside the batch's transaction: a batch
-    rolled back stays written, so a replay counts it unchanged (the data is right)."""
+    """The engine's test fake writes through ``ctx.sql`` like any store target."""
 
     adapter = MemoryTarget
-
-    @pytest.fixture(autouse=True)
-    def _not_transactional(self, request: pytest.FixtureRequest) -> None:
-        if request.node.originalname in (
-                "test_a_batch_replayed_after_a_crash_is_written_exactly_once",
-                "test_a_run_killed_in_a_batch_resumes_to_each_record_once"):
-            request.applymarker(pytest.mark.xfail(strict=True, reason=NOT_TRANSACTIONAL))
 
     @pytest.fixture
     def target_options(self) -> Iterator[dict[str, Any]]:
