@@ -144,16 +144,21 @@ class HttpClient:
         if credentials.headers:
             headers = {**headers, **credentials.headers}
         async with self._slots:
-            stats.waited(self.name, await self.limit.wait())
+            mark, waited = await self.limit.acquire()
+            stats.waited(self.name, waited)
             try:
                 async with self.session.request(method, self.url(path), json=body,
                                                 params=params, headers=headers) as answer:
+                    self.limit.answered(mark)  # it reached the remote by now
+                    mark = None
                     data = await answer.read()
                     response = Response(answer.status, dict(answer.headers), data)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 stats.request(self.name, "error")
                 message = f"{self.name}: {method} {path}: {type(exc).__name__}: {exc}"
                 raise NetworkError(credentials.scrub(message.rstrip(": "))) from None
+            finally:
+                self.limit.answered(mark)  # failed: it may have reached the remote
         stats.request(self.name, response.status)
         self.limit.note(response.headers)
         if response.status == 429:
