@@ -40,6 +40,7 @@ class OAuthServer(ThreadedServer):
         app.router.add_post("/token", self._token)
         app.router.add_get("/api/data", self._data)
         app.router.add_route("*", "/echo", self._echo)
+        app.router.add_route("*", "/reflect", self._reflect)
         return app
 
     def revoke_all(self) -> None:
@@ -89,6 +90,11 @@ class OAuthServer(ThreadedServer):
     async def _echo(self, request: web.Request) -> web.Response:
         return web.json_response({"headers": dict(request.headers),
                                   "query": dict(request.query)})
+
+    async def _reflect(self, request: web.Request) -> web.Response:
+        """A careless API: its error answer repeats the credentials it was sent."""
+        return web.Response(status=400, text=f"bad request {dict(request.headers)} "
+                            f"{dict(request.query)}")
 
 
 def _basic(header: str) -> tuple[str, str] | None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import Field
 
-from syncd.adapters import AsyncSource, Batch, Checkpoint, Options, RunContext
 from syncd.config import validate
 from syncd.config.remotes import BearerAuth, OAuth2Auth
 from syncd.engine import resolve_jobs
@@ -18,6 +16,7 @@ from syncd.errors import ConfigError
 from syncd.store import Store
 from syncd.testing import make_engine, make_registry, run_job
 from tests.fakes.oauth import OAuthServer
+from tests.remote.adapters import FetchSource
 from tests.syncd_cli import syncd
 
 TOKEN = "tok-PLAIN-0815"
@@ -113,31 +112,6 @@ def test_a_job_naming_an_unknown_remote_fails_naming_the_key() -> None:
     message = str(caught.value)
     assert "jobs.push.target.remote" in message and "'shopp'" in message
     assert "remotes: shop" in message
-
-
-class FetchSource(AsyncSource):
-    """Reads the items of ``/api/data`` from a remote, through ``ctx.client``."""
-
-    name = "fetch"
-
-    class Options(Options):
-        remote: str = Field(description="a [remotes.NAME]")
-
-    @property
-    def identifier(self) -> str:
-        return self.options.remote
-
-    def open(self, ctx: RunContext) -> None:
-        self.ctx = ctx
-
-    async def read(self, fields: Sequence[str], checkpoint: Checkpoint | None,
-                   batch_rows: int) -> AsyncIterator[Batch]:
-        client = self.ctx.client(self.options.remote)
-        try:
-            items = (await client.request("GET", "/api/data")).json()["items"]
-        finally:
-            await client.close()
-        yield Batch([(i,) for i in items], [f"item {i}" for i in items], {"done": True})
 
 
 def test_runs_reach_a_configured_remote_with_its_auth(store: Store, tmp_path: Path,
