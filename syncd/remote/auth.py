@@ -9,7 +9,7 @@ messages too: an error answer or a network error may echo a URL or a header.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,7 +101,3 @@ def make_authenticator(remote: str, auth: Any, state_dir: Path | None) -> Authen
 
         return OAuth2(remote, auth, state_dir)
     return Authenticator()
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    return Credentials(secrets=tuple(secrets)).scrub(text)
