@@ -11,6 +11,7 @@ from syncd.config import Config, Secret, load_config
 from syncd.engine.plan import JobPlan, resolve_jobs
 from syncd.errors import ConfigError
 from syncd.plugins import Registry, get_pluginmanager
+from syncd.remote.http import HttpFactory
 from syncd.store import Store
 
 
@@ -25,6 +26,10 @@ class Setup:
     @property
     def state_dir(self) -> Path:
         return self.config.daemon.state_dir.resolve()
+
+    def http(self) -> HttpFactory:
+        """HTTP clients for the runs: ``[remotes.NAME]`` settings, OAuth2 state in state_dir."""
+        return HttpFactory.from_config(self.config.remotes, self.state_dir)
 
     def open_store(self) -> Store:
         database = self.config.daemon.database

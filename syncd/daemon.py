@@ -60,7 +60,8 @@ class Daemon:
         setup = self.setup
         self.store = await asyncio.to_thread(setup.open_store)
         self.engine = Engine(self.store, setup.plans, setup.state_dir,
-                             setup.config.daemon.max_concurrent_runs, pm=setup.pm)
+                             setup.config.daemon.max_concurrent_runs, pm=setup.pm,
+                             http=setup.http())
         self.engine.adhoc_planner = self._adhoc_plan
         self.api = ApiContext(setup=lambda: self.setup, store=self.store, engine=self.engine,
                               token=read_token(setup))
@@ -117,6 +118,7 @@ class Daemon:
             self.setup = setup
             if self.engine:
                 self.engine.update_plans(setup.plans)
+                self.engine.http = setup.http()
             if self.scheduler is not None:
                 self.scheduler.reload(setup.config)
             if self.dependencies is not None:

@@ -39,11 +39,21 @@ def wants_json(log_format: str, stream: Any = sys.stderr) -> bool:
     return under_systemd or not stream.isatty()
 
 
+def _traceback() -> Any:
+    """Tracebacks without local variables: they hold tokens and passwords (request
+    headers, token forms), which the redactor never sees."""
+    try:
+        return structlog.dev.RichTracebackFormatter(show_locals=False)
+    except ImportError:  # rich is optional
+        return structlog.dev.plain_traceback
+
+
 def configure(log_format: str = "auto", level: int = logging.INFO) -> None:
     """Set up structlog for the process (called once by the CLI)."""
     as_json = wants_json(log_format)
     renderer: Any = (structlog.processors.JSONRenderer() if as_json
-                     else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+                     else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(),
+                                                        exception_formatter=_traceback()))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -6,8 +6,11 @@ import asyncio
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from syncd.engine import Engine
+from syncd.remote import stats
 from syncd.store import Store
 from syncd.terms import COUNTERS
 
@@ -34,6 +37,7 @@ class Metrics:
                                   ["job"], registry=self.registry)
         self.queue = Gauge("syncd_queue_depth", "Runs waiting for a free slot",
                            registry=self.registry)
+        self.registry.register(RemoteCollector())
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         """Engine listener: count finished runs (their counters arrive via the store)."""
@@ -58,3 +62,25 @@ class Metrics:
             self.runs.labels(status).set(count)
         for job, completed in self.store.last_success().items():
             self.last_success.labels(job).set(completed.timestamp())
+
+
+class RemoteCollector(Collector):
+    """HTTP requests to remotes, as counted process-wide by ``syncd.remote.stats``."""
+
+    def collect(self) -> Any:
+        snap = stats.snapshot()
+        requests = CounterMetricFamily("syncd_remote_requests", "HTTP requests to remotes "
+                                       "since start, by answer status (error: no answer)",
+                                       labels=["remote", "status"])
+        for (remote, status), count in sorted(snap.requests.items()):
+            requests.add_metric([remote, status], count)
+        retries = CounterMetricFamily("syncd_remote_retries", "Requests to remotes sent "
+                                      "again after a network error, 429 or 5xx",
+                                      labels=["remote"])
+        for remote, count in sorted(snap.retries.items()):
+            retries.add_metric([remote], count)
+        waits = CounterMetricFamily("syncd_remote_rate_limit_wait_seconds", "Time requests "
+                                    "waited for a remote's rate limit", labels=["remote"])
+        for remote, seconds in sorted(snap.rate_limit_wait_s.items()):
+            waits.add_metric([remote], seconds)
+        return [requests, retries, waits]

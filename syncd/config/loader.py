@@ -56,45 +56,84 @@ def describe(
     """Turn pydantic's first error into a ``ConfigError`` naming key path and what is allowed."""
     errors = exc.errors()
     first = errors[0]
-    loc = prefix + tuple(str(p) for p in first["loc"])
-    key = ".".join(loc)
+    raw = tuple(str(p) for p in first["loc"])
+    shown, _ = _walk(model, raw)
+    key = ".".join(prefix + shown)
     if first["type"] == "extra_forbidden":
-        allowed = _fields_at(model, tuple(str(p) for p in first["loc"][:-1]))
+        _, owner = _walk(model, raw[:-1])
+        allowed = _keys(owner)
         message = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
     elif first["type"] == "missing":
         message = "required key is missing"
     else:
         message = first["msg"].removeprefix("Value error, ")
-        if not isinstance(first.get("input"), dict):
+        # a secret's value is never echoed, not even a wrongly placed one
+        if not isinstance(first.get("input"), dict) and not first["type"].endswith("_secret"):
             message += f" (got {first.get('input')!r})"
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return ConfigError(path, key, message)
 
 
-def _fields_at(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
-    """The keys a model accepts at ``loc``, following nested models and dicts of them."""
+def _walk(model: type[BaseModel], loc: tuple[str, ...]) -> tuple[tuple[str, ...], Any]:
+    """Follow ``loc`` through nested models, dicts of them and tagged unions.
+
+    Returns the key path as the user wrote it (a tagged union's tag, which pydantic
+    puts in the location, left out) and what is declared there.
+    """
+    shown: list[str] = []
     current: Any = model
     for part in loc:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(part)
-            if field is None:
-                return []
-            current = field.annotation
+        members = _tagged(current)
+        if part in members:
+            current = members[part]
+            continue
+        shown.append(part)
+        if _is_model(current):
+            field = next((f for n, f in current.model_fields.items()
+                          if part in (n, f.alias)), None)
+            current = field.annotation if field is not None else None
         else:  # a dict[str, Model] keyed by a job name
             args = typing.get_args(current)
             current = args[-1] if args else None
         current = _unwrap(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
+    return tuple(shown), current
+
+
+def _is_model(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseModel)
+
+
+def _keys(owner: Any) -> list[str]:
+    if not _is_model(owner):
+        return []
+    return [f.alias or n for n, f in owner.model_fields.items()]
+
+
+def _tagged(annotation: Any) -> dict[str, type[BaseModel]]:
+    """The members of a union tagged by ``type``, by tag; empty for anything else."""
+    members = [a for a in typing.get_args(annotation) if _is_model(a)]
+    if len(members) < 2 or typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return {}
+    found: dict[str, type[BaseModel]] = {}
+    for member in members:
+        field = member.model_fields.get("type")
+        tags = typing.get_args(field.annotation) if field is not None else ()
+        if not tags:
+            return {}
+        found.update({str(t): member for t in tags})
+    return found
 
 
 def _unwrap(annotation: Any) -> Any:
-    """``Model | None`` → ``Model``."""
+    """``Model | None`` → ``Model``; ``Annotated[X, …]`` → ``X``."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if _tagged(annotation):
+            return annotation
+        models = [a for a in args if _is_model(a)]
         return models[0] if models else annotation
     return annotation
 
@@ -111,6 +150,15 @@ def _check_dependencies(config: Config, path: Path | str) -> None:
         cycle = " → ".join(reversed(exc.args[1]))
         raise ConfigError(path, "jobs", f"depends_on forms a cycle: {cycle} "
                           "(→ reads 'depends on')") from None
+
+
+def check_remote(config: Config, key: str, remote: Any, path: Path | str) -> None:
+    """An adapter's ``remote = "NAME"`` must name a ``[remotes.NAME]`` section."""
+    if remote is None or remote == "" or remote in config.remotes:
+        return
+    known = ", ".join(config.remotes) or "none configured"
+    raise ConfigError(path, key, f"unknown remote {remote!r}; remotes: {known} "
+                      "(add a [remotes.NAME] section)")
 
 
 def dependency_order(config: Config) -> list[list[str]]:

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from syncd.config.remotes import RemoteConfig
 from syncd.config.secrets import Secret
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
@@ -196,7 +197,17 @@ class Config(Section):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     usb: UsbConfig = Field(default_factory=UsbConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    remotes: dict[str, RemoteConfig] = Field({}, description="remote systems jobs name "
+                                             "with `remote = \"NAME\"`")
     jobs: dict[str, JobConfig] = Field({})
+
+    @field_validator("remotes")
+    @classmethod
+    def _remote_names(cls, remotes: dict[str, RemoteConfig]) -> dict[str, RemoteConfig]:
+        for name in remotes:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+                raise ValueError(f"remote name {name!r}: use letters, digits, '_', '.' and '-'")
+        return remotes
 
     @field_validator("jobs")
     @classmethod

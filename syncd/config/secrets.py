@@ -19,6 +19,12 @@ def revealed_values() -> frozenset[str]:
     return frozenset(_REVEALED)
 
 
+def remember(value: str) -> None:
+    """Blank ``value`` in every log line from now on (a token fetched, a secret given inline)."""
+    if value:
+        _REVEALED.add(value)
+
+
 class Secret(BaseModel):
     """``{ file = "/path" }``, ``{ env = "NAME" }`` or ``{ credential = "NAME" }``."""
 
@@ -48,9 +54,36 @@ class Secret(BaseModel):
                 value = path.read_text().strip()
             except OSError as exc:
                 raise LookupError(f"cannot read secret file {path}: {exc.strerror}") from None
-        if value:
-            _REVEALED.add(value)
+        remember(value)
         return value
+
+    def __str__(self) -> str:
+        return "<secret>"
+
+    __repr__ = __str__
+
+
+class InlineSecret:
+    """A secret given as a value (an ad-hoc API request's token), never in the config.
+
+    It prints as ``<secret>`` so a settings object that holds one can be logged, and
+    its value is blanked in every log line from the moment it exists.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        remember(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InlineSecret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
     def __str__(self) -> str:
         return "<secret>"

@@ -24,6 +24,7 @@ from syncd.engine.executor import Outcome, RunExecutor, Stop
 from syncd.engine.locks import RunLock
 from syncd.engine.plan import JobPlan
 from syncd.errors import JobError, RunConflict
+from syncd.remote.http import HttpFactory
 from syncd.store import Store
 from syncd.store.database import unavailable
 from syncd.tasks import supervise
@@ -64,8 +65,11 @@ class Engine:
     """
 
     def __init__(self, store: Store, plans: Mapping[str, JobPlan], state_dir: Path,
-                 max_concurrent_runs: int = 4, pm: pluggy.PluginManager | None = None) -> None:
+                 max_concurrent_runs: int = 4, pm: pluggy.PluginManager | None = None,
+                 http: HttpFactory | None = None) -> None:
         self.store, self.plans, self.state_dir = store, dict(plans), state_dir
+        #: HTTP clients for adapters (``ctx.client``), configured by ``[remotes]``
+        self.http = http or HttpFactory(state_dir=state_dir)
         self.log = structlog.get_logger("syncd.engine")
         self._slots = asyncio.Semaphore(max_concurrent_runs)
         self._stops: dict[int, Stop] = {}
@@ -179,7 +183,8 @@ class Engine:
         self._keys[run_id] = (plan.name, source.identifier)
         executor = RunExecutor(self.store, plan, run_id, source, stop,
                                on_progress=self.announce.progress_reporter(), dry_run=dry_run,
-                               state_dir=self.state_dir, allow_mass_missing=allow_mass_missing)
+                               state_dir=self.state_dir, allow_mass_missing=allow_mass_missing,
+                               http=self.http)
         task = asyncio.create_task(self._execute(executor, lock), name=f"run-{run_id}")
         self._tasks[run_id] = task
         if self._renewer is None or self._renewer.done():

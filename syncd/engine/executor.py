@@ -29,6 +29,7 @@ from syncd.engine.plan import JobPlan
 from syncd.engine.reading import batches
 from syncd.engine.targets import Writer, in_transaction, open_target, run_context
 from syncd.errors import ClaimLost, SourceError, UserError
+from syncd.remote.http import HttpFactory
 from syncd.store import Store, checkpoint_of, fingerprint_of
 
 RECONCILE = "reconcile"  # checkpoint phase once every batch is in
@@ -86,8 +87,9 @@ class RunExecutor:
     def __init__(self, store: Store, plan: JobPlan, run_id: int, source: Source,
                  stop: Stop, on_progress: Callable[[Progress], None] | None = None,
                  dry_run: bool = False, state_dir: Path | None = None,
-                 allow_mass_missing: bool = False) -> None:
+                 allow_mass_missing: bool = False, http: HttpFactory | None = None) -> None:
         self.store, self.plan, self.run_id, self.source = store, plan, run_id, source
+        self.http = http
         self.state_dir, self.allow_mass_missing = state_dir, allow_mass_missing
         self.stop, self.on_progress, self.dry_run = stop, on_progress, dry_run
         self.log = structlog.get_logger("syncd.run").bind(run_id=run_id, job=plan.name)
@@ -169,7 +171,7 @@ class RunExecutor:
 
     def _context(self, dry_run: bool) -> dict[str, Any]:
         return {"run_id": self.run_id, "log": self.log, "state_dir": self.state_dir,
-                "dry_run": dry_run, "cancelled": self.stop.is_set}
+                "dry_run": dry_run, "cancelled": self.stop.is_set, "http": self.http}
 
     def _open_target(self, schema: TargetSchema, dry_run: bool) -> Writer:
         return open_target(self.plan, schema, self.store, **self._context(dry_run))

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from syncd.adapters import Source, Target, TargetSchema
-from syncd.config.loader import describe
+from syncd.config.loader import check_remote, describe
 from syncd.config.schema import Config, JobConfig
 from syncd.engine.recordkey import with_record_key
 from syncd.errors import ConfigError, UserError
@@ -77,7 +77,12 @@ def resolve_job(name: str, job: JobConfig, registry: Registry, path: Path | str)
 
 
 def resolve_jobs(config: Config, registry: Registry, path: Path | str) -> dict[str, JobPlan]:
-    return {name: resolve_job(name, job, registry, path) for name, job in config.jobs.items()}
+    plans = {name: resolve_job(name, job, registry, path) for name, job in config.jobs.items()}
+    for name, plan in plans.items():
+        for side, options in (("source", plan.source_options), ("target", plan.target_options)):
+            check_remote(config, f"jobs.{name}.{side}.remote", getattr(options, "remote", None),
+                         path)
+    return plans
 
 
 def _options(model: type[BaseModel], raw: dict[str, Any], path: Path | str,

@@ -33,7 +33,8 @@ def run_context(plan: JobPlan, store: Store, *, run_id: int,
                 http: HttpFactory | None = None) -> RunContext:
     """The context handed to the run's source and target; ``sql`` only to store targets."""
     return RunContext(run_id=run_id, job=plan.name, log=log, state_dir=state_dir,
-                      dry_run=dry_run, cancelled=cancelled, http=http or HttpFactory(),
+                      dry_run=dry_run, cancelled=cancelled,
+                      http=http or HttpFactory(state_dir=state_dir),
                       sql=StoreSqlSession(store.db, store.dialect) if sql else None)
 
 

@@ -4,8 +4,10 @@ aiohttp is imported on first use, so runs that never reach a remote do not pay f
 Answers are sorted into the adapter errors every target reports alike: 401 and 403
 are ``AuthError``, 409 ``ConflictError``, 429 ``RateLimited`` and 408 or 5xx
 ``NetworkError`` (both retried with exponential backoff and full jitter, honouring
-``Retry-After``), any other 4xx ``RemoteRejected`` (not retried). No header or body
-is logged: they may carry secrets.
+``Retry-After``: jitter never shortens it, and one longer than ``max_delay`` fails the
+request at once for the run to retry later), any other 4xx ``RemoteRejected`` (not
+retried). A 401 renews OAuth2 credentials and is sent once more. No header or body
+is logged: they may carry secrets, and secrets are scrubbed from error messages.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+from syncd.config.remotes import NoAuth, RemoteConfig, parse_auth
 from syncd.errors import (
     AdapterError,
     AuthError,
@@ -30,7 +34,9 @@ from syncd.errors import (
     RateLimited,
     RemoteRejected,
 )
-from syncd.remote.limits import RateLimit, shared
+from syncd.remote import stats
+from syncd.remote.auth import Credentials, make_authenticator
+from syncd.remote.limits import shared
 
 if TYPE_CHECKING:
     import aiohttp
@@ -49,6 +55,15 @@ class RemoteSettings:
     attempts: int = 5
     max_delay: float = 60.0
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: an auth model of ``syncd.config.remotes`` (``[remotes.NAME.auth]``)
+    auth: Any = field(default_factory=NoAuth)
+
+    @classmethod
+    def from_config(cls, remote: RemoteConfig) -> RemoteSettings:
+        return cls(base_url=remote.base_url, timeout=remote.timeout,
+                   rate_limit=remote.rate_limit, concurrency=remote.concurrency,
+                   attempts=remote.retry.attempts, max_delay=remote.retry.max_delay,
+                   headers=dict(remote.headers), auth=remote.auth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +83,10 @@ class HttpClient:
     """Requests to one remote from one run's event loop; ``close()`` when done."""
 
     def __init__(self, name: str, settings: RemoteSettings,
-                 initial_delay: float = 0.5) -> None:
+                 initial_delay: float = 0.5, state_dir: Path | None = None) -> None:
         self.name, self.settings = name, settings
-        self.limit: RateLimit | None = (shared(name, settings.rate_limit)
-                                        if settings.rate_limit else None)
+        self.limit = shared(name, settings.rate_limit)
+        self.auth = make_authenticator(name, settings.auth, state_dir)
         self.initial_delay = initial_delay
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(max(1, settings.concurrency))
@@ -86,35 +101,69 @@ class HttpClient:
             extra["Idempotency-Key"] = idempotency_key
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.attempts), reraise=True,
-            retry=retry_if_exception_type(NetworkError), wait=self._wait)
+            retry=retry_if_exception(self._retryable), wait=self._wait,
+            before_sleep=lambda _: stats.retry(self.name))
         async for attempt in retrying:
             with attempt:
-                return await self._once(method, path, json_body, params, extra)
+                return await self._authorized(method, path, json_body, params, extra)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def _retryable(self, exc: BaseException) -> bool:
+        """Network errors, 429 and 5xx, unless the remote asks for a longer wait than
+        ``max_delay``: the run is then retried later, honouring it."""
+        after = getattr(exc, "retry_after", None) or 0.0
+        return isinstance(exc, NetworkError) and after <= self.settings.max_delay
 
     def _wait(self, state: Any) -> float:
         backoff = wait_random_exponential(multiplier=self.initial_delay,
                                           max=self.settings.max_delay)(state)
         exc = state.outcome.exception() if state.outcome else None
         after = getattr(exc, "retry_after", None) or 0.0
-        return min(max(backoff, after), max(self.settings.max_delay, after))
+        return float(max(backoff, after))  # jitter never shortens the remote's wait
+
+    async def _authorized(self, method: str, path: str, body: Any,
+                          params: Mapping[str, Any] | None,
+                          headers: Mapping[str, str]) -> Response:
+        """One request with credentials; a 401 renews them (OAuth2) and is sent once more."""
+        credentials = await self.auth.credentials(self.session)
+        try:
+            return await self._once(method, path, body, params, headers, credentials)
+        except AuthError as exc:
+            if exc.code != "http_401" or not await self.auth.rejected(credentials):
+                raise
+        credentials = await self.auth.credentials(self.session)
+        return await self._once(method, path, body, params, headers, credentials)
 
     async def _once(self, method: str, path: str, body: Any,
-                    params: Mapping[str, Any] | None, headers: Mapping[str, str]) -> Response:
+                    params: Mapping[str, Any] | None, headers: Mapping[str, str],
+                    credentials: Credentials) -> Response:
         import aiohttp  # here, not at import: `syncd sync` of a CSV file never needs it
 
+        if credentials.params:
+            params = {**(params or {}), **credentials.params}
+        if credentials.headers:
+            headers = {**headers, **credentials.headers}
         async with self._slots:
-            if self.limit is not None:
-                await self.limit.wait()
+            mark, waited = await self.limit.acquire()
+            stats.waited(self.name, waited)
             try:
                 async with self.session.request(method, self.url(path), json=body,
                                                 params=params, headers=headers) as answer:
+                    self.limit.answered(mark)  # it reached the remote by now
+                    mark = None
                     data = await answer.read()
                     response = Response(answer.status, dict(answer.headers), data)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise NetworkError(f"{self.name}: {method} {path}: "
-                                   f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
-        raise_for_status(self.name, method, path, response)
+                stats.request(self.name, "error")
+                message = f"{self.name}: {method} {path}: {type(exc).__name__}: {exc}"
+                raise NetworkError(credentials.scrub(message.rstrip(": "))) from None
+            finally:
+                self.limit.answered(mark)  # failed: it may have reached the remote
+        stats.request(self.name, response.status)
+        self.limit.note(response.headers)
+        if response.status == 429:
+            self.limit.pause(retry_after(response) or 0.0)  # every run waits, not just this
+        raise_for_status(self.name, method, path, response, credentials)
         return response
 
     def url(self, path: str) -> str:
@@ -138,13 +187,16 @@ class HttpClient:
             self._session = None
 
 
-def raise_for_status(name: str, method: str, path: str, response: Response) -> None:
+def raise_for_status(name: str, method: str, path: str, response: Response,
+                     credentials: Credentials | None = None) -> None:
     """Turn an error answer into the adapter error a run records."""
     status = response.status
     if status < 400:
         return
     where = f"{name}: {method} {path} answered {status}"
     excerpt = response.body[:EXCERPT].decode("utf-8", "replace").strip()
+    if credentials is not None:
+        where, excerpt = credentials.scrub(where), credentials.scrub(excerpt)
     message = f"{where}: {excerpt!r}" if excerpt else where
     error: AdapterError
     if status in (401, 403):
@@ -177,13 +229,33 @@ def retry_after(response: Response) -> float | None:
 
 
 class HttpFactory:
-    """Makes clients by remote name; settings come from the config or the adapter."""
+    """Makes clients by remote name: ``[remotes.NAME]`` settings, overridden per call.
 
-    def __init__(self, remotes: Mapping[str, RemoteSettings] | None = None) -> None:
+    Overrides are ``RemoteSettings`` fields (``None`` leaves a setting as configured);
+    ``headers`` add to the remote's; ``auth`` is an auth model or a mapping in the
+    ``[remotes.NAME.auth]`` shape whose secrets may be given as values (ad-hoc runs).
+    """
+
+    def __init__(self, remotes: Mapping[str, RemoteSettings] | None = None,
+                 state_dir: Path | None = None) -> None:
         self.remotes = dict(remotes or {})
+        self.state_dir = state_dir
+
+    @classmethod
+    def from_config(cls, remotes: Mapping[str, RemoteConfig],
+                    state_dir: Path | None = None) -> HttpFactory:
+        return cls({name: RemoteSettings.from_config(remote)
+                    for name, remote in remotes.items()}, state_dir)
 
     def __call__(self, remote: str, **settings: Any) -> HttpClient:
         base = self.remotes.get(remote, RemoteSettings())
         fields = {k: v for k, v in settings.items() if v is not None}
+        if "auth" in fields:
+            try:
+                fields["auth"] = parse_auth(fields["auth"], inline=True)
+            except ValueError as exc:
+                raise AuthError(f"{remote}: {exc}", code="bad_auth") from None
+        if "headers" in fields:
+            fields["headers"] = {**base.headers, **fields["headers"]}
         merged = dataclasses.replace(base, **fields) if fields else base
-        return HttpClient(remote, merged)
+        return HttpClient(remote, merged, state_dir=self.state_dir)

@@ -1,18 +1,26 @@
 """A rate limit shared by every run that talks to one remote, whatever thread or loop.
 
-Each request reserves the next free slot of a sliding window under a lock and then
-waits for it, so in any window of the limit's length at most ``count`` requests
-start. aiolimiter's and pyrate-limiter's buckets are bound to one event loop or
-need a blocking acquire; runs here each have a loop of their own in a worker thread.
+A request starts only when, under a lock, the sliding window of recent requests has
+room; otherwise it sleeps until the oldest leaves the window and asks again. A
+remote counts a request when it arrives, which is some time after it started (a
+new connection, a TLS handshake, a busy loop) but never after its answer came back:
+so each request is kept in the window from its start and, once answered, from the
+moment of its answer. Then no ``count + 1`` requests ever reach the remote within
+one ``period``, however late some of them arrive. Per-second limits are also paced
+evenly (one start every period/count) rather than sent in bursts.
+
+aiolimiter's and pyrate-limiter's buckets are bound to one event loop or need a
+blocking acquire; runs here each have a loop of their own in a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import re
 import threading
 import time
-from collections import deque
+from collections.abc import Mapping
 
 UNITS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|min|m|h|d)\s*$")
@@ -26,45 +34,125 @@ def parse_rate(text: str) -> tuple[int, float]:
     return int(match[1]), UNITS[match[2]]
 
 
-class RateLimit:
-    """At most ``count`` request starts in any ``period`` seconds."""
+#: a window is stretched by this share of its length (at most ``SLACK_MAX`` seconds)
+#: for remotes that count in coarse clock ticks
+SLACK, SLACK_MAX = 0.01, 0.05
 
-    def __init__(self, count: int, period: float) -> None:
+
+class RateLimit:
+    """At most ``count`` requests reach the remote in any ``period`` seconds (``None``:
+    no limit). A remote may also pause everyone: a 429's ``Retry-After`` or a
+    ``RateLimit-*`` header saying nothing remains until the reset (``pause``).
+    """
+
+    def __init__(self, count: int | None, period: float = 1.0) -> None:
         self.count, self.period = count, period
-        self._starts: deque[float] = deque()
+        self.spacing = period + min(period * SLACK, SLACK_MAX)
+        #: even pacing for per-second limits; longer ones allow a burst of ``count``
+        self.interval = period / count if count and period <= 1.0 else 0.0
+        self._window: list[float] = []  # sorted: start, or answer once answered
+        self._next = 0.0  # earliest next start by pacing
+        self._paused_until = 0.0
         self._lock = threading.Lock()
 
     @classmethod
-    def parse(cls, text: str) -> RateLimit:
-        return cls(*parse_rate(text))
+    def parse(cls, text: str | None) -> RateLimit:
+        return cls(*parse_rate(text)) if text else cls(None)
 
-    def reserve(self) -> float:
-        """Take the next free slot; returns how long to wait before starting."""
+    def try_start(self) -> float | None:
+        """Start now if allowed: returns the start's mark (for ``answered``), or ``None``
+        for no limit; a negative number is the seconds to wait before asking again."""
         with self._lock:
             now = time.monotonic()
-            while self._starts and self._starts[0] <= now - self.period:
-                self._starts.popleft()
-            if len(self._starts) < self.count:
-                at = max(now, self._starts[-1] if self._starts else now)
-            else:
-                at = self._starts[-self.count] + self.period
-            self._starts.append(at)
-            return max(0.0, at - now)
+            wait = self._paused_until - now
+            if self.count is not None:
+                gone = bisect.bisect_right(self._window, now - self.spacing)
+                del self._window[:gone]
+                if len(self._window) >= self.count:
+                    wait = max(wait, self._window[-self.count] + self.spacing - now)
+                wait = max(wait, self._next - now)
+            if wait > 0:
+                return -wait
+            if self.count is None:
+                return None
+            bisect.insort(self._window, now)
+            # on a grid while requests queue: a wake-up a little late keeps the pace
+            on_time = now - self._next < self.interval
+            self._next = (self._next if on_time else now) + self.interval
+            return now
 
-    async def wait(self) -> None:
-        delay = self.reserve()
-        if delay:
-            await asyncio.sleep(delay)
+    def answered(self, mark: float | None) -> None:
+        """The request started at ``mark`` is answered (or failed): it reached the remote
+        by now at the latest, so it stays in the window from now."""
+        if mark is None:
+            return
+        with self._lock:
+            index = bisect.bisect_left(self._window, mark)
+            if index < len(self._window) and self._window[index] == mark:
+                del self._window[index]
+                bisect.insort(self._window, time.monotonic())
+
+    async def acquire(self) -> tuple[float | None, float]:
+        """Wait until a request may start: its mark (for ``answered``) and the seconds
+        waited."""
+        started = None
+        while (mark := self.try_start()) is not None and mark < 0:
+            started = started or time.monotonic()
+            await asyncio.sleep(-mark)
+        return mark, (time.monotonic() - started if started else 0.0)
+
+    def pause(self, seconds: float) -> None:
+        """Nobody starts a request for ``seconds`` (the remote said so)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def note(self, headers: Mapping[str, str]) -> None:
+        """Feed the remote's ``RateLimit-*`` / ``X-RateLimit-*`` answer headers."""
+        wait = exhausted_for(headers)
+        if wait:
+            self.pause(wait)
 
 
 _SHARED: dict[str, RateLimit] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared(remote: str, rate: str) -> RateLimit:
+def shared(remote: str, rate: str | None) -> RateLimit:
     """The one limit of ``remote`` in this process (made on first use)."""
+    wanted = parse_rate(rate) if rate else (None, 1.0)
     with _SHARED_LOCK:
         limit = _SHARED.get(remote)
-        if limit is None or (limit.count, limit.period) != parse_rate(rate):
-            limit = _SHARED[remote] = RateLimit.parse(rate)
+        if limit is None or (limit.count, limit.period) != wanted:
+            limit = _SHARED[remote] = RateLimit(*wanted)
         return limit
+
+
+_FIELD = re.compile(r"(?:^|[;,\s])(r|t|remaining|reset)=(\d+)")
+EPOCH = 1_000_000_000  # a reset this large is a Unix time, not a number of seconds
+
+
+def exhausted_for(headers: Mapping[str, str]) -> float:
+    """Seconds until the remote's quota resets when nothing remains of it, else 0.
+
+    Reads ``RateLimit-Remaining`` / ``-Reset``, ``X-RateLimit-Remaining`` / ``-Reset``
+    (seconds, or a Unix time as GitHub sends) and the structured ``RateLimit`` header
+    (``r=0;t=5``). Capped at an hour.
+    """
+    lower = {k.lower(): v for k, v in headers.items()}
+    pairs = [(lower.get(f"{p}ratelimit-remaining"), lower.get(f"{p}ratelimit-reset"))
+             for p in ("", "x-")]
+    if "ratelimit" in lower:
+        fields = dict(_FIELD.findall(lower["ratelimit"]))
+        pairs.append((fields.get("r", fields.get("remaining")),
+                      fields.get("t", fields.get("reset"))))
+    for remaining, reset in pairs:
+        try:
+            if remaining is None or reset is None or int(remaining.strip()) > 0:
+                continue
+            seconds = float(reset.strip())
+        except ValueError:
+            continue
+        if seconds > EPOCH:
+            seconds -= time.time()
+        return min(max(seconds, 0.0), 3600.0)
+    return 0.0

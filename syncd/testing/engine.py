@@ -22,6 +22,7 @@ from syncd.config import validate
 from syncd.engine import Engine, Outcome, Request, resolve_jobs
 from syncd.engine import memory as memory_plugin
 from syncd.plugins import Registry, get_pluginmanager
+from syncd.remote.http import HttpFactory
 from syncd.store import Store
 from syncd.store.models import SyncRun
 
@@ -48,14 +49,17 @@ def make_registry(adapters: Iterable[type[Any]] = (), plugins: Iterable[Any] = (
 
 def make_engine(store: Store, state_dir: Path, jobs: Mapping[str, Mapping[str, Any]], *,
                 adapters: Iterable[type[Any]] = (), plugins: Iterable[Any] = (),
-                max_concurrent_runs: int = 4) -> Engine:
-    """An engine over ``store`` running ``jobs`` (``{"name": {"source": …, "target": …}}``)."""
+                max_concurrent_runs: int = 4,
+                remotes: Mapping[str, Mapping[str, Any]] | None = None) -> Engine:
+    """An engine over ``store`` running ``jobs`` (``{"name": {"source": …, "target": …}}``),
+    with ``remotes`` as ``[remotes.NAME]`` sections."""
     config = validate({"daemon": {"state_dir": str(state_dir),
                                   "max_concurrent_runs": max_concurrent_runs},
+                       "remotes": {name: dict(r) for name, r in (remotes or {}).items()},
                        "jobs": {name: dict(job) for name, job in jobs.items()}})
     registry = make_registry(adapters, plugins)
     return Engine(store, resolve_jobs(config, registry, "<test>"), state_dir,
-                  max_concurrent_runs)
+                  max_concurrent_runs, http=HttpFactory.from_config(config.remotes, state_dir))
 
 
 def run_job(engine: Engine, job: str, **request: Any) -> tuple[SyncRun, Outcome]:

@@ -1,0 +1,1 @@
+"""Fake remotes: real aiohttp servers, one module each."""
