@@ -19,6 +19,12 @@ def revealed_values() -> frozenset[str]:
     return frozenset(_REVEALED)
 
 
+def remember(value: str) -> None:
+    """A secret that came another way (an ad-hoc run's inline token): redact it too."""
+    if value:
+        _REVEALED.add(value)
+
+
 class Secret(BaseModel):
     """``{ file = "/path" }``, ``{ env = "NAME" }`` or ``{ credential = "NAME" }``."""
 
