@@ -171,6 +171,7 @@ class RestSource(AsyncSource):
                 settings["auth"] = dict(options.auth)
             client = self.ctx.client(urlsplit(base).netloc, **settings)
             path = "" if override else options.path
+            path = path or base  # the URL itself, not base_url + "/"
         self._clients.append(client)
         return client, path
 
