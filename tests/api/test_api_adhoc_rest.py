@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from syncd.remote.http import HttpFactory
 from tests.api import test_api as base
 from tests.api import test_api_daemon
 from tests.api.test_api import Api
@@ -79,12 +80,18 @@ def no_token_anywhere(daemon: Daemon, answers: list[Any]) -> None:
     assert (state / "sealed.key").stat().st_mode & 0o777 == 0o600
 
 
+needs_remote_auth = pytest.mark.skipif(
+    not hasattr(HttpFactory, "from_config"),
+    reason="needs auth= on ctx.client (the remotes work)")
+
+
 @pytest.fixture
 def catalog() -> Iterator[Catalog]:
     with Catalog(make_records(250), token=TOKEN) as fake:
         yield fake
 
 
+@needs_remote_auth
 def test_seed_003_example_2_verbatim_on_a_real_daemon(daemon: Daemon,
                                                       catalog: Catalog) -> None:
     status, body = daemon.call("POST", "/v1/sync/trigger",
@@ -108,6 +115,7 @@ def test_seed_003_example_2_verbatim_on_a_real_daemon(daemon: Daemon,
     no_token_anywhere(daemon, [body, run, listed])
 
 
+@needs_remote_auth
 def test_an_inline_token_survives_a_restart_sealed(daemon: Daemon) -> None:
     with Catalog(make_records(700), token=TOKEN, latency=0.6) as fake:
         status, body = daemon.call("POST", "/v1/sync/trigger",

@@ -288,3 +288,50 @@ async def test_a_looping_server_fails_the_run_instead_of_reading_forever(
         assert len(fake.pages()) <= 3
     [error] = store.run_errors(run_id, 10)[0]
     assert (error.error_code, error.is_retryable) == ("pagination_loop", False)
+
+
+# -- auth, through a [remotes.NAME] ----------------------------------------------------------
+
+needs_remote_auth = pytest.mark.skipif(
+    not hasattr(HttpFactory, "from_config"),
+    reason="needs [remotes] and auth= on ctx.client (the remotes work)")
+
+
+def remote_engine(store: Store, tmp_path: Path, catalog: Catalog, token_env: str) -> Engine:
+    jobs = {"music": {"source": {"type": "rest", "remote": "catalog", "path": "/music/catalog",
+                                 "data_path": ITEMS, "pagination": PAGED},
+                      "target": {"type": "sql", "table": "content_index",
+                                 "key": ["external_id"]},
+                      "mapping": {"external_id": "id", "artist": "artist.name"}}}
+    remotes = {"catalog": {"base_url": catalog.url, "retry": {"attempts": 3},
+                           "auth": {"type": "bearer", "token": {"env": token_env}}}}
+    config = validate({"daemon": {"state_dir": str(tmp_path / "state")}, "remotes": remotes,
+                       "jobs": jobs})
+    _, registry = get_pluginmanager(load_entrypoints=False, plugins=(rest_source, sql_target))
+    http = HttpFactory.from_config(config.remotes, tmp_path / "state")  # type: ignore[attr-defined]
+    return Engine(store, resolve_jobs(config, registry, "t.toml"), tmp_path / "state",
+                  http=http)  # type: ignore[call-arg]
+
+
+@needs_remote_auth
+async def test_a_remote_with_bearer_auth(store: Store, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATALOG_TOKEN", "s3cret-token")
+    with Catalog(make_records(25), token="s3cret-token") as fake:
+        run = await sync(remote_engine(store, tmp_path, fake, "CATALOG_TOKEN"))
+        assert set(fake.auth_headers) == {"Bearer s3cret-token"}
+    assert run.items_inserted == 25
+
+
+@needs_remote_auth
+async def test_a_refused_token_fails_the_run_as_auth_without_retries(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATALOG_TOKEN", "wrong-token")
+    with Catalog(make_records(25), token="s3cret-token") as fake:
+        engine = remote_engine(store, tmp_path, fake, "CATALOG_TOKEN")
+        run_id, outcome = await engine.run(Request("music", "cli"))
+        assert len(fake.pages()) <= 2  # at most one retry after refreshing credentials
+    assert outcome.status == "failed"
+    [error] = store.run_errors(run_id, 10)[0]
+    assert (error.error_type, error.is_retryable) == ("auth", False)
+    assert "wrong-token" not in (outcome.error or "")
