@@ -43,7 +43,11 @@ def configure(log_format: str = "auto", level: int = logging.INFO) -> None:
     """Set up structlog for the process (called once by the CLI)."""
     as_json = wants_json(log_format)
     renderer: Any = (structlog.processors.JSONRenderer() if as_json
-                     else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+                     else structlog.dev.ConsoleRenderer(
+                         colors=sys.stderr.isatty(),
+                         # a traceback's locals would show what redaction cannot reach
+                         # (a request's headers, a token in a tuple)
+                         exception_formatter=_traceback_formatter()))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -57,3 +61,12 @@ def configure(log_format: str = "auto", level: int = logging.INFO) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def _traceback_formatter() -> Any:
+    """Rich tracebacks without locals when rich is there, else plain ones (never locals)."""
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return structlog.dev.plain_traceback
+    return structlog.dev.RichTracebackFormatter(show_locals=False)

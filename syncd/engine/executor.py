@@ -34,7 +34,7 @@ from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
 from syncd.engine.reading import batches
 from syncd.engine.targets import Writer, in_transaction, open_target, run_context
-from syncd.errors import ClaimLost, SourceError, UserError
+from syncd.errors import AdapterError, ClaimLost, SourceError, UserError
 from syncd.store import Store, checkpoint_of, fingerprint_of
 
 RECONCILE = "reconcile"  # checkpoint phase once every batch is in
@@ -299,7 +299,10 @@ class RunExecutor:
                            "unfinished and resumes on the next sync or daemon start",
                            error=message, store_error=str(store_exc).strip())
             return Outcome("failed", message)
-        if isinstance(exc, UserError | SourceError) or is_database_error(exc) or error.retryable:
+        # an adapter's error is classified (auth, network, target…): no traceback, whose
+        # locals could hold a request's credentials
+        if isinstance(exc, UserError | SourceError | AdapterError) or is_database_error(exc) \
+                or error.retryable:
             self.log.error("run failed", error=message)
         else:
             self.log.exception("run failed", error=message)
