@@ -24,6 +24,7 @@ from syncd.api.envelope import ApiError
 from syncd.api.server import addresses
 from syncd.cli.exits import EXIT_FAILED, EXIT_OK
 from syncd.config import Secret
+from syncd.config.sealed import Sealer
 from syncd.engine import Engine, JobPlan
 from syncd.errors import ConfigError, JobError, UserError
 from syncd.store import Store
@@ -140,7 +141,8 @@ class Daemon:
 
     def _adhoc_plan(self, spec: Mapping[str, Any]) -> JobPlan:
         try:
-            return plan_from_spec(dict(spec), self.setup.registry)
+            return plan_from_spec(dict(spec), self.setup.registry,
+                                  Sealer(self.setup.state_dir))
         except ApiError as exc:
             raise JobError(f"cannot rebuild the ad-hoc job: {exc.message}") from None
 

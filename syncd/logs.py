@@ -67,3 +67,4 @@ def configure(log_format: str = "auto", level: int = logging.INFO) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
+

@@ -25,6 +25,7 @@ from syncd.api.adhoc import plan_from_spec
 from syncd.api.envelope import ApiError
 from syncd.bootstrap import Setup
 from syncd.config import validate
+from syncd.config.sealed import Sealer
 from syncd.engine import Engine, JobPlan, resolve_jobs
 from syncd.errors import JobError
 from syncd.plugins import get_pluginmanager
@@ -152,7 +153,7 @@ def adhoc_planner(setup: Setup) -> Callable[[Mapping[str, Any]], JobPlan]:
 
     def plan(spec: Mapping[str, Any]) -> JobPlan:
         try:
-            return plan_from_spec(dict(spec), setup.registry)
+            return plan_from_spec(dict(spec), setup.registry, Sealer(setup.state_dir))
         except ApiError as exc:
             raise JobError(f"cannot rebuild the ad-hoc job: {exc.message}") from None
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from syncd.adapters import Source
+from syncd.adapters import AsyncSource, Source
 from syncd.api.adhoc_table import STORE_TABLE_KEYS, ExistingTable
 from syncd.api.envelope import BadRequest
 from syncd.config.schema import JobConfig
+from syncd.config.sealed import SealedError, Sealer
 from syncd.engine.plan import JobPlan, resolve_job
 from syncd.engine.recordkey import RECORD_FIELD
 from syncd.errors import ConfigError
@@ -89,12 +90,11 @@ def parse_options(raw: Any) -> AdhocOptions:
 def check_source_type(source_type: str, registry: Registry) -> None:
     """A 400 for a source type no plugin provides, before anything else is checked."""
     if source_type not in registry.sources:
-        soon = " yet" if source_type.lower() in ("api", "rest", "http", "https") else ""
-        raise BadRequest(f"sourceType {source_type!r} is not available{soon}; sources: "
+        raise BadRequest(f"sourceType {source_type!r} is not available; sources: "
                          f"{', '.join(sorted(registry.sources))}", "bad_field")
 
 
-def source_options(source: type[Source], options: AdhocOptions) -> BaseModel:
+def source_options(source: type[Source | AsyncSource], options: AdhocOptions) -> BaseModel:
     """The source's own options from the ad-hoc ones; a 400 names the option at fault."""
     names = {"has_header": "hasHeader", "delimiter": "delimiter"}
     try:
@@ -180,20 +180,10 @@ def job_spec(source_type: str, options: AdhocOptions, header: list[str] | None,
             mapping[target] = name
             if target != name:
                 renamed[name] = target
-    for target_field, source_field in mapping.items():
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", target_field) \
-                or target_field in RESERVED:
-            raise BadRequest(f"options.columnMapping: target field {target_field!r} (for "
-                             f"column {source_field!r}) must be letters, digits and '_', "
-                             f"and not one of {', '.join(RESERVED)}", "bad_field")
+    check_target_fields(mapping)
     constants = {"content_type": options.contentType} if options.contentType else {}
     key, key_from = choose_key(options, mapping, constants, renamed, table)
-    if table is not None:
-        unknown = sorted({*mapping, *constants, *BOOKKEEPING} - table.columns)
-        if unknown:
-            raise BadRequest(f"table {table.name!r} has no column {', '.join(unknown)}; an "
-                             "ad-hoc run does not change an existing table: map only its "
-                             "columns, or choose a new targetTable", "bad_field")
+    check_table_columns(table, mapping, constants)
     spec = {
         "source": {"type": source_type, "has_header": options.hasHeader,
                    "delimiter": options.delimiter},
@@ -201,6 +191,28 @@ def job_spec(source_type: str, options: AdhocOptions, header: list[str] | None,
         "mapping": mapping, "constants": constants,
     }
     return AdhocJob(spec, key, key_from, direction, defaulted=options.key is None)
+
+
+def check_target_fields(mapping: dict[str, str], option: str = "columnMapping") -> None:
+    """Target fields are plain column names, none of those the SQL target keeps."""
+    for target_field, source_field in mapping.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", target_field) \
+                or target_field in RESERVED:
+            raise BadRequest(f"options.{option}: target field {target_field!r} (for "
+                             f"{source_field!r}) must be letters, digits and '_', "
+                             f"and not one of {', '.join(RESERVED)}", "bad_field")
+
+
+def check_table_columns(table: ExistingTable | None, mapping: dict[str, str],
+                        constants: dict[str, Any]) -> None:
+    """An existing table is written into its own columns only."""
+    if table is None:
+        return
+    unknown = sorted({*mapping, *constants, *BOOKKEEPING} - table.columns)
+    if unknown:
+        raise BadRequest(f"table {table.name!r} has no column {', '.join(unknown)}; an "
+                         "ad-hoc run does not change an existing table: map only its "
+                         "columns, or choose a new targetTable", "bad_field")
 
 
 def choose_key(options: AdhocOptions, mapping: dict[str, str], constants: dict[str, Any],
@@ -261,9 +273,18 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def plan_from_spec(spec: dict[str, Any], registry: Registry) -> JobPlan:
-    """Rebuild the plan of an ad-hoc run; bad specs are 400s naming the option."""
+def plan_from_spec(spec: dict[str, Any], registry: Registry,
+                   sealer: Sealer | None = None) -> JobPlan:
+    """Rebuild the plan of an ad-hoc run; bad specs are 400s naming the option.
+
+    Sealed secrets (an inline token) are opened with ``sealer``, the key of state_dir.
+    """
     name = f"adhoc-{spec['target']['table']}"
+    try:
+        if sealer is not None:
+            spec = sealer.open(spec)
+    except SealedError as exc:
+        raise BadRequest(str(exc), "bad_field") from None
     try:
         job = JobConfig.model_validate(spec)
         return resolve_job(name, job, registry, "request")

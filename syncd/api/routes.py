@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from syncd import __version__
-from syncd.api import adhoc
+from syncd.api import adhoc, adhoc_rest
 from syncd.api.adhoc_table import existing_table
 from syncd.api.context import CONTEXT, ApiContext
 from syncd.api.envelope import BadRequest, Conflict, NotFound, Unavailable, ok
@@ -119,8 +119,12 @@ async def trigger(request: web.Request) -> web.Response:
         raise BadRequest(f"unknown field {sorted(unknown)[0]!r}", "bad_field")
     if source_type:
         adhoc.check_source_type(source_type, c.setup().registry)
-    if identifier is not None:
-        identifier = await asyncio.to_thread(confined_path, identifier, c.roots)
+    source_cls = (c.setup().registry.sources[source_type] if source_type
+                  else c.engine.plans[job].source_cls if job in c.engine.plans else None)
+    remote = source_cls is not None and source_cls.capabilities.remote
+    if identifier is not None:  # a URL for a remote source, else a file we may read
+        identifier = (adhoc_rest.check_url(identifier) if remote else
+                      await asyncio.to_thread(confined_path, identifier, c.roots))
     if job:
         if "options" in body:
             raise BadRequest("field 'options' is for ad-hoc jobs (sourceType)", "bad_field")
@@ -130,8 +134,9 @@ async def trigger(request: web.Request) -> web.Response:
                            allow_mass_missing=allow_mass_missing)
         extra: dict[str, Any] = {}
     else:
-        request_, extra = await _adhoc_request(c, source_type, identifier, body, dry_run,
-                                               allow_mass_missing)
+        make = adhoc_rest.rest_request if remote else _adhoc_request
+        request_, extra = await make(c, source_type, identifier, body, dry_run,
+                                     allow_mass_missing)
     try:
         new_id = await c.engine.start(request_)
     except RunConflict as exc:

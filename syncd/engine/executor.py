@@ -19,7 +19,15 @@ import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from syncd.adapters import Batch, ItemError, Row, Source, TargetSchema, WriteResult
+from syncd.adapters import (
+    AsyncSource,
+    Batch,
+    ItemError,
+    Row,
+    Source,
+    TargetSchema,
+    WriteResult,
+)
 from syncd.engine import guard
 from syncd.engine.duplicates import DuplicateKeys
 from syncd.engine.failures import SourceChanged, describe_failure, is_database_error, is_transient
@@ -28,7 +36,7 @@ from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
 from syncd.engine.reading import batches
 from syncd.engine.targets import Writer, in_transaction, open_target, run_context
-from syncd.errors import ClaimLost, SourceError, UserError
+from syncd.errors import AdapterError, ClaimLost, SourceError, UserError
 from syncd.remote.http import HttpFactory
 from syncd.store import Store, checkpoint_of, fingerprint_of
 
@@ -84,7 +92,7 @@ def _wait(initial: float, maximum: float) -> Callable[[RetryCallState], float]:
 class RunExecutor:
     """Drives one run to an outcome; every method runs in the worker thread."""
 
-    def __init__(self, store: Store, plan: JobPlan, run_id: int, source: Source,
+    def __init__(self, store: Store, plan: JobPlan, run_id: int, source: Source | AsyncSource,
                  stop: Stop, on_progress: Callable[[Progress], None] | None = None,
                  dry_run: bool = False, state_dir: Path | None = None,
                  allow_mass_missing: bool = False, http: HttpFactory | None = None) -> None:
@@ -146,7 +154,9 @@ class RunExecutor:
         self.duplicates.positions = [self.plan.columns.index(k) for k in schema.key
                                      if k in self.plan.columns]
         target = self._open_target(schema, self.dry_run)
-        self.source.open(run_context(self.plan, self.store, **self._context(self.dry_run)))
+        previous = self.store.last_checkpoint(self.plan.name, self.source.identifier)
+        self.source.open(run_context(self.plan, self.store, previous_checkpoint=previous,
+                                     **self._context(self.dry_run)))
         try:
             if not (checkpoint and checkpoint.get("phase") == RECONCILE):
                 rows = self.plan.config.batch_rows
@@ -243,7 +253,9 @@ class RunExecutor:
                         missing = target.reconcile(keys, on_missing)
                         self._guard(on_missing, missing, keys.count)
                     _settle(target)
-                    self.store.advance(self.run_id, {"missing": missing}, {"phase": RECONCILE})
+                    # the source's last checkpoint stays (an incremental read starts there)
+                    self.store.advance(self.run_id, {"missing": missing},
+                                       {**(checkpoint_of(run) or {}), "phase": RECONCILE})
                     self.store.finish(self.run_id, "completed")
                 self.log.info("run completed", missing=missing)
                 return Outcome("completed")
@@ -306,7 +318,10 @@ class RunExecutor:
                            "unfinished and resumes on the next sync or daemon start",
                            error=message, store_error=str(store_exc).strip())
             return Outcome("failed", message)
-        if isinstance(exc, UserError | SourceError) or is_database_error(exc) or error.retryable:
+        # an adapter's error is classified (auth, network, target…): no traceback, whose
+        # locals could hold a request's credentials
+        if isinstance(exc, UserError | SourceError | AdapterError) or is_database_error(exc) \
+                or error.retryable:
             self.log.error("run failed", error=message)
         else:
             self.log.exception("run failed", error=message)

@@ -228,13 +228,13 @@ async def test_a_table_syncd_did_not_make_is_refused(api: Api) -> None:
 # -- wrong requests, in the user's terms -------------------------------------------------
 
 
-@pytest.mark.parametrize("source_type", ["api", "rest"])
+@pytest.mark.parametrize("source_type", ["ftp", "graphql"])
 async def test_a_source_type_not_available_is_said_before_the_path(api: Api,
                                                                    source_type: str) -> None:
     error = await api.trigger(400, sourceType=source_type,
                               sourceIdentifier="https://api.example.com/music/catalog")
-    assert error["message"].startswith(f"sourceType {source_type!r} is not available yet")
-    assert "csv" in error["message"]
+    assert error["message"].startswith(f"sourceType {source_type!r} is not available; ")
+    assert "csv" in error["message"] and "rest" in error["message"]
 
 
 async def test_a_key_naming_a_renamed_column_says_so_in_the_requests_terms(api: Api) -> None:

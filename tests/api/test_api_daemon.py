@@ -49,11 +49,19 @@ class Daemon:
             f"[usb]\nenabled = false\n"
             f"[api]\nlisten = {json.dumps('unix:' + str(self.socket))}\n"
             f"allowed_paths = [{json.dumps(str(self.data))}]\n")
-        self.log = (root / "daemon.log").open("wb")
+        self.start()
+
+    def start(self) -> None:
+        self.log = (self.root / "daemon.log").open("ab")
         self.proc = subprocess.Popen([SYNCD, "run", "--config", str(self.config)],
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         wait_until(self.healthy, 30, message=self.log_tail)
+
+    def restart(self) -> None:
+        """SIGTERM (runs pause, resumable), then ``syncd run`` again on the same state."""
+        self.stop()
+        self.start()
 
     def log_tail(self) -> str:
         return (self.root / "daemon.log").read_text(errors="replace")[-3000:]

@@ -31,8 +31,10 @@ from syncd.testing import (
 from syncd.testing.engine import temporary_database
 from syncd_builtin.csv_source import CsvSource
 from syncd_builtin.inventory_source import InventorySource, write_snapshot
+from syncd_builtin.rest_source import RestSource
 from syncd_builtin.sql_target import SqlTarget
 from tests.conftest import BACKENDS, MYSQL_ADMIN, PG_ADMIN, _server_up
+from tests.fakes.catalog import Catalog, make_records
 from tests.restish import RestishTarget
 
 # -- sources -------------------------------------------------------------------------
@@ -108,6 +110,38 @@ class TestMemorySource(SourceContract):
     @pytest.fixture
     def source_fields(self) -> list[str]:
         return ["id", "name"]
+
+
+class TestRestSource(SourceContract):
+    adapter = RestSource
+
+    @pytest.fixture
+    def catalog(self) -> Iterator[Catalog]:
+        with Catalog(make_records(7)) as fake:
+            yield fake
+
+    @pytest.fixture
+    def bad_catalog(self) -> Iterator[Catalog]:
+        with Catalog([*make_records(3), "not a record", *make_records(3, 4)]) as fake:
+            yield fake
+
+    @staticmethod
+    def _maker(catalog: Catalog) -> Any:
+        pages = {"type": "page", "limit_param": "limit", "limit": 3}
+        return lambda: RestSource(RestSource.Options(
+            url=catalog.url, path="/catalog/page", data_path="data.items", pagination=pages))
+
+    @pytest.fixture
+    def make_source(self, catalog: Catalog) -> Any:
+        return self._maker(catalog)
+
+    @pytest.fixture
+    def make_bad_source(self, bad_catalog: Catalog) -> Any:
+        return self._maker(bad_catalog)
+
+    @pytest.fixture
+    def source_fields(self) -> list[str]:
+        return ["id", "artist.name"]
 
 
 # -- targets -------------------------------------------------------------------------
