@@ -117,7 +117,7 @@ def test_seed_003_example_2_verbatim_on_a_real_daemon(daemon: Daemon,
 
 @needs_remote_auth
 def test_an_inline_token_survives_a_restart_sealed(daemon: Daemon) -> None:
-    with Catalog(make_records(700), token=TOKEN, latency=0.6) as fake:
+    with Catalog(make_records(1500), token=TOKEN, latency=0.6) as fake:
         status, body = daemon.call("POST", "/v1/sync/trigger",
                                    EXAMPLE_2.replace(SEED_URL, fake.url + "/music/catalog"))
         assert status == 202, body
@@ -130,11 +130,11 @@ def test_an_inline_token_survives_a_restart_sealed(daemon: Daemon) -> None:
         wait_until(committed, 30, message=daemon.log_tail)  # some pages are in
         daemon.restart()  # SIGTERM: the run pauses; the new daemon resumes it
         run = daemon.finished(run_id)
-        assert run["status"] == "completed" and run["itemsInserted"] == 700, run
+        assert run["status"] == "completed" and run["itemsInserted"] == 1500, run
         pages = [int(q["page"]) for _, _, q in fake.pages()]
         assert set(fake.auth_headers) == {f"Bearer {TOKEN}"}
-    assert "resuming run" in daemon.log_tail()
-    assert sorted(set(pages)) == list(range(1, 9))  # 7 full pages and the empty 8th
+    assert "resuming run" in (daemon.root / "daemon.log").read_text(), daemon.log_tail()
+    assert sorted(set(pages)) == list(range(1, 17))  # 15 full pages and the empty 16th
     no_token_anywhere(daemon, [body, run])
 
 
