@@ -14,6 +14,8 @@ class SourceCapabilities:
     complete: bool = True
     #: ``header()`` names the fields before a run (the API checks a mapping with it)
     header: bool = False
+    #: reads tables of the store's own database through ``ctx.sql`` (``SELECT`` only)
+    store: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,7 +140,8 @@ class RunExecutor:
         self.duplicates.positions = [self.plan.columns.index(k) for k in schema.key
                                      if k in self.plan.columns]
         target = self._open_target(schema, self.dry_run)
-        self.source.open(run_context(self.plan, self.store, **self._context(self.dry_run)))
+        self.source.open(run_context(self.plan, self.store, sql=self.source.capabilities.store,
+                                     **self._context(self.dry_run)))
         try:
             if not (checkpoint and checkpoint.get("phase") == RECONCILE):
                 for batch in batches(self.source, self.plan.fields, checkpoint,
@@ -199,7 +200,7 @@ class RunExecutor:
                   "inserted": result.inserted, "updated": result.updated,
                   "unchanged": result.unchanged, "skipped": result.skipped + batch.skipped,
                   "failed": len(errors)}
-        self.store.add_errors(self.run_id, errors)
+        self.store.add_errors(self.run_id, errors + result.notices)
         self.store.advance(self.run_id, counts, batch.checkpoint)
         self.progress.processed += counts["processed"]
         self.progress.batch_errors = errors

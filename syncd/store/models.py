@@ -122,6 +122,7 @@ class IdMap(BaseModel):
     content_hash = pw.CharField(max_length=64, null=True)  # of what was last sent
     remote_hash = pw.CharField(max_length=64, null=True)  # of the remote record last seen
     request_key = pw.CharField(max_length=64, null=True)
+    sent = pw.TextField(null=True)  # JSON: what a pending intent sends beyond the record
     attempts = pw.IntegerField(default=0)
     last_error = pw.TextField(null=True)
     synced_at = pw.DateTimeField(null=True)
