@@ -125,13 +125,15 @@ class Result:
     ``deferred``: it cannot be sent yet (a reference has no remote id); retried later.
     ``kept``: both sides changed and the remote's version was kept (counted unchanged).
     ``conflict``: both sides changed and the pair waits for a person (counted skipped;
-    ``error`` says so). ``remote_hash`` is the hash of the remote record as it now is.
+    ``error`` says so; ``remote_record`` is the remote's side, queued with the local one
+    in ``sync_conflicts``). ``remote_hash`` is the hash of the remote record as it now is.
     """
 
     outcome: Outcome
     remote_id: str | None = None
     error: ItemError | None = None
     remote_hash: str | None = None
+    remote_record: Mapping[str, Any] | None = None
 
     @classmethod
     def failed(cls, error: ItemError, remote_id: str | None = None) -> Result:

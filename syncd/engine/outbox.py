@@ -36,7 +36,7 @@ from syncd.adapters import (
 )
 from syncd.engine import references
 from syncd.errors import AdapterError
-from syncd.store import idmap
+from syncd.store import conflicts, idmap
 from syncd.store.idmap import Settled
 
 COUNTED = {"created": "inserted", "adopted": "inserted", "updated": "updated",
@@ -75,6 +75,7 @@ class Outbox:
     #: target field → upstream job whose local keys it holds (``[jobs.X.references]``)
     references: Mapping[str, str] = field(default_factory=dict)
     _settled: list[Settled] = field(default_factory=list)
+    _review: list[tuple[Change, Result]] = field(default_factory=list)
     _loop: asyncio.Runner | None = None
 
     @property
@@ -132,16 +133,16 @@ class Outbox:
                     "conflict", "not_updatable", f"key {key!r} changed, and target "
                     f"{self.target.name} cannot update a record it sent", item))
                 continue
-            retried = entry is not None and entry.state == "pending"
             changes.append(Change(kind, key, values, item, digest,
                                   request_key(job, key, digest), remote_id,
-                                  sent=entry.sent if retried and entry else None,
+                                  sent=entry.sent if entry else None,
                                   remote_hash=entry.remote_hash if entry else None))
         changes = self._prepare(changes)
         if self.ctx.dry_run:
             for change in changes:
                 self._count(result, "created" if change.kind == "create" else "updated")
             self._settled.clear()  # a dry run records nothing, deferrals included
+            self._review.clear()
             return result
         intents = [(c.key, c.content_hash, c.idempotency_key, c.sent)
                    for c in changes if c.kind == "create"]
@@ -165,7 +166,11 @@ class Outbox:
         """Write the batch's results into the id map: call inside the batch's transaction."""
         crash_hook(self._settled)
         idmap.settle(self.schema.job, self._settled)
+        for change, outcome in self._review:
+            conflicts.record(self.schema.job, change.key, outcome.remote_id or change.remote_id,
+                             dict(change.record), dict(outcome.remote_record or {}))
         self._settled.clear()
+        self._review.clear()
 
     # -- on_missing ---------------------------------------------------------------
 
@@ -246,6 +251,7 @@ class Outbox:
             digest = UNAVAILABLE
         elif outcome.outcome == "conflict":
             digest = None  # in review: the id map keeps what was last sent
+            self._review.append((change, outcome))
         self._settled.append(Settled(change.key, state, outcome.remote_id or change.remote_id,
                                      digest, outcome.error.message if outcome.error else None,
                                      outcome.remote_hash))

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
 from syncd.errors import (
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import aiohttp
 
 EXCERPT = 200  # characters of an error answer quoted in a message
+AMBIGUOUS = "ambiguous"  # a NetworkError's code when the request may have been carried out
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +80,25 @@ class HttpClient:
     async def request(self, method: str, path: str, *, json_body: Any = None,
                       params: Mapping[str, Any] | None = None,
                       headers: Mapping[str, str] | None = None,
-                      idempotency_key: str | None = None) -> Response:
-        """Send with retries on network errors, 429 and 5xx; raise an ``AdapterError``."""
+                      idempotency_key: str | None = None,
+                      retry_ambiguous: bool = True) -> Response:
+        """Send with retries on network errors, 429 and 5xx; raise an ``AdapterError``.
+
+        ``retry_ambiguous=False``: a request that may have reached the remote but got no
+        answer (the connection dropped, a timeout) is not sent again; it raises a
+        ``NetworkError`` with code ``ambiguous`` so the caller can ask the remote first.
+        """
         extra = dict(headers or {})
         if idempotency_key:
             extra["Idempotency-Key"] = idempotency_key
+
+        def again(exc: BaseException) -> bool:
+            return isinstance(exc, NetworkError) and (
+                retry_ambiguous or getattr(exc, "code", "") != AMBIGUOUS)
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.attempts), reraise=True,
-            retry=retry_if_exception_type(NetworkError), wait=self._wait)
+            retry=retry_if_exception(again), wait=self._wait)
         async for attempt in retrying:
             with attempt:
                 return await self._once(method, path, json_body, params, extra)
@@ -112,8 +124,11 @@ class HttpClient:
                     data = await answer.read()
                     response = Response(answer.status, dict(answer.headers), data)
             except (aiohttp.ClientError, TimeoutError) as exc:
+                # never connected: nothing was sent; anything later may have arrived
+                sent = not isinstance(exc, aiohttp.ClientConnectorError)
                 raise NetworkError(f"{self.name}: {method} {path}: "
-                                   f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+                                   f"{type(exc).__name__}: {exc}".rstrip(": "),
+                                   code=AMBIGUOUS if sent else None) from None
         raise_for_status(self.name, method, path, response)
         return response
 

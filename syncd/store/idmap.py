@@ -107,7 +107,6 @@ def settle(job: str, results: Iterable[Settled]) -> None:
                 values[IdMap.content_hash] = r.content_hash
             values[IdMap.synced_at] = now
             values[IdMap.attempts] = 0
-            values[IdMap.sent] = None
         updated = (IdMap.update(values)
                    .where(IdMap.job == job, IdMap.local_key == r.local_key).execute())
         if not updated and not IdMap.select().where(
