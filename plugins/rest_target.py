@@ -25,7 +25,7 @@ from syncd.adapters import (
     TargetCapabilities,
     TargetSchema,
 )
-from syncd.errors import NetworkError, RemoteRejected
+from syncd.errors import AdapterError, NetworkError, RemoteRejected
 
 from .rest_lookup import Names
 from .rest_payload import dig, parent, payload, remote_hash, render, wrap
@@ -97,6 +97,7 @@ class RestTarget(AsyncRecordTarget):
         self.fields = [n for n in (*schema.columns, *schema.constants) if n not in self.drop]
         known = ctx.idmap.known if ctx.idmap is not None else (lambda ids: set())
         self.names = None
+        self._unnamed: dict[str, AdapterError] = {}
         if o.lookup is not None:
             self.names = Names(self._get, o.lookup.path, o.lookup.data_path, o.lookup.match,
                                o.name_field, o.on_name_conflict, known,
@@ -112,13 +113,22 @@ class RestTarget(AsyncRecordTarget):
         if self.names is None or self.options.name_field not in self.fields:
             return changes
         done = len(self.names.renames)
-        named = [await self.names.name(c) for c in changes]
+        named = []
+        for change in changes:
+            try:
+                named.append(await self.names.name(change))
+            except AdapterError as exc:  # reported by apply, as this record's error
+                self._unnamed[change.key] = exc
+                named.append(change)
         for key, base, name in self.names.renames[done:]:
             self.ctx.log.info("name taken on the remote; renamed", key=key, name=base,
                               sent_as=name, dry_run=self.ctx.dry_run)
         return named
 
     async def apply(self, change: Change) -> Result:
+        failed = self._unnamed.pop(change.key, None)
+        if failed is not None:
+            raise failed
         if change.kind == "create":
             return await self._create(change)
         if change.kind == "update":

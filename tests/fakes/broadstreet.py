@@ -35,6 +35,9 @@ KINDS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
 }
 
 
+FAULT = web.RequestKey("fault", object)  # the fault a request met, for its handler
+
+
 def collection_path(plural: str) -> str:
     """``/networks/{networks}/advertisers`` …: the route of a kind's list."""
     parents = KINDS[plural][1]
@@ -56,7 +59,8 @@ class BroadstreetFake:
     latency: float = 0.0  # seconds added to every answer
     records: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {k: {} for k in KINDS})
-    creates: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, name) → n
+    #: (collection path, name) → creates carried out: more than 1 is a duplicate
+    creates: Counter[tuple[str, str]] = field(default_factory=Counter)
     requests: list[tuple[str, str, float]] = field(default_factory=list)  # method, path, t
     replayed: int = 0
     url: str = ""
@@ -155,7 +159,7 @@ class BroadstreetFake:
         if fault is not None and fault.kind == "status":
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after else {}
             return web.Response(status=fault.status, headers=headers, text="injected fault")
-        request["fault"] = fault
+        request[FAULT] = fault
         return await handler(request)  # type: ignore[no-any-return]
 
     def _take(self, method: str) -> Fault | None:
@@ -214,11 +218,11 @@ class BroadstreetFake:
         record = {**body, "id": int(remote_id),
                   **{f"{KINDS[p][0]}_id": int(i) for p, i in parents.items()}}
         self.records[plural][remote_id] = record
-        self.creates[(plural, str(body.get("name")))] += 1
+        self.creates[(request.path, str(body.get("name")))] += 1
         answer = {KINDS[plural][0]: record}
         if token:
             self._by_request[token] = (201, answer)
-        if request.get("fault") is not None:  # created, but the answer never arrives
+        if request.get(FAULT) is not None:  # created, but the answer never arrives
             assert request.transport is not None
             request.transport.abort()
             await asyncio.sleep(3600)
