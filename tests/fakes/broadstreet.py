@@ -46,7 +46,7 @@ def collection_path(plural: str) -> str:
 
 @dataclass(slots=True)
 class Fault:
-    kind: str  # "status" | "hang" | "drop_after_create"
+    kind: str  # "status" | "hang" | "drop_after_create" | "hang_after_create"
     status: int = 503
     retry_after: float | None = None
 
@@ -107,6 +107,9 @@ class BroadstreetFake:
 
     def drop_after_create_next(self, count: int = 1) -> None:
         self.fault_next(Fault("drop_after_create"), count, "POST")
+
+    def hang_after_create_next(self, count: int = 1) -> None:
+        self.fault_next(Fault("hang_after_create"), count, "POST")
 
     # -- the server ----------------------------------------------------------------
 
@@ -222,9 +225,11 @@ class BroadstreetFake:
         answer = {KINDS[plural][0]: record}
         if token:
             self._by_request[token] = (201, answer)
-        if request.get(FAULT) is not None:  # created, but the answer never arrives
-            assert request.transport is not None
-            request.transport.abort()
+        fault = request.get(FAULT)
+        if fault is not None:  # created, but the answer never arrives
+            if fault.kind == "drop_after_create":
+                assert request.transport is not None
+                request.transport.abort()
             await asyncio.sleep(3600)
         return web.json_response(answer, status=201)
 
