@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from syncd_builtin.rest_target import RestTarget
 from syncd.testing import RecordTargetContract
+from syncd_builtin.rest_target import RestTarget
 from tests import export_setup as ex
 from tests.fakes.broadstreet import BroadstreetFake
 from tests.syncd_cli import syncd
