@@ -81,6 +81,8 @@ class SqlSource(Source):
             return value
 
     options: SqlSource.Options
+    external: External | None = None
+    db: Any = None
 
     @property
     def identifier(self) -> str:
@@ -89,12 +91,12 @@ class SqlSource(Source):
         database = _redact(self.options.database)
         return f"{database}#{self.options.table}" if database else self.options.table
 
-    def open(self, ctx: RunContext) -> None:
+    def open(self, ctx: RunContext | None) -> None:
         self.external = External(self.options.database) if self.options.database else None
-        session = self.external or ctx.sql
+        session = self.external or (ctx.sql if ctx is not None else None)
         if session is None:
             raise JobError("the sql source needs the store's database or a database URL")
-        self.db: Any = session
+        self.db = session
         self.order = self.options.order_by or self.db.primary_key(self.options.table)
         if not self.order:
             raise JobError(f"table {self.options.table} has no primary key; set order_by")
@@ -105,6 +107,8 @@ class SqlSource(Source):
         if bad:
             raise JobError(f"not a column name in the mapping: {', '.join(bad)}")
         after = list(checkpoint["after"]) if checkpoint and checkpoint.get("after") else None
+        if self.db is None:  # read again without open (e.g. on_missing's key pass)
+            self.open(None)
         try:
             while True:
                 rows = self._page(fields, after, batch_rows)

@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 
-from syncd.testing import RecordTargetContract
-from syncd_builtin.rest_target import RestTarget
 from tests import export_setup as ex
 from tests.fakes.broadstreet import BroadstreetFake
 from tests.syncd_cli import syncd
@@ -152,21 +150,3 @@ def test_review_puts_the_pair_in_sync_conflicts(api: BroadstreetFake, tmp_path: 
                       "remote_record FROM sync_conflicts")
     assert len(rows) == 1 and rows[0][:4] == ("networks_out", "1", str(remote["id"]), "open")
     assert '"mine"' in rows[0][4] and '"theirs"' in rows[0][5]
-
-
-class TestRestTargetContract(RecordTargetContract):
-    """The adapter contract, against ``syncd.testing``'s memory remote."""
-
-    adapter = RestTarget
-
-    def record(self, i: int) -> dict[str, Any]:
-        return {"id": str(i), "name": f"item {i}", "key": str(i)}
-
-    @pytest.fixture
-    def target_options(self, memory_remote: Any) -> dict[str, Any]:
-        return {"url": memory_remote.url, "key": ["id"], "send_key": True,
-                "create": {"method": "POST", "path": "/items"},
-                "update": {"method": "PUT", "path": "/items/{remote_id}"},
-                "delete": {"method": "DELETE", "path": "/items/{remote_id}"},
-                "lookup": {"path": "/items?key={key}", "match": ["key"]},
-                "name_field": "key"}
