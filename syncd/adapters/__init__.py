@@ -10,7 +10,8 @@
     SourceCapabilities, TargetCapabilities
                                    what an adapter declares it can do
     RunContext (TargetContext)     log, secrets, HTTP clients, cancellation, work folder,
-                                   and the SQL session for store targets
+                                   the SQL session for store targets (and, read-only, for
+                                   store sources), the id map's view for record targets
 
 The engine owns every policy that must behave the same for all adapters: mapping and
 constants, content hashes, unchanged detection, dry runs, the id map and idempotency
@@ -31,7 +32,7 @@ A plugin module registers its classes with a hook::
 from typing import TYPE_CHECKING, Any
 
 from syncd.adapters.capabilities import SourceCapabilities, TargetCapabilities
-from syncd.adapters.context import RunContext, Secrets, SqlSession, TargetContext
+from syncd.adapters.context import IdMapView, RunContext, Secrets, SqlSession, TargetContext
 from syncd.adapters.records import (
     Batch,
     Change,
@@ -70,6 +71,7 @@ __all__ = [
     "DriveInfo",
     "DriveJob",
     "ErrorType",
+    "IdMapView",
     "ItemError",
     "Options",
     "Outcome",

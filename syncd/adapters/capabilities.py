@@ -17,6 +17,8 @@ class SourceCapabilities:
     #: reads a remote system over HTTP: its identifier is a URL, and an ad-hoc trigger
     #: hands it ``url``, ``method``, ``auth``, ``data_path`` and ``pagination`` (SPEC §5)
     remote: bool = False
+    #: reads tables of the store's own database through ``ctx.sql`` (``SELECT`` only)
+    store: bool = False
 
 
 @dataclass(frozen=True, slots=True)

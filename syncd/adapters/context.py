@@ -45,12 +45,21 @@ class SqlSession(Protocol):
         ...
     def table_exists(self, table: str) -> bool: ...
     def columns(self, table: str) -> set[str]: ...
+    def primary_key(self, table: str) -> list[str]: ...
     def indexes(self, table: str) -> dict[str, tuple[tuple[str, ...], bool]]:
         """Index name → (columns, unique)."""
         ...
     def quote(self, name: str) -> str: ...
     def now(self) -> datetime:
         """The current UTC time as this database stores timestamps."""
+        ...
+
+
+class IdMapView(Protocol):
+    """A record target's read-only view of its job's id map (``ctx.idmap``)."""
+
+    def known(self, remote_ids: Sequence[str]) -> set[str]:
+        """Which of these remote ids the id map already holds (for any local key)."""
         ...
 
 
@@ -82,8 +91,13 @@ class RunContext:
     log: structlog.typing.FilteringBoundLogger
     state_dir: Path | None  # an adapter's own files that outlive runs (e.g. sessions)
     dry_run: bool = False
-    #: the store's database: only for targets declaring ``TargetCapabilities(store=True)``
+    #: the store's database: for targets declaring ``TargetCapabilities(store=True)``
+    #: (in the batch's transaction), and for sources declaring
+    #: ``SourceCapabilities(store=True)``, which only read through it (``SELECT``)
     sql: SqlSession | None = None
+    #: record targets: what the job's id map holds (e.g. to tell a remote record of
+    #: the same name that another local record created from one nobody here made)
+    idmap: IdMapView | None = None
     secrets: Secrets = field(default_factory=Secrets)
     #: ``http(...)`` makes a client with a remote's rate limit, retries and timeout
     http: HttpFactory | None = None

@@ -56,6 +56,9 @@ class WriteResult:
     unchanged: int = 0
     skipped: int = 0
     errors: list[ItemError] = field(default_factory=list)
+    #: stored in ``sync_errors`` like ``errors``, for records counted ``skipped`` rather
+    #: than ``failed`` (a deferred record, a conflict left for review)
+    notices: list[ItemError] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,7 @@ class RunSummary:
 
 ChangeKind = Literal["create", "update", "delete", "mark_unavailable"]
 Outcome = Literal["created", "updated", "deleted", "unavailable", "adopted", "failed",
-                  "deferred"]
+                  "deferred", "kept", "conflict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,11 @@ class Change:
     ``remote_id`` is what the id map knows so far (None before the first create);
     ``idempotency_key`` is stable across retries and restarts of the same content
     (send it as the ``Idempotency-Key`` of a create); ``record`` is empty for a delete.
+
+    ``sent`` is what an intent recorded it would send beyond the record (e.g. the final
+    name of a renamed create): set by ``prepare`` and committed with the ``pending``
+    intent, and handed back on the retry of an interrupted create so ``find`` can
+    recognise it. ``remote_hash`` is the hash of the remote record as last seen.
     """
 
     kind: ChangeKind
@@ -104,20 +112,34 @@ class Change:
     content_hash: str
     idempotency_key: str
     remote_id: str | None = None
+    sent: Mapping[str, Any] | None = None
+    remote_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What became of one ``Change``: ``error`` is set exactly when ``outcome`` is failed.
+    """What became of one ``Change``: ``error`` is set when ``outcome`` is failed,
+    deferred or conflict.
 
     ``adopted``: the record was already on the remote (found by ``RecordTarget.find``).
     ``deferred``: it cannot be sent yet (a reference has no remote id); retried later.
+    ``kept``: both sides changed and the remote's version was kept (counted unchanged).
+    ``conflict``: both sides changed and the pair waits for a person (counted skipped;
+    ``error`` says so; ``remote_record`` is the remote's side, queued with the local one
+    in ``sync_conflicts``). ``remote_hash`` is the hash of the remote record as it now is.
     """
 
     outcome: Outcome
     remote_id: str | None = None
     error: ItemError | None = None
+    remote_hash: str | None = None
+    remote_record: Mapping[str, Any] | None = None
 
     @classmethod
     def failed(cls, error: ItemError, remote_id: str | None = None) -> Result:
         return cls("failed", remote_id, error)
+
+    @property
+    def is_failure(self) -> bool:
+        """Whether ``error`` counts the record failed (not merely deferred or in review)."""
+        return self.outcome == "failed"

@@ -60,6 +60,11 @@ class RecordTarget(_TargetBase, abc.ABC):
     def open(self, schema: TargetSchema, ctx: RunContext) -> None:
         """Prepare (read options, build clients); log in lazily, on the first change."""
 
+    def prepare(self, changes: list[Change]) -> list[Change]:
+        """Look at a batch before its intents commit (reads only, also in a dry run): may
+        return changes with ``sent`` set (e.g. a final name), which the intent records."""
+        return changes
+
     @abc.abstractmethod
     def apply(self, change: Change) -> Result:
         """Send one change; a failure is a ``Result.failed`` (or an ``AdapterError``)."""
@@ -79,6 +84,10 @@ class AsyncRecordTarget(_TargetBase, abc.ABC):
 
     async def open(self, schema: TargetSchema, ctx: RunContext) -> None:
         """Prepare (sessions, browser); log in lazily, on the first change."""
+
+    async def prepare(self, changes: list[Change]) -> list[Change]:
+        """Like ``RecordTarget.prepare``."""
+        return changes
 
     @abc.abstractmethod
     async def apply(self, change: Change) -> Result:

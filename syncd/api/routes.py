@@ -246,7 +246,7 @@ def _job_json(c: ApiContext, name: str) -> dict[str, Any]:
                    "key": list(getattr(plan.target_options, "key", []) or [])},
         "triggers": job.triggers, "schedule": job.schedule,
         "every": job.every.total_seconds() if job.every else None,
-        "nextRunAt": _next_fire(job), "dependsOn": list(job.depends_on),
+        "nextRunAt": _next_fire(job), "dependsOn": list(job.upstreams),
         "onMissing": job.on_missing, "lastRun": run_json(last) if last else None,
     }
 

@@ -157,7 +157,7 @@ async def _all(engine: Engine, store: Store, setup: Setup, dry_run: bool,
     outcomes: dict[str, asyncio.Task[str]] = {}
 
     async def after_upstreams(name: str) -> str:
-        for upstream in setup.config.jobs[name].depends_on:
+        for upstream in setup.config.jobs[name].upstreams:
             status = await outcomes[upstream]
             if status != "completed":
                 if not interrupted:

@@ -144,12 +144,16 @@ def _check_dependencies(config: Config, path: Path | str) -> None:
             if upstream not in config.jobs:
                 raise ConfigError(path, f"jobs.{name}.depends_on",
                                   f"unknown job {upstream!r}; jobs: {', '.join(config.jobs)}")
+        for field, upstream in job.references.items():
+            if upstream not in config.jobs:
+                raise ConfigError(path, f"jobs.{name}.references.{field}",
+                                  f"unknown job {upstream!r}; jobs: {', '.join(config.jobs)}")
     try:
         dependency_order(config)
     except CycleError as exc:
         cycle = " → ".join(reversed(exc.args[1]))
-        raise ConfigError(path, "jobs", f"depends_on forms a cycle: {cycle} "
-                          "(→ reads 'depends on')") from None
+        raise ConfigError(path, "jobs", f"depends_on and references form a cycle: "
+                          f"{cycle} (→ reads 'depends on')") from None
 
 
 def check_remote(config: Config, key: str, remote: Any, path: Path | str) -> None:
@@ -163,7 +167,7 @@ def check_remote(config: Config, key: str, remote: Any, path: Path | str) -> Non
 
 def dependency_order(config: Config) -> list[list[str]]:
     """Jobs in levels: each level depends only on earlier ones, so it can run in parallel."""
-    sorter = TopologicalSorter({name: job.depends_on for name, job in config.jobs.items()})
+    sorter = TopologicalSorter({name: job.upstreams for name, job in config.jobs.items()})
     sorter.prepare()
     levels = []
     while sorter.is_active():

@@ -160,6 +160,9 @@ class JobConfig(Section):
                                     "delete or mark unavailable: \"50%\" or a count")
     depends_on: list[str] = Field([], description="upstream jobs whose completed runs "
                                   "trigger this one")
+    references: dict[str, str] = Field({}, description="target field = upstream job: the "
+                                       "field holds a local key of that job, sent as its "
+                                       "remote id (implies depends_on)")
     source: SourceSection = Field(default_factory=SourceSection)
     target: TargetSection = Field(default_factory=TargetSection)
     mapping: dict[str, str] = Field({}, description="target field = source field")
@@ -188,9 +191,14 @@ class JobConfig(Section):
             found.append(f"watch {self.watch.path}")
         if self.usb and self.usb.patterns:
             found.append(f"usb {', '.join(self.usb.patterns)}")
-        if self.depends_on:
-            found.append(f"after {', '.join(self.depends_on)}")
+        if self.upstreams:
+            found.append(f"after {', '.join(self.upstreams)}")
         return found
+
+    @property
+    def upstreams(self) -> list[str]:
+        """``depends_on`` and the jobs named by ``references``, each once."""
+        return list(dict.fromkeys([*self.depends_on, *self.references.values()]))
 
 
 class Config(Section):

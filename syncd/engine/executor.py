@@ -156,6 +156,7 @@ class RunExecutor:
         target = self._open_target(schema, self.dry_run)
         previous = self.store.last_checkpoint(self.plan.name, self.source.identifier)
         self.source.open(run_context(self.plan, self.store, previous_checkpoint=previous,
+                                     sql=self.source.capabilities.store,
                                      **self._context(self.dry_run)))
         try:
             if not (checkpoint and checkpoint.get("phase") == RECONCILE):
@@ -227,7 +228,7 @@ class RunExecutor:
                   "inserted": result.inserted, "updated": result.updated,
                   "unchanged": result.unchanged, "skipped": result.skipped + batch.skipped,
                   "failed": len(errors)}
-        self.store.add_errors(self.run_id, errors)
+        self.store.add_errors(self.run_id, errors + result.notices)
         self.store.advance(self.run_id, counts, batch.checkpoint)
         self.progress.processed += counts["processed"]
         self.progress.batch_errors = errors

@@ -15,8 +15,11 @@ import asyncio
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+import os
+import signal
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from syncd.adapters import (
@@ -31,15 +34,17 @@ from syncd.adapters import (
     TargetSchema,
     WriteResult,
 )
+from syncd.engine import references
 from syncd.errors import AdapterError
-from syncd.store import idmap
+from syncd.store import conflicts, idmap
 from syncd.store.idmap import Settled
 
 COUNTED = {"created": "inserted", "adopted": "inserted", "updated": "updated",
            "deleted": "missing", "unavailable": "missing", "deferred": "skipped",
-           "failed": "failed"}
+           "failed": "failed", "kept": "unchanged", "conflict": "skipped"}
 STATE = {"created": "synced", "adopted": "synced", "updated": "synced", "deleted": "deleted",
-         "unavailable": "synced", "deferred": "deferred", "failed": "failed"}
+         "unavailable": "synced", "deferred": "deferred", "failed": "failed",
+         "kept": "synced", "conflict": "synced"}
 UNAVAILABLE = "unavailable"  # the content hash recorded for a record marked unavailable
 
 
@@ -67,7 +72,10 @@ class Outbox:
     target: RecordTarget | AsyncRecordTarget
     schema: TargetSchema
     ctx: RunContext
+    #: target field → upstream job whose local keys it holds (``[jobs.X.references]``)
+    references: Mapping[str, str] = field(default_factory=dict)
     _settled: list[Settled] = field(default_factory=list)
+    _review: list[tuple[Change, Result]] = field(default_factory=list)
     _loop: asyncio.Runner | None = None
 
     @property
@@ -101,30 +109,43 @@ class Outbox:
         keys = [key_text([r[p] for p in positions]) for r in records]
         known = idmap.entries(job, keys)
         result = WriteResult()
-        changes: list[Change] = []
-        intents: list[tuple[str, str, str]] = []
+        todo: list[tuple[dict[str, Any], str, str, str, idmap.Entry | None]] = []
         for record, key, item in zip(records, keys, items, strict=True):
             digest = record_hash(record)
             entry = known.get(key)
             if entry is not None and entry.state == "synced" and entry.content_hash == digest:
                 result.unchanged += 1
                 continue
+            todo.append((dict(zip(self.names, record, strict=True)), key, item, digest, entry))
+        translated = references.translate(self.references, [t[0] for t in todo])
+        changes: list[Change] = []
+        for i, ((_, key, item, digest, entry), values) in enumerate(
+                zip(todo, translated.records, strict=True)):
             remote_id = entry.remote_id if entry is not None else None
+            if i in translated.pending:
+                self._record(Change("create", key, values, item, digest, "", remote_id),
+                             Result("deferred", remote_id, references.deferral(
+                                 item, translated.pending[i])), result)
+                continue
             kind: ChangeKind = "update" if remote_id is not None else "create"
             if kind == "update" and not self.target.capabilities.update:
                 result.errors.append(ItemError(
                     "conflict", "not_updatable", f"key {key!r} changed, and target "
                     f"{self.target.name} cannot update a record it sent", item))
                 continue
-            change = Change(kind, key, dict(zip(self.names, record, strict=True)), item,
-                            digest, request_key(job, key, digest), remote_id)
-            if kind == "create":
-                intents.append((key, digest, change.idempotency_key))
-            changes.append(change)
+            changes.append(Change(kind, key, values, item, digest,
+                                  request_key(job, key, digest), remote_id,
+                                  sent=entry.sent if entry else None,
+                                  remote_hash=entry.remote_hash if entry else None))
+        changes = self._prepare(changes)
         if self.ctx.dry_run:
             for change in changes:
                 self._count(result, "created" if change.kind == "create" else "updated")
+            self._settled.clear()  # a dry run records nothing, deferrals included
+            self._review.clear()
             return result
+        intents = [(c.key, c.content_hash, c.idempotency_key, c.sent)
+                   for c in changes if c.kind == "create"]
         if intents:
             idmap.stage(job, intents)  # committed before anything is sent
         pending = {k: e.content_hash for k, e in known.items() if e.state == "pending"}
@@ -132,10 +153,24 @@ class Outbox:
             self._record(change, outcome, result)
         return result
 
+    def _prepare(self, changes: list[Change]) -> list[Change]:
+        """The target's look at a batch before its intents commit (reads only)."""
+        if not changes:
+            return changes
+        if isinstance(self.target, AsyncRecordTarget):
+            assert self._loop is not None
+            return self._loop.run(self.target.prepare(changes))
+        return self.target.prepare(changes)
+
     def settle(self) -> None:
         """Write the batch's results into the id map: call inside the batch's transaction."""
+        crash_hook(self._settled)
         idmap.settle(self.schema.job, self._settled)
+        for change, outcome in self._review:
+            conflicts.record(self.schema.job, change.key, outcome.remote_id or change.remote_id,
+                             dict(change.record), dict(outcome.remote_record or {}))
         self._settled.clear()
+        self._review.clear()
 
     # -- on_missing ---------------------------------------------------------------
 
@@ -207,18 +242,24 @@ class Outbox:
     def _record(self, change: Change, outcome: Result, result: WriteResult) -> None:
         self._count(result, outcome.outcome)
         if outcome.error is not None:
-            result.errors.append(outcome.error)
+            (result.errors if outcome.is_failure else result.notices).append(outcome.error)
         state = STATE[outcome.outcome]
         if outcome.outcome == "failed" and change.kind == "create" and change.remote_id is None:
             state = "pending" if outcome.error and outcome.error.retryable else "failed"
-        digest = UNAVAILABLE if outcome.outcome == "unavailable" else change.content_hash
+        digest: str | None = change.content_hash
+        if outcome.outcome == "unavailable":
+            digest = UNAVAILABLE
+        elif outcome.outcome == "conflict":
+            digest = None  # in review: the id map keeps what was last sent
+            self._review.append((change, outcome))
         self._settled.append(Settled(change.key, state, outcome.remote_id or change.remote_id,
-                                     digest, outcome.error.message if outcome.error else None))
+                                     digest, outcome.error.message if outcome.error else None,
+                                     outcome.remote_hash))
 
     @staticmethod
     def _count(result: WriteResult, outcome: str) -> None:
         counter = COUNTED[outcome]
-        if counter in ("inserted", "updated", "skipped"):
+        if counter in ("inserted", "updated", "skipped", "unchanged"):
             setattr(result, counter, getattr(result, counter) + 1)
 
 
@@ -254,6 +295,21 @@ def _guarded(send: Callable[[], Result], change: Change) -> Result:
         return send()
     except AdapterError as exc:
         return Result.failed(_item_error(exc, change))
+
+
+#: Tests only: kill -9 the process between a create's answer and its commit, once per
+#: marker file named by this variable (the file is made just before the kill).
+CRASH_BEFORE_SETTLE = "SYNCD_TEST_CRASH_BEFORE_SETTLE"
+
+
+def crash_hook(settled: Sequence[Settled]) -> None:
+    marker = os.environ.get(CRASH_BEFORE_SETTLE)
+    if not marker or not any(s.state == "synced" and s.remote_id for s in settled):
+        return
+    path = Path(marker)
+    if not path.exists():
+        path.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _item_error(exc: AdapterError, change: Change) -> ItemError:

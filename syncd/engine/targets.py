@@ -7,7 +7,8 @@ sends first and ``settle``s the results in the transaction of the run's counters
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from syncd.adapters import AsyncRecordTarget, RecordTarget, RunContext, Target, 
 from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
 from syncd.remote.http import HttpFactory
-from syncd.store import Store
+from syncd.store import Store, idmap
 from syncd.store.sql_session import StoreSqlSession
 
 Writer = Target | Outbox
@@ -33,12 +34,24 @@ def run_context(plan: JobPlan, store: Store, *, run_id: int,
                 dry_run: bool, cancelled: Any, sql: bool = False,
                 http: HttpFactory | None = None,
                 previous_checkpoint: Mapping[str, Any] | None = None) -> RunContext:
-    """The context handed to the run's source and target; ``sql`` only to store targets."""
+    """The context handed to the run's source and target; ``sql`` only to store targets
+    and store sources."""
     return RunContext(run_id=run_id, job=plan.name, log=log, state_dir=state_dir,
                       dry_run=dry_run, cancelled=cancelled,
                       http=http or HttpFactory(state_dir=state_dir),
                       previous_checkpoint=previous_checkpoint,
-                      sql=StoreSqlSession(store.db, store.dialect) if sql else None)
+                      sql=StoreSqlSession(store.db, store.dialect) if sql else None,
+                      idmap=JobIdMap(plan.name))
+
+
+@dataclass(frozen=True, slots=True)
+class JobIdMap:
+    """``ctx.idmap``: one job's id map, read-only."""
+
+    job: str
+
+    def known(self, remote_ids: Sequence[str]) -> set[str]:
+        return idmap.known_remote(self.job, list(remote_ids))
 
 
 def open_target(plan: JobPlan, schema: TargetSchema, store: Store, **context: Any) -> Writer:
@@ -47,7 +60,7 @@ def open_target(plan: JobPlan, schema: TargetSchema, store: Store, **context: An
     store_target = isinstance(target, Target) and target.capabilities.store
     ctx = run_context(plan, store, sql=store_target, **context)
     if isinstance(target, RecordTarget | AsyncRecordTarget):
-        outbox = Outbox(target, schema, ctx)
+        outbox = Outbox(target, schema, ctx, references=dict(plan.config.references))
         outbox.open()
         return outbox
     target.open(schema, ctx)

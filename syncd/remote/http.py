@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import aiohttp
 
 EXCERPT = 200  # characters of an error answer quoted in a message
+AMBIGUOUS = "ambiguous"  # a NetworkError's code when the request may have been carried out
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +95,25 @@ class HttpClient:
     async def request(self, method: str, path: str, *, json_body: Any = None,
                       params: Mapping[str, Any] | None = None,
                       headers: Mapping[str, str] | None = None,
-                      idempotency_key: str | None = None) -> Response:
-        """Send with retries on network errors, 429 and 5xx; raise an ``AdapterError``."""
+                      idempotency_key: str | None = None,
+                      retry_ambiguous: bool = True) -> Response:
+        """Send with retries on network errors, 429 and 5xx; raise an ``AdapterError``.
+
+        ``retry_ambiguous=False``: a request that may have reached the remote but got no
+        answer (the connection dropped, a timeout) is not sent again; it raises a
+        ``NetworkError`` with code ``ambiguous`` so the caller can ask the remote first.
+        """
         extra = dict(headers or {})
         if idempotency_key:
             extra["Idempotency-Key"] = idempotency_key
+
+        def again(exc: BaseException) -> bool:
+            return self._retryable(exc) and (
+                retry_ambiguous or getattr(exc, "code", "") != AMBIGUOUS)
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.attempts), reraise=True,
-            retry=retry_if_exception(self._retryable), wait=self._wait,
+            retry=retry_if_exception(again), wait=self._wait,
             before_sleep=lambda _: stats.retry(self.name))
         async for attempt in retrying:
             with attempt:
@@ -155,8 +167,11 @@ class HttpClient:
                     response = Response(answer.status, dict(answer.headers), data)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 stats.request(self.name, "error")
+                # never connected: nothing was sent; anything later may have arrived
+                sent = not isinstance(exc, aiohttp.ClientConnectorError)
                 message = f"{self.name}: {method} {path}: {type(exc).__name__}: {exc}"
-                raise NetworkError(credentials.scrub(message.rstrip(": "))) from None
+                raise NetworkError(credentials.scrub(message.rstrip(": ")),
+                                   code=AMBIGUOUS if sent else None) from None
             finally:
                 self.limit.answered(mark)  # failed: it may have reached the remote
         stats.request(self.name, response.status)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from syncd.store.models import IdMap, utcnow
 
@@ -19,6 +21,8 @@ class Entry:
     state: str
     content_hash: str | None
     request_key: str | None
+    remote_hash: str | None = None
+    sent: Mapping[str, Any] | None = None  # what the pending intent sends (final name …)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,7 @@ class Settled:
     remote_id: str | None = None
     content_hash: str | None = None
     error: str | None = None
+    remote_hash: str | None = None
 
 
 def entries(job: str, keys: Sequence[str]) -> dict[str, Entry]:
@@ -42,20 +47,48 @@ def entries(job: str, keys: Sequence[str]) -> dict[str, Entry]:
     return found
 
 
-def stage(job: str, intents: Iterable[tuple[str, str, str]]) -> None:
-    """Commit ``pending`` intents ``(local_key, content_hash, request_key)`` before sending."""
+Intent = tuple[str, str, str, "Mapping[str, Any] | None"]  # key, hash, request key, sent
+
+
+def stage(job: str, intents: Iterable[Intent]) -> None:
+    """Commit ``pending`` intents ``(local_key, content_hash, request_key, sent)`` before
+    anything is sent."""
     intents = list(intents)
-    known = set(entries(job, [k for k, _, _ in intents]))
+    known = entries(job, [k for k, _, _, _ in intents])
     now = utcnow()
     new = [{"job": job, "local_key": k, "state": "pending", "content_hash": h,
-            "request_key": r, "updated_at": now} for k, h, r in intents if k not in known]
+            "request_key": r, "sent": _dump(sent), "updated_at": now}
+           for k, h, r, sent in intents if k not in known]
     for start in range(0, len(new), CHUNK):
         IdMap.insert_many(new[start:start + CHUNK]).execute()
-    for key, digest, request in intents:
+    for key, digest, request, sent in intents:
         if key in known:
             (IdMap.update(state="pending", content_hash=digest, request_key=request,
-                          updated_at=now)
+                          sent=_dump(sent), updated_at=now)
              .where(IdMap.job == job, IdMap.local_key == key).execute())
+
+
+def remote_ids(job: str, keys: Sequence[str]) -> dict[str, str]:
+    """Local key → remote id of ``keys`` the remote holds (``synced``), e.g. references."""
+    found: dict[str, str] = {}
+    for start in range(0, len(keys), CHUNK):
+        chunk = list(keys[start:start + CHUNK])
+        query = IdMap.select(IdMap.local_key, IdMap.remote_id).where(
+            IdMap.job == job, IdMap.local_key.in_(chunk), IdMap.state == "synced",
+            IdMap.remote_id.is_null(False))
+        found.update((row.local_key, str(row.remote_id)) for row in query)
+    return found
+
+
+def known_remote(job: str, remote: Sequence[str]) -> set[str]:
+    """Which of the ``remote`` ids ``job``'s id map holds."""
+    found: set[str] = set()
+    for start in range(0, len(remote), CHUNK):
+        chunk = list(remote[start:start + CHUNK])
+        query = IdMap.select(IdMap.remote_id).where(IdMap.job == job,
+                                                     IdMap.remote_id.in_(chunk))
+        found.update(str(row.remote_id) for row in query)
+    return found
 
 
 def settle(job: str, results: Iterable[Settled]) -> None:
@@ -67,8 +100,11 @@ def settle(job: str, results: Iterable[Settled]) -> None:
                                         IdMap.last_error: r.error}
         if r.remote_id is not None:
             values[IdMap.remote_id] = r.remote_id
+        if r.remote_hash is not None:
+            values[IdMap.remote_hash] = r.remote_hash
         if r.state == "synced":
-            values[IdMap.content_hash] = r.content_hash
+            if r.content_hash is not None:  # None: a conflict in review keeps the old one
+                values[IdMap.content_hash] = r.content_hash
             values[IdMap.synced_at] = now
             values[IdMap.attempts] = 0
         updated = (IdMap.update(values)
@@ -77,6 +113,7 @@ def settle(job: str, results: Iterable[Settled]) -> None:
                 IdMap.job == job, IdMap.local_key == r.local_key).exists():
             IdMap.create(job=job, local_key=r.local_key, state=r.state,
                          remote_id=r.remote_id, content_hash=r.content_hash,
+                         remote_hash=r.remote_hash,
                          last_error=r.error, attempts=1, updated_at=now,
                          synced_at=now if r.state == "synced" else None)
 
@@ -101,4 +138,9 @@ def listing(job: str, state: str | None = None, limit: int = 100,
 
 
 def _entry(row: IdMap) -> Entry:
-    return Entry(row.local_key, row.remote_id, row.state, row.content_hash, row.request_key)
+    return Entry(row.local_key, row.remote_id, row.state, row.content_hash, row.request_key,
+                 row.remote_hash, json.loads(row.sent) if row.sent else None)
+
+
+def _dump(sent: Mapping[str, Any] | None) -> str | None:
+    return json.dumps(dict(sent), ensure_ascii=False, sort_keys=True) if sent else None

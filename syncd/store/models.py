@@ -122,6 +122,7 @@ class IdMap(BaseModel):
     content_hash = pw.CharField(max_length=64, null=True)  # of what was last sent
     remote_hash = pw.CharField(max_length=64, null=True)  # of the remote record last seen
     request_key = pw.CharField(max_length=64, null=True)
+    sent = pw.TextField(null=True)  # JSON: what the last intent sent beyond the record
     attempts = pw.IntegerField(default=0)
     last_error = pw.TextField(null=True)
     synced_at = pw.DateTimeField(null=True)
@@ -130,6 +131,23 @@ class IdMap(BaseModel):
     class Meta:
         table_name = "id_map"
         indexes = ((("job", "local_key"), True),)
+
+
+class SyncConflict(BaseModel):
+    """A record changed on both sides, waiting for a person (``conflict = "review"``)."""
+
+    job = pw.CharField(max_length=191, index=True)
+    local_key = pw.CharField(max_length=191)
+    remote_id = pw.CharField(max_length=191, null=True)
+    local_record = pw.TextField()  # JSON
+    remote_record = pw.TextField()  # JSON
+    status = pw.CharField(max_length=16, default="open")  # open | resolved
+    resolution = pw.CharField(max_length=16, null=True)  # local | remote
+    created_at = pw.DateTimeField(default=utcnow)
+    resolved_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "sync_conflicts"
 
 
 class SchemaVersion(BaseModel):
@@ -141,6 +159,6 @@ class SchemaVersion(BaseModel):
 
 
 MODELS: tuple[type[BaseModel], ...] = (SyncRun, SyncError, ContentIndex, IngestedFile,
-                                       IdMap, SchemaVersion)
+                                       IdMap, SyncConflict, SchemaVersion)
 #: syncd's own tables, which no job may write into (content_index is a target like any)
 RESERVED_TABLES = frozenset(m._meta.table_name for m in MODELS) - {"content_index"}

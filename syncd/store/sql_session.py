@@ -47,6 +47,9 @@ class StoreSqlSession:
     def columns(self, table: str) -> set[str]:
         return {c.name for c in self._db.get_columns(table)}
 
+    def primary_key(self, table: str) -> list[str]:
+        return list(self._db.get_primary_keys(table))
+
     def indexes(self, table: str) -> dict[str, tuple[tuple[str, ...], bool]]:
         return {i.name: (tuple(i.columns), bool(i.unique)) for i in self._db.get_indexes(table)}
 

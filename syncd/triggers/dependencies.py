@@ -24,7 +24,7 @@ class Dependencies:
     def reload(self, config: Config) -> None:
         self.downstream: dict[str, list[str]] = {}
         for name, job in config.jobs.items():
-            for upstream in job.depends_on:
+            for upstream in job.upstreams:
                 self.downstream.setdefault(upstream, []).append(name)
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:

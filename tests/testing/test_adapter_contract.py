@@ -32,6 +32,8 @@ from syncd.testing.engine import temporary_database
 from syncd_builtin.csv_source import CsvSource
 from syncd_builtin.inventory_source import InventorySource, write_snapshot
 from syncd_builtin.rest_source import RestSource
+from syncd_builtin.rest_target import RestTarget
+from syncd_builtin.sql_source import SqlSource
 from syncd_builtin.sql_target import SqlTarget
 from tests.conftest import BACKENDS, MYSQL_ADMIN, PG_ADMIN, _server_up
 from tests.fakes.catalog import Catalog, make_records
@@ -54,6 +56,24 @@ class TestCsvSource(SourceContract):
         path = tmp_path / "bad.csv"
         path.write_bytes(b"id,name\n0,a\n1,b,extra\n2,c\n3,\xff\xfe\x00bad\n4\n5,e\n6,f\n")
         return lambda: CsvSource(CsvSource.Options(path=str(path), encoding="utf-8"))
+
+    @pytest.fixture
+    def source_fields(self) -> list[str]:
+        return ["id", "name"]
+
+
+class TestSqlSource(SourceContract):
+    adapter = SqlSource
+
+    @pytest.fixture
+    def make_source(self, tmp_path: Path) -> Any:
+        import sqlite3
+
+        path = tmp_path / "local.db"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+            db.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"item {i}") for i in range(7)])
+        return lambda: SqlSource(SqlSource.Options(table="items", database=f"sqlite:///{path}"))
 
     @pytest.fixture
     def source_fields(self) -> list[str]:
@@ -189,6 +209,24 @@ class TestMemoryTarget(StoreTargetContract):
     def stored(self) -> Any:
         return lambda: [(k[0], v["_available"])
                         for k, v in MemoryTarget.tables.get("contract", {}).items()]
+
+
+class TestRestTargetContract(RecordTargetContract):
+    """The adapter contract, against ``syncd.testing``'s memory remote."""
+
+    adapter = RestTarget
+
+    def record(self, i: int) -> dict[str, Any]:
+        return {"id": str(i), "name": f"item {i}", "key": str(i)}
+
+    @pytest.fixture
+    def target_options(self, memory_remote: Any) -> dict[str, Any]:
+        return {"url": memory_remote.url, "key": ["id"], "send_key": True,
+                "create": {"method": "POST", "path": "/items"},
+                "update": {"method": "PUT", "path": "/items/{remote_id}"},
+                "delete": {"method": "DELETE", "path": "/items/{remote_id}"},
+                "lookup": {"path": "/items?key={key}", "match": ["key"]},
+                "name_field": "key"}
 
 
 class TestRestishTarget(RecordTargetContract):
