@@ -53,8 +53,8 @@ class RestTarget(AsyncRecordTarget):
     capabilities = TargetCapabilities(update=True, delete=True, lookup=True, concurrency=16)
 
     class Options(Options):
-        remote: str = Field("rest", description="the [remotes.NAME] to talk to")
-        url: str = Field("", description="base URL, overriding the remote's")
+        remote: str | None = Field(None, description="the [remotes.NAME] to talk to")
+        url: str = Field("", description="base URL (instead of a remote, or overriding its)")
         rate_limit: str | None = Field(None, description="overrides the remote's, e.g. 10/s")
         concurrency: PositiveInt | None = Field(None, description="requests in flight")
         timeout: float | None = Field(None, gt=0, description="seconds per request")
@@ -82,6 +82,8 @@ class RestTarget(AsyncRecordTarget):
 
         @model_validator(mode="after")
         def _where(self) -> RestTarget.Options:
+            if not self.remote and not self.url:
+                raise ValueError("name a remote = \"NAME\" (a [remotes.NAME]) or a url")
             if self.conflict != "local" and self.update is None:
                 raise ValueError(f"conflict = {self.conflict!r} needs update = {{method, path}}")
             return self
@@ -91,7 +93,7 @@ class RestTarget(AsyncRecordTarget):
     async def open(self, schema: TargetSchema, ctx: RunContext) -> None:
         o = self.options
         self.ctx = ctx
-        self.client = ctx.client(o.remote, base_url=o.url or None, rate_limit=o.rate_limit,
+        self.client = ctx.client(o.remote or f"url:{o.url}", base_url=o.url or None, rate_limit=o.rate_limit,
                                  concurrency=o.concurrency, timeout=o.timeout)
         self.drop = () if o.send_key else tuple(schema.key)
         self.fields = [n for n in (*schema.columns, *schema.constants) if n not in self.drop]
