@@ -12,6 +12,10 @@
     RunContext (TargetContext)     log, secrets, HTTP clients, cancellation, work folder,
                                    and the SQL session for store targets
 
+Optionally, a source's ``check(ctx)`` and a target's ``check(schema, ctx)`` say
+whether it can be reached and authenticated, touching no data (``syncd check``):
+one line back when it answers, an ``AdapterError`` when not.
+
 The engine owns every policy that must behave the same for all adapters: mapping and
 constants, content hashes, unchanged detection, dry runs, the id map and idempotency
 keys, ``on_missing`` and its mass-removal guard, retries and rate limits. Errors an
@@ -52,6 +56,7 @@ from syncd.adapters.target import AsyncRecordTarget, RecordTarget, Target
 from syncd.config.secrets import Secret
 from syncd.globs import matcher as glob_matcher
 from syncd.globs import pattern_regex as glob_regex
+from syncd.store.hashing import remote_hash
 from syncd.store.models import BOOKKEEPING, RESERVED_TABLES
 
 if TYPE_CHECKING:
@@ -91,6 +96,7 @@ __all__ = [
     "WriteResult",
     "glob_matcher",
     "glob_regex",
+    "remote_hash",
 ]
 
 

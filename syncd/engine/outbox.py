@@ -33,6 +33,7 @@ from syncd.adapters import (
 )
 from syncd.errors import AdapterError
 from syncd.store import idmap
+from syncd.store.hashing import record_hash
 from syncd.store.idmap import Settled
 
 COUNTED = {"created": "inserted", "adopted": "inserted", "updated": "updated",
@@ -41,12 +42,6 @@ COUNTED = {"created": "inserted", "adopted": "inserted", "updated": "updated",
 STATE = {"created": "synced", "adopted": "synced", "updated": "synced", "deleted": "deleted",
          "unavailable": "synced", "deferred": "deferred", "failed": "failed"}
 UNAVAILABLE = "unavailable"  # the content hash recorded for a record marked unavailable
-
-
-def record_hash(values: Sequence[Any]) -> str:
-    """The content hash of a record's values, as the id map keeps it."""
-    text = "\x1f".join("" if v is None else str(v) for v in values)
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def key_text(values: Sequence[Any]) -> str:
@@ -212,8 +207,10 @@ class Outbox:
         if outcome.outcome == "failed" and change.kind == "create" and change.remote_id is None:
             state = "pending" if outcome.error and outcome.error.retryable else "failed"
         digest = UNAVAILABLE if outcome.outcome == "unavailable" else change.content_hash
+        error = outcome.error
         self._settled.append(Settled(change.key, state, outcome.remote_id or change.remote_id,
-                                     digest, outcome.error.message if outcome.error else None))
+                                     digest, error.message if error else None,
+                                     retryable=error.retryable if error else None))
 
     @staticmethod
     def _count(result: WriteResult, outcome: str) -> None:
