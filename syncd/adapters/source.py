@@ -75,11 +75,11 @@ class Source(_SourceBase, abc.ABC):
     def check(self, ctx: RunContext) -> str:
         """``syncd check``: can the source be reached and read (authenticated)?
 
-        Touch no data and read no more than needed (open a file, list a folder, one GET
-        of a base path with the credentials). Return one line saying what answered; raise
-        an ``AdapterError`` or ``SourceError`` saying what did not, never with a secret
-        in it. The default opens the source (``open``) and reports that it has no
-        check of its own.
+        Called on a fresh instance, instead of ``open``. Touch no data and read no more
+        than needed (open a file, list a folder, one GET of a base path with the
+        credentials). Return one line saying what answered; raise an ``AdapterError``
+        or ``SourceError`` saying what did not, never with a secret in it. The default
+        opens the source (``open``) and reports that it has no check of its own.
         """
         self.open(ctx)
         return "opened; this source has no check of its own"

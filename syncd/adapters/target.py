@@ -84,11 +84,12 @@ class RecordTarget(_TargetBase, abc.ABC):
     def check(self, schema: TargetSchema, ctx: RunContext) -> str:
         """``syncd check``: can the remote be reached and does it take the credentials?
 
-        Touch no data: no create, update or delete (a GET or HEAD of a base path with
-        the credentials, a login without a change). One line on success; an
-        ``AdapterError`` (``AuthError`` for refused credentials, ``NetworkError`` for
-        no answer) otherwise, never with a secret in it. The default opens the target
-        and closes it again, and reports that it has no check of its own.
+        Called on a fresh instance, instead of ``open``. Touch no data: no create,
+        update or delete (a GET or HEAD of a base path with the credentials, a login
+        without a change). One line on success; an ``AdapterError`` (``AuthError`` for
+        refused credentials, ``NetworkError`` for no answer) otherwise, never with a
+        secret in it. The default opens the target and closes it again, and reports
+        that it has no check of its own.
         """
         self.open(schema, ctx)
         self.close()

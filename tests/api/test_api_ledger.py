@@ -8,6 +8,7 @@ be a 500. The id map and conflict tests run on SQLite, PostgreSQL and MariaDB.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,12 +19,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.api import make_app
 from syncd.engine import memory
+from syncd.engine.check import check_job
 from syncd.store import conflicts
 from syncd.testing import MemoryRemote
 from tests import leaky, restish
 from tests.api_fixtures import Harness, answer, build, csv_job, write_lines
 from tests.conftest import BACKENDS
-from tests.ledger_data import EXPECTED, JOB, export_job, fill, records, run
+from tests.ledger_data import EXPECTED, JOB, UNREACHABLE, export_job, fill, records, run
 
 TOKEN = "tok-API-LEAK-51d2e0"
 
@@ -52,6 +54,7 @@ async def api(aiohttp_client: Any, tmp_path: Path, remote: MemoryRemote, databas
     state = tmp_path / "state"
     music = write_lines(tmp_path / "music.csv", ["id,title,artist", "1,One,Ann"])
     jobs = {JOB: export_job(records(range(1)), remote.url), "music": csv_job(music, "music"),
+            "gone": export_job(records(range(1)), UNREACHABLE),
             "leaky": {"source": {"type": "csv", "path": str(music)},
                       "target": {"type": "leaky", "token": {"env": "LEAKY_TOKEN"}},
                       "mapping": {"id": "id"}}}
@@ -157,6 +160,20 @@ async def test_check_over_the_api_answers_for_both_sides_without_secrets(api, tm
     assert (await api.call("POST", "/v1/jobs/nope/check", 404))["code"] == "not_found"
     assert (await api.call("POST", "/v1/jobs/music/check", 400, json={"x": 1}))["code"] == (
         "bad_field")
+
+
+async def test_a_remote_that_is_gone_or_hangs_fails_its_check_in_time(api, remote):
+    gone = await api.call("POST", "/v1/jobs/gone/check", 200)
+    assert (gone["ok"], gone["source"]["ok"], gone["target"]["errorType"]) == (
+        False, True, "network")
+    assert "Connect" in gone["target"]["message"]
+    remote.hang_next(1)
+    began = asyncio.get_running_loop().time()
+    report = await check_job(api.h.engine.plans[JOB], api.h.store, api.h.state_dir,
+                             timeout=0.3)
+    assert asyncio.get_running_loop().time() - began < 5
+    assert (report.ok, report.target.message) == (False, "no answer within 0.3 s")
+    assert report.source.ok
 
 
 async def test_metrics_count_id_map_states_and_open_conflicts(api, tmp_path, remote):

@@ -179,11 +179,12 @@ def test_check_reaches_both_sides_and_touches_nothing(tmp_path, config, store):
     assert syncd(config, "check", "nope").returncode == 2
 
 
-def test_check_of_an_export_job_and_no_secret_in_what_a_careless_adapter_says(config):
+def test_check_of_an_export_job_and_no_secret_in_what_a_careless_adapter_says(config, remote):
     out = syncd(config, "check", "out")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "target restish: ok: opened and closed; this target has no check of its own" in (
-        out.stdout)
+    source, target = out.stdout.splitlines()
+    assert source.startswith("source memory: ok: opened; this source has no check of its own")
+    assert target.startswith(f"target restish: ok: GET {remote.url}/items answered")
     leaky = syncd(config, "check", "leaky")
     assert leaky.returncode == 1
     assert "target leaky: FAILED (auth): the remote refused the token *** (HTTP 401)" in (
