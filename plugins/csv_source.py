@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator, model_validator
 
 from syncd import hookimpl
-from syncd.adapters import Batch, Checkpoint, Row, Source, SourceCapabilities
+from syncd.adapters import Batch, Checkpoint, Row, RunContext, Source, SourceCapabilities
 from syncd.adapters import Options as AdapterOptions
 from syncd.errors import JobError, RetryableError, SourceError
 
@@ -160,6 +160,16 @@ class CsvSource(Source):
                 raise SourceError(f"cannot read {self._path}: Is a directory")
             raise SourceError(f"{self._path} is not a regular file; refused, nothing was read")
         return open(fd, "rb", buffering=0)
+
+    def check(self, ctx: RunContext) -> str:
+        """``syncd check``: the file opens and its first bytes read (nothing else)."""
+        try:
+            with self._open() as f:
+                size = os.fstat(f.fileno()).st_size
+                f.read(1)
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
+        return f"file {self._path} is readable ({size} bytes)"
 
     def _open_buffered(self) -> io.BufferedReader:
         """``_open`` with the large read buffer the CSV reader wants."""

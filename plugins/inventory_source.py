@@ -41,6 +41,7 @@ from syncd.adapters import (
     ErrorType,
     ItemError,
     Row,
+    RunContext,
     Source,
     glob_matcher,
     glob_regex,
@@ -158,6 +159,17 @@ class InventorySource(Source):
                 count += 1
         self._count = count
         return {"files": count, "listing": digest.hexdigest()}
+
+    def check(self, ctx: RunContext) -> str:
+        """``syncd check``: the folder lists (its first entry), or the snapshot's header reads."""
+        if self._detect() == "snapshot":
+            return f"snapshot {self._path} is readable"
+        try:
+            with os.scandir(self._path) as entries:
+                next(entries, None)
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
+        return f"folder {self._path} is readable"
 
     def size(self) -> int | None:
         """Files in the listing (``Batch.progress`` counts records), once known."""

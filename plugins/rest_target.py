@@ -93,8 +93,9 @@ class RestTarget(AsyncRecordTarget):
     async def open(self, schema: TargetSchema, ctx: RunContext) -> None:
         o = self.options
         self.ctx = ctx
-        self.client = ctx.client(o.remote or f"url:{o.url}", base_url=o.url or None, rate_limit=o.rate_limit,
-                                 concurrency=o.concurrency, timeout=o.timeout)
+        self.client = ctx.client(o.remote or f"url:{o.url}", base_url=o.url or None,
+                                 rate_limit=o.rate_limit, concurrency=o.concurrency,
+                                 timeout=o.timeout)
         self.drop = () if o.send_key else tuple(schema.key)
         self.fields = [n for n in (*schema.columns, *schema.constants) if n not in self.drop]
         known = ctx.idmap.known if ctx.idmap is not None else (lambda ids: set())
@@ -224,7 +225,7 @@ class RestTarget(AsyncRecordTarget):
         return Result("conflict", remote_id, ItemError(
             "conflict", "review", "changed here and on the remote since the last sync; "
             "waiting for a person (syncd conflicts)", change.item),
-            remote_record=remote if isinstance(remote, dict) else {})
+            remote_hash=seen, remote_record=remote if isinstance(remote, dict) else {})
 
     async def _read(self, change: Change, remote_id: str) -> Any:
         o = self.options

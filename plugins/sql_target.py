@@ -32,6 +32,7 @@ from syncd.adapters import (
 )
 from syncd.errors import JobError
 
+from .sql_check import check_table
 from .sql_dialect import DIALECTS, Dialect
 from .sql_values import as_text, hashed_all, stored_rows
 
@@ -94,6 +95,13 @@ class SqlTarget(Target):
         self._prepare_statements()
         self._mostly_new = self.sql.execute(
             f"SELECT NOT EXISTS (SELECT 1 FROM {self._quote(self.table)})").fetchone()[0]
+
+    def check(self, schema: TargetSchema, ctx: RunContext) -> str:
+        """The database answers and the table exists or can be created (nothing kept)."""
+        if ctx.sql is None:
+            raise JobError("the sql target needs the store's database (a store target)")
+        fields = schema.columns + tuple(schema.constants)
+        return check_table(ctx.sql, self.options.table, fields, tuple(self.options.key))
 
     def _prepare_statements(self) -> None:
         q, p = self._quote, self._param

@@ -66,6 +66,15 @@ class RestishTarget(AsyncRecordTarget):
     async def close(self) -> None:
         await self.client.close()
 
+    async def check(self, schema: TargetSchema, ctx: RunContext) -> str:
+        """``syncd check``: a lookup of no key reaches the API and changes nothing."""
+        await self.open(schema, ctx)
+        try:
+            await self.client.request("GET", "/items", params={"key": ""})
+        finally:
+            await self.close()
+        return f"GET {self.options.url}/items answered"
+
 
 def _id(item: Any) -> str:
     if not isinstance(item, dict) or "id" not in item:

@@ -13,6 +13,10 @@
                                    the SQL session for store targets (and, read-only, for
                                    store sources), the id map's view for record targets
 
+Optionally, a source's ``check(ctx)`` and a target's ``check(schema, ctx)`` say
+whether it can be reached and authenticated, touching no data (``syncd check``):
+one line back when it answers, an ``AdapterError`` when not.
+
 The engine owns every policy that must behave the same for all adapters: mapping and
 constants, content hashes, unchanged detection, dry runs, the id map and idempotency
 keys, ``on_missing`` and its mass-removal guard, retries and rate limits. Errors an
@@ -53,6 +57,7 @@ from syncd.adapters.target import AsyncRecordTarget, RecordTarget, Target
 from syncd.config.secrets import Secret
 from syncd.globs import matcher as glob_matcher
 from syncd.globs import pattern_regex as glob_regex
+from syncd.store.hashing import remote_hash
 from syncd.store.models import BOOKKEEPING, RESERVED_TABLES
 
 if TYPE_CHECKING:
@@ -93,6 +98,7 @@ __all__ = [
     "WriteResult",
     "glob_matcher",
     "glob_regex",
+    "remote_hash",
 ]
 
 

@@ -72,6 +72,18 @@ class Source(_SourceBase, abc.ABC):
     ) -> Iterator[Batch]:
         """Yield batches of ``fields`` values, starting after ``checkpoint``."""
 
+    def check(self, ctx: RunContext) -> str:
+        """``syncd check``: can the source be reached and read (authenticated)?
+
+        Called on a fresh instance, instead of ``open``. Touch no data and read no more
+        than needed (open a file, list a folder, one GET of a base path with the
+        credentials). Return one line saying what answered; raise an ``AdapterError``
+        or ``SourceError`` saying what did not, never with a secret in it. The default
+        opens the source (``open``) and reports that it has no check of its own.
+        """
+        self.open(ctx)
+        return "opened; this source has no check of its own"
+
 
 class AsyncSource(_SourceBase, abc.ABC):
     """A source for async-first libraries (aiohttp, Playwright): read on an event loop
@@ -85,3 +97,10 @@ class AsyncSource(_SourceBase, abc.ABC):
 
     async def aclose(self) -> None:
         """Release what reading acquired (sessions, browsers), on the run's loop."""
+
+    async def check(self, ctx: RunContext) -> str:
+        """Like ``Source.check``, on an event loop of the check's own; the default opens
+        the source and closes it again (``aclose``)."""
+        self.open(ctx)
+        await self.aclose()
+        return "opened and closed; this source has no check of its own"

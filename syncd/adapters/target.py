@@ -53,6 +53,15 @@ class Target(_TargetBase, abc.ABC):
     def close(self) -> None:
         """Release what ``open`` acquired."""
 
+    def check(self, schema: TargetSchema, ctx: RunContext) -> str:
+        """``syncd check``: is the database reachable and the table usable?
+
+        Touch no data: unlike ``open``, create or alter nothing that outlives the
+        check. One line on success; an ``AdapterError`` or ``JobError`` otherwise.
+        The default only reports that there is nothing to check.
+        """
+        return "nothing to check"
+
 
 class RecordTarget(_TargetBase, abc.ABC):
     """A target reached one record at a time, in the run's worker thread."""
@@ -77,6 +86,20 @@ class RecordTarget(_TargetBase, abc.ABC):
     def close(self) -> None:
         """Release what ``open`` acquired; called even when the run fails."""
 
+    def check(self, schema: TargetSchema, ctx: RunContext) -> str:
+        """``syncd check``: can the remote be reached and does it take the credentials?
+
+        Called on a fresh instance, instead of ``open``. Touch no data: no create,
+        update or delete (a GET or HEAD of a base path with the credentials, a login
+        without a change). One line on success; an ``AdapterError`` (``AuthError`` for
+        refused credentials, ``NetworkError`` for no answer) otherwise, never with a
+        secret in it. The default opens the target and closes it again, and reports
+        that it has no check of its own.
+        """
+        self.open(schema, ctx)
+        self.close()
+        return "opened and closed; this target has no check of its own"
+
 
 class AsyncRecordTarget(_TargetBase, abc.ABC):
     """A target for async-first libraries: up to ``capabilities.concurrency`` changes in
@@ -99,3 +122,9 @@ class AsyncRecordTarget(_TargetBase, abc.ABC):
 
     async def close(self) -> None:
         """Release what ``open`` acquired; called even when the run fails."""
+
+    async def check(self, schema: TargetSchema, ctx: RunContext) -> str:
+        """Like ``RecordTarget.check``, on an event loop of the check's own."""
+        await self.open(schema, ctx)
+        await self.close()
+        return "opened and closed; this target has no check of its own"

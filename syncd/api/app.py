@@ -9,6 +9,7 @@ from aiohttp import web
 from syncd.api import middleware
 from syncd.api.context import CONTEXT, ApiContext
 from syncd.api.events import EventHub
+from syncd.api.ledger_routes import ledger_routes
 from syncd.api.metrics import Metrics
 from syncd.api.requests import MAX_BODY
 from syncd.api.routes import HUB, METRICS, routes
@@ -24,6 +25,7 @@ def make_app(context: ApiContext) -> web.Application:
     app[HUB] = EventHub()
     app[METRICS] = Metrics(context.engine, context.store)
     app.add_routes(routes)
+    app.add_routes(ledger_routes)
     app.cleanup_ctx.append(_listen_to_engine)
     app.on_shutdown.append(_end_streams)
     return app

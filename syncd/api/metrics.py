@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 
 from syncd.engine import Engine
 from syncd.remote import stats
-from syncd.store import Store
+from syncd.store import Store, conflicts, idmap
 from syncd.terms import COUNTERS
 
 OUTCOMES = COUNTERS
@@ -35,6 +35,10 @@ class Metrics:
         self.last_success = Gauge("syncd_last_success_timestamp_seconds",
                                   "Completion time of each job's last completed run",
                                   ["job"], registry=self.registry)
+        self.idmap = Gauge("syncd_idmap_records", "Records in export jobs' id maps, by state",
+                           ["job", "state"], registry=self.registry)
+        self.conflicts = Gauge("syncd_conflicts_open", "Conflicts waiting for a person",
+                               ["job"], registry=self.registry)
         self.queue = Gauge("syncd_queue_depth", "Runs waiting for a free slot",
                            registry=self.registry)
         self.registry.register(RemoteCollector())
@@ -62,6 +66,13 @@ class Metrics:
             self.runs.labels(status).set(count)
         for job, completed in self.store.last_success().items():
             self.last_success.labels(job).set(completed.timestamp())
+        self.idmap.clear()  # a job whose id map is gone has no series left
+        for job, states in idmap.state_counts().items():
+            for state, count in states.items():
+                self.idmap.labels(job, state).set(count)
+        self.conflicts.clear()
+        for job, count in conflicts.open_counts().items():
+            self.conflicts.labels(job).set(count)
 
 
 class RemoteCollector(Collector):

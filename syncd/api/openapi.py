@@ -27,7 +27,8 @@ def _answer(description: str, data: dict[str, Any], status: str = "200") -> dict
 
 def _errors(*statuses: int) -> dict[str, Any]:
     texts = {400: "bad input; the message names the field", 401: "missing or wrong token",
-             404: "no such run, job or endpoint", 409: "conflicts with the run's state",
+             404: "no such run, job, conflict or endpoint",
+             409: "conflicts with the run's (or conflict's) state",
              413: "body over 64 KiB", 503: "shutting down, or the database does not answer"}
     return {str(s): {"description": texts[s], "content": {"application/json": {
         "schema": _ref("Error")}}} for s in statuses}
@@ -278,6 +279,10 @@ def spec(auth: bool = False) -> dict[str, Any]:
                                       "schema": {"type": "object"}}}},
                           **_errors(401, 503)}}},
     }
+    from syncd.api.openapi_ledger import ledger_paths, ledger_schemas
+
+    schemas.update(ledger_schemas())
+    paths.update(ledger_paths())
     document: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {"title": "syncd control API", "version": __version__,

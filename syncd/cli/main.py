@@ -8,6 +8,7 @@ from pathlib import Path
 
 from syncd import __version__
 from syncd.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE
+from syncd.cli.ledger import LEDGER_COMMANDS, add_ledger_commands
 from syncd.terms import RUN_STATUSES
 
 CLIENT_COMMANDS = ("runs", "show", "trigger", "retry", "cancel", "resume")
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("run", "sync", "check-config", "plugins", "cleanup"):
         commands.choices[name].add_argument("--config", metavar="PATH",
                                             default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_ledger_commands(commands, _positive)
     _add_client_commands(commands)
     return parser
 
@@ -133,6 +135,10 @@ def _dispatch(args: argparse.Namespace, path: Path) -> int:
         from syncd import daemon
 
         return daemon.run(path)
+    if args.command in LEDGER_COMMANDS:
+        from syncd.cli.ledger import run_ledger_command
+
+        return run_ledger_command(args, setup)
     if args.command == "cleanup":
         from syncd.cli.commands import cleanup
 

@@ -37,6 +37,7 @@ from syncd.adapters import (
 from syncd.engine import references
 from syncd.errors import AdapterError
 from syncd.store import conflicts, idmap
+from syncd.store.hashing import record_hash
 from syncd.store.idmap import Settled
 
 COUNTED = {"created": "inserted", "adopted": "inserted", "updated": "updated",
@@ -46,12 +47,6 @@ STATE = {"created": "synced", "adopted": "synced", "updated": "synced", "deleted
          "unavailable": "synced", "deferred": "deferred", "failed": "failed",
          "kept": "synced", "conflict": "synced"}
 UNAVAILABLE = "unavailable"  # the content hash recorded for a record marked unavailable
-
-
-def record_hash(values: Sequence[Any]) -> str:
-    """The content hash of a record's values, as the id map keeps it."""
-    text = "\x1f".join("" if v is None else str(v) for v in values)
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def key_text(values: Sequence[Any]) -> str:
@@ -168,7 +163,8 @@ class Outbox:
         idmap.settle(self.schema.job, self._settled)
         for change, outcome in self._review:
             conflicts.record(self.schema.job, change.key, outcome.remote_id or change.remote_id,
-                             dict(change.record), dict(outcome.remote_record or {}))
+                             dict(change.record), dict(outcome.remote_record or {}),
+                             local_hash=change.content_hash, remote_hash=outcome.remote_hash)
         self._settled.clear()
         self._review.clear()
 
@@ -247,14 +243,17 @@ class Outbox:
         if outcome.outcome == "failed" and change.kind == "create" and change.remote_id is None:
             state = "pending" if outcome.error and outcome.error.retryable else "failed"
         digest: str | None = change.content_hash
+        remote_hash = outcome.remote_hash
         if outcome.outcome == "unavailable":
             digest = UNAVAILABLE
         elif outcome.outcome == "conflict":
-            digest = None  # in review: the id map keeps what was last sent
+            digest = None  # in review: the id map keeps what was last sent…
+            remote_hash = None  # …and the remote version last agreed on
             self._review.append((change, outcome))
+        error = outcome.error
         self._settled.append(Settled(change.key, state, outcome.remote_id or change.remote_id,
-                                     digest, outcome.error.message if outcome.error else None,
-                                     outcome.remote_hash))
+                                     digest, error.message if error else None, remote_hash,
+                                     retryable=error.retryable if error else None))
 
     @staticmethod
     def _count(result: WriteResult, outcome: str) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from syncd.store.models import IdMap, utcnow
+import peewee as pw
+
+from syncd.store.models import ID_MAP_STATES, IdMap, utcnow
 
 CHUNK = 500  # keys per IN list: far below every backend's parameter limit
 
@@ -27,7 +29,12 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """The result of one change, to record: ``state`` is synced, failed, deferred or deleted."""
+    """The result of one change, to record: ``state`` is synced, failed, deferred or deleted.
+
+    ``retryable`` says whether ``error`` is transient (later runs get through by
+    themselves) or needs a person; ``remote_hash``, when a target reports it, is the
+    hash of the remote record as it now stands (``syncd.store.hashing.remote_hash``).
+    """
 
     local_key: str
     state: str
@@ -35,6 +42,7 @@ class Settled:
     content_hash: str | None = None
     error: str | None = None
     remote_hash: str | None = None
+    retryable: bool | None = None
 
 
 def entries(job: str, keys: Sequence[str]) -> dict[str, Entry]:
@@ -95,9 +103,11 @@ def settle(job: str, results: Iterable[Settled]) -> None:
     """Record what each change came to (inside the batch's transaction)."""
     now = utcnow()
     for r in results:
+        retryable = r.retryable if r.error is not None else None
         values: dict[object, object] = {IdMap.state: r.state, IdMap.updated_at: now,
                                         IdMap.attempts: IdMap.attempts + 1,
-                                        IdMap.last_error: r.error}
+                                        IdMap.last_error: r.error,
+                                        IdMap.error_retryable: retryable}
         if r.remote_id is not None:
             values[IdMap.remote_id] = r.remote_id
         if r.remote_hash is not None:
@@ -113,8 +123,8 @@ def settle(job: str, results: Iterable[Settled]) -> None:
                 IdMap.job == job, IdMap.local_key == r.local_key).exists():
             IdMap.create(job=job, local_key=r.local_key, state=r.state,
                          remote_id=r.remote_id, content_hash=r.content_hash,
-                         remote_hash=r.remote_hash,
-                         last_error=r.error, attempts=1, updated_at=now,
+                         remote_hash=r.remote_hash, last_error=r.error,
+                         error_retryable=retryable, attempts=1, updated_at=now,
                          synced_at=now if r.state == "synced" else None)
 
 
@@ -128,13 +138,26 @@ def synced(job: str) -> Iterator[Entry]:
 
 def listing(job: str, state: str | None = None, limit: int = 100,
             before: int | None = None) -> list[IdMap]:
-    """A page of ``job``'s id map, newest change first (``syncd idmap``, the API)."""
+    """A page of ``job``'s id map, newest row first (``syncd idmap``, the API)."""
     query = IdMap.select().where(IdMap.job == job)
     if state:
         query = query.where(IdMap.state == state)
     if before:
         query = query.where(IdMap.id < before)
     return list(query.order_by(IdMap.id.desc()).limit(limit))
+
+
+def state_counts(job: str | None = None) -> dict[str, dict[str, int]]:
+    """Rows by job and state (every state present, 0 when none), for the ledger and metrics."""
+    query = IdMap.select(IdMap.job, IdMap.state, pw.fn.COUNT(IdMap.id))
+    if job is not None:
+        query = query.where(IdMap.job == job)
+    counts: dict[str, dict[str, int]] = {}
+    # peewee's stubs type ``.tuples()`` rows as models
+    rows = cast(Iterable[tuple[str, str, int]], query.group_by(IdMap.job, IdMap.state).tuples())
+    for name, state, n in rows:
+        counts.setdefault(name, dict.fromkeys(ID_MAP_STATES, 0))[state] = n
+    return counts
 
 
 def _entry(row: IdMap) -> Entry:

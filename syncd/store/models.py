@@ -13,6 +13,8 @@ def utcnow() -> datetime:
 
 
 ID_MAP_STATES = ("pending", "synced", "failed", "deferred", "deleted")
+CONFLICT_STATUSES = ("open", "resolved")
+KEEP = ("local", "remote")  # what a person may keep when resolving a conflict
 
 
 class BaseModel(pw.Model):
@@ -125,6 +127,9 @@ class IdMap(BaseModel):
     sent = pw.TextField(null=True)  # JSON: what the last intent sent beyond the record
     attempts = pw.IntegerField(default=0)
     last_error = pw.TextField(null=True)
+    #: was ``last_error`` transient (network, 429, 5xx: later runs get through by
+    #: themselves) or permanent (needs a person)? NULL without an error
+    error_retryable = pw.BooleanField(null=True)
     synced_at = pw.DateTimeField(null=True)
     updated_at = pw.DateTimeField(default=utcnow)
 
@@ -134,20 +139,29 @@ class IdMap(BaseModel):
 
 
 class SyncConflict(BaseModel):
-    """A record changed on both sides, waiting for a person (``conflict = "review"``)."""
+    """A record changed on both sides since the last sync, waiting for a person (§8).
 
-    job = pw.CharField(max_length=191, index=True)
+    At most one ``open`` row per job and local key: a run that meets the same conflict
+    again replaces its records. ``local_hash``/``remote_hash`` are the two versions'
+    hashes as the id map keeps them, so that resolving can tell the next run what to do.
+    """
+
+    job = pw.CharField(max_length=191)
     local_key = pw.CharField(max_length=191)
     remote_id = pw.CharField(max_length=191, null=True)
     local_record = pw.TextField()  # JSON
     remote_record = pw.TextField()  # JSON
-    status = pw.CharField(max_length=16, default="open")  # open | resolved
-    resolution = pw.CharField(max_length=16, null=True)  # local | remote
+    local_hash = pw.CharField(max_length=64, null=True)
+    remote_hash = pw.CharField(max_length=64, null=True)
+    status = pw.CharField(max_length=16, default="open", index=True)  # CONFLICT_STATUSES
+    resolution = pw.CharField(max_length=16, null=True)  # KEEP, once resolved
     created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)  # last met by a run
     resolved_at = pw.DateTimeField(null=True)
 
     class Meta:
         table_name = "sync_conflicts"
+        indexes = ((("job", "local_key"), False),)
 
 
 class SchemaVersion(BaseModel):

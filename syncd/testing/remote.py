@@ -73,10 +73,18 @@ class MemoryRemote:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        # requests still held (``hang_next``) end here, not with the loop
+        held = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in held:
+            task.cancel()
+        await asyncio.gather(*held, return_exceptions=True)
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -91,7 +99,8 @@ class MemoryRemote:
         app.router.add_get("/items", self._lookup)
         app.router.add_put("/items/{id}", self._update)
         app.router.add_delete("/items/{id}", self._delete)
-        self._runner = web.AppRunner(app)
+        # a request held by ``hang_next`` is cut off at exit rather than waited for
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

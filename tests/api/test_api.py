@@ -146,9 +146,10 @@ async def operations(api: Api) -> list[tuple[str, str]]:
     spec = await doc.json()
     found = []
     for template, item in spec["paths"].items():
-        path = template.replace("{run_id}", "1").replace("{name}", "music")
+        path = (template.replace("{run_id}", "1").replace("{name}", "music")
+                .replace("{conflict_id}", "1"))
         found += [(method.upper(), path) for method in item]
-    assert len(found) == 14
+    assert len(found) == 18
     return found
 
 

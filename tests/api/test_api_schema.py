@@ -33,6 +33,8 @@ from schemathesis.specs.openapi.checks import negative_data_rejection  # noqa: E
 from syncd.api import make_app  # noqa: E402
 from syncd.api.openapi import spec  # noqa: E402
 from syncd.engine import Request  # noqa: E402
+from syncd.store import conflicts, idmap  # noqa: E402
+from syncd.store.idmap import Settled  # noqa: E402
 from tests.api_fixtures import (  # noqa: E402
     MUSIC_LINES,
     Harness,
@@ -53,7 +55,10 @@ CONFIG: dict[str, Any] = {
     # A well-formed trigger may still name a file that is not there, or a column its
     # header lacks: no schema can say that, so a 400 there is no rejected valid data.
     "operations": [{"include-path": "/v1/sync/trigger", "checks": {
-        "positive_data_acceptance": {"expected-statuses": ["2xx", "400", "404", "409"]}}}],
+        "positive_data_acceptance": {"expected-statuses": ["2xx", "400", "404", "409"]}}},
+        # a conflict resolves once: every later well-formed request meets a 409
+        {"include-path": "/v1/conflicts/{conflict_id}/resolve", "checks": {
+            "positive_data_acceptance": {"expected-statuses": ["2xx", "404", "409"]}}}],
 }
 
 
@@ -96,6 +101,10 @@ class LiveServer:
             await h.engine.run(Request(job, "cli"))
         h.store.create_run(job="music", trigger="cli", source_type="csv",
                            source_identifier="/gone/away.csv")
+        # a ledger to show: id map rows in two states, a conflict to list and resolve
+        idmap.settle("music", [Settled("1", "synced", "r1", "h1"),
+                               Settled("2", "failed", error="HTTP 400", retryable=False)])
+        conflicts.record("music", "1", "r1", {"id": "1", "title": "a"}, {"title": "b"})
         self.runner = web.AppRunner(make_app(h.context), access_log=None, shutdown_timeout=1)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
