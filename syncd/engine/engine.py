@@ -258,13 +258,13 @@ class Engine:
 
         :class:`NotCancellable` when it is already over or another process runs it.
         """
-        if self.cancel(run_id):
-            return "cancelling"
         run = await asyncio.to_thread(self.store.get_run, run_id)
         if run is None:
             raise NotCancellable(f"no run {run_id}", "not_found")
-        if run.status not in UNFINISHED:
+        if run.status not in UNFINISHED:  # even while its task winds down here
             raise NotCancellable(f"run {run_id} is already {run.status}", "not_cancellable")
+        if self.cancel(run_id):
+            return "cancelling"
         lock = RunLock(self.state_dir, run.job, run.source_identifier)
         if await asyncio.to_thread(lock.held_elsewhere):
             raise NotCancellable(f"run {run_id} is running in another process (a `syncd "
