@@ -42,7 +42,7 @@ DATES = (
     re.compile(r"(?P<y>\d{4})-(?P<b>[A-Z][a-z]{2})-(?P<d>\d{2})\s+(?P<H>\d{2}):(?P<M>\d{2})"
                r"(?::(?P<S>\d{2}))?"),
 )
-SIZE = re.compile(r"(?P<n>\d+(?:\.\d+)?)\s?(?P<u>[KMGTPE]?)(?:i?B)?", re.IGNORECASE)
+SIZE = re.compile(r"(?P<n>\d+(?:\.\d+)?)\s?(?P<u>[KMGTPE])?(?:i?B)?(?!\S)", re.IGNORECASE)
 # what ends the text that belongs to a link: its row, list item or line
 ROW_TAGS = frozenset({"tr", "li", "pre", "table", "ul", "ol", "p", "div", "br", "hr"})
 
@@ -178,16 +178,9 @@ def _date_and_size(tail: str) -> tuple[str | None, int | None]:
 
 
 def parse_size(text: str) -> int | None:
-    """The first size in ``text``: ``1234``, ``1.2K``, ``12M``, ``3 GB``; ``-`` is None."""
-    for token in text.replace("\xa0", " ").split():
-        if token == "-":
-            return None
-        match = SIZE.fullmatch(token)
-        if match:
-            return round(float(match["n"]) * UNITS[match["u"].upper()])
-        if not re.fullmatch(r"[KMGTPE]?i?B", token, re.IGNORECASE):
-            return None  # a description or a MIME type: no size printed
-    return None
+    """The size ``text`` starts with: ``1234``, ``1.2K``, ``12M``, ``1.5 MB``; ``-`` is None."""
+    match = SIZE.match(text.replace("\xa0", " ").strip())
+    return round(float(match["n"]) * UNITS[(match["u"] or "").upper()]) if match else None
 
 
 def _http_date(value: object) -> str | None:
