@@ -10,7 +10,7 @@ from typing import Any
 import pluggy
 
 from syncd import hookspecs
-from syncd.adapters import Source, Target
+from syncd.adapters import AsyncSource, Source, Target
 from syncd.errors import PluginError, UserError
 
 
@@ -27,21 +27,25 @@ class Origin:
 class Registry:
     """Source and target classes by name; the first registration of a name wins."""
 
-    sources: dict[str, type[Source]] = field(default_factory=dict)
+    sources: dict[str, type[Source | AsyncSource]] = field(default_factory=dict)
     targets: dict[str, type[Target]] = field(default_factory=dict)
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
     shadowed: list[tuple[str, str, Origin]] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # plugin name -> why it did not load
     _current: Origin = Origin("", "", "")
 
-    def add_source(self, cls: type[Source]) -> None:
-        self._add("source", self.sources, cls)
+    def add_source(self, cls: type[Source | AsyncSource], name: str | None = None) -> None:
+        """Offer ``cls`` under its ``name``, or under ``name`` (an alias, e.g. ``api``).
 
-    def add_target(self, cls: type[Target]) -> None:
-        self._add("target", self.targets, cls)
+        Sources of either flavour: the engine reads both alike.
+        """
+        self._add("source", self.sources, cls, name)
 
-    def _add(self, kind: str, table: dict, cls: type) -> None:
-        name = getattr(cls, "name", "")
+    def add_target(self, cls: type[Target], name: str | None = None) -> None:
+        self._add("target", self.targets, cls, name)
+
+    def _add(self, kind: str, table: dict, cls: type, alias: str | None = None) -> None:
+        name = alias or getattr(cls, "name", "")
         if not name:
             raise PluginError(f"{kind} class {cls.__qualname__} has no `name`")
         origin = Origin(self._current.plugin, self._current.distribution, cls.__module__)
@@ -51,7 +55,7 @@ class Registry:
         table[name] = cls
         self.origins[(kind, name)] = origin
 
-    def source(self, name: str) -> type[Source]:
+    def source(self, name: str) -> type[Source | AsyncSource]:
         return _named("source", self.sources, name)
 
     def target(self, name: str) -> type[Target]:

@@ -14,6 +14,9 @@ class SourceCapabilities:
     complete: bool = True
     #: ``header()`` names the fields before a run (the API checks a mapping with it)
     header: bool = False
+    #: reads a remote system over HTTP: its identifier is a URL, and an ad-hoc trigger
+    #: hands it ``url``, ``method``, ``auth``, ``data_path`` and ``pagination`` (SPEC §5)
+    remote: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ the store's own database, a narrow SQL session inside the batch's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -89,6 +89,9 @@ class RunContext:
     http: HttpFactory | None = None
     #: True once the run is asked to stop: check it between records
     cancelled: Callable[[], bool] = lambda: False
+    #: the final checkpoint of the last completed run of this job on the same source
+    #: identifier (None: there is none): where an incremental read picks up
+    previous_checkpoint: Mapping[str, Any] | None = None
 
     @property
     def work_dir(self) -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from syncd.adapters import Source
+from syncd.adapters import AsyncSource, Source
 from syncd.api.adhoc_table import STORE_TABLE_KEYS, ExistingTable
 from syncd.api.envelope import BadRequest
 from syncd.config.schema import JobConfig
@@ -94,7 +94,7 @@ def check_source_type(source_type: str, registry: Registry) -> None:
                          f"{', '.join(sorted(registry.sources))}", "bad_field")
 
 
-def source_options(source: type[Source], options: AdhocOptions) -> BaseModel:
+def source_options(source: type[Source | AsyncSource], options: AdhocOptions) -> BaseModel:
     """The source's own options from the ad-hoc ones; a 400 names the option at fault."""
     names = {"has_header": "hasHeader", "delimiter": "delimiter"}
     try:

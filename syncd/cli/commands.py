@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from syncd.adapters import Source, Target
+from syncd.adapters import AsyncSource, Source, Target
 from syncd.bootstrap import Setup
 from syncd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from syncd.config.schema import DaemonConfig
@@ -24,7 +24,7 @@ def show_plugins() -> int:
     from syncd.plugins import get_pluginmanager
 
     _, registry = get_pluginmanager()
-    tables: tuple[tuple[str, Mapping[str, type[Source | Target]]], ...] = (
+    tables: tuple[tuple[str, Mapping[str, type[Source | AsyncSource | Target]]], ...] = (
         ("source", registry.sources), ("target", registry.targets))
     for kind, table in tables:
         for name, cls in sorted(table.items()):

@@ -18,7 +18,7 @@ import peewee as pw
 import pluggy
 import structlog
 
-from syncd.adapters import ItemError, Source
+from syncd.adapters import AsyncSource, ItemError, Source
 from syncd.engine.announce import Announcer, Listener
 from syncd.engine.executor import Outcome, RunExecutor, Stop
 from syncd.engine.locks import RunLock
@@ -153,7 +153,7 @@ class Engine:
         await self.announce.finished(run_id, job, "failed", message)
         return run_id
 
-    def _create_or_continue(self, plan: JobPlan, source: Source, request: Request,
+    def _create_or_continue(self, plan: JobPlan, source: Source | AsyncSource, request: Request,
                             resume: bool) -> int:
         if resume and not request.dry_run:
             run = self.store.find_unfinished(plan.name, source.identifier)
@@ -170,7 +170,7 @@ class Engine:
                                      dry_run=request.dry_run, job_spec=request.spec,
                                      device=request.device)
 
-    def _launch(self, run_id: int, plan: JobPlan, source: Source, lock: RunLock,
+    def _launch(self, run_id: int, plan: JobPlan, source: Source | AsyncSource, lock: RunLock,
                 dry_run: bool, allow_mass_missing: bool = False) -> None:
         stop = Stop()
         if self.closing:

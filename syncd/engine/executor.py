@@ -18,7 +18,15 @@ import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from syncd.adapters import Batch, ItemError, Row, Source, TargetSchema, WriteResult
+from syncd.adapters import (
+    AsyncSource,
+    Batch,
+    ItemError,
+    Row,
+    Source,
+    TargetSchema,
+    WriteResult,
+)
 from syncd.engine import guard
 from syncd.engine.duplicates import DuplicateKeys
 from syncd.engine.failures import SourceChanged, describe_failure, is_database_error, is_transient
@@ -81,7 +89,7 @@ def _wait(initial: float, maximum: float) -> Callable[[RetryCallState], float]:
 class RunExecutor:
     """Drives one run to an outcome; every method runs in the worker thread."""
 
-    def __init__(self, store: Store, plan: JobPlan, run_id: int, source: Source,
+    def __init__(self, store: Store, plan: JobPlan, run_id: int, source: Source | AsyncSource,
                  stop: Stop, on_progress: Callable[[Progress], None] | None = None,
                  dry_run: bool = False, state_dir: Path | None = None,
                  allow_mass_missing: bool = False) -> None:
@@ -140,7 +148,9 @@ class RunExecutor:
         self.duplicates.positions = [self.plan.columns.index(k) for k in schema.key
                                      if k in self.plan.columns]
         target = self._open_target(schema, self.dry_run)
-        self.source.open(run_context(self.plan, self.store, **self._context(self.dry_run)))
+        previous = self.store.last_checkpoint(self.plan.name, self.source.identifier)
+        self.source.open(run_context(self.plan, self.store, previous_checkpoint=previous,
+                                     **self._context(self.dry_run)))
         try:
             if not (checkpoint and checkpoint.get("phase") == RECONCILE):
                 for batch in batches(self.source, self.plan.fields, checkpoint,
@@ -225,7 +235,9 @@ class RunExecutor:
                         missing = target.reconcile(keys, on_missing)
                         self._guard(on_missing, missing, keys.count)
                     _settle(target)
-                    self.store.advance(self.run_id, {"missing": missing}, {"phase": RECONCILE})
+                    # the source's last checkpoint stays (an incremental read starts there)
+                    self.store.advance(self.run_id, {"missing": missing},
+                                       {**(checkpoint_of(run) or {}), "phase": RECONCILE})
                     self.store.finish(self.run_id, "completed")
                 self.log.info("run completed", missing=missing)
                 return Outcome("completed")

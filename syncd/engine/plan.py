@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from syncd.adapters import Source, Target, TargetSchema
+from syncd.adapters import AsyncSource, Source, Target, TargetSchema
 from syncd.config.loader import describe
 from syncd.config.schema import Config, JobConfig
 from syncd.engine.recordkey import with_record_key
@@ -22,7 +22,7 @@ class JobPlan:
 
     name: str
     config: JobConfig
-    source_cls: type[Source]
+    source_cls: type[Source | AsyncSource]
     source_options: BaseModel
     target_cls: type[Target]
     target_options: BaseModel
@@ -37,14 +37,14 @@ class JobPlan:
         """Target fields, in the same order as ``fields``."""
         return tuple(self.config.mapping)
 
-    def make_source(self, identifier: str | None = None) -> Source:
+    def make_source(self, identifier: str | None = None) -> Source | AsyncSource:
         """The job's source; a mapping of ``RECORD_FIELD`` gets its whole-record digest."""
         return with_record_key(self.source_cls(self.source_options, identifier), self.fields)
 
     def make_target(self) -> Target:
         return self.target_cls(self.target_options)
 
-    def schema(self, source: Source) -> TargetSchema:
+    def schema(self, source: Source | AsyncSource) -> TargetSchema:
         target_key = tuple(getattr(self.target_options, "key", ()) or ()) or (self.columns[0],)
         return TargetSchema(job=self.name, columns=self.columns, key=target_key,
                             constants=dict(self.config.constants),

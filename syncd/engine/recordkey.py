@@ -15,7 +15,8 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from syncd.adapters import Batch, Checkpoint, Source
+from syncd.adapters import AsyncSource, Batch, Checkpoint, RunContext, Source, SourceCapabilities
+from syncd.engine.reading import batches
 
 #: the source field whose value is the digest of the record's other mapped fields
 RECORD_FIELD = "<whole record>"
@@ -27,7 +28,8 @@ def record_digest(values: Sequence[Any]) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-def with_record_key(source: Source, fields: Sequence[str]) -> Source:
+def with_record_key(source: Source | AsyncSource, fields: Sequence[str]
+                    ) -> Source | AsyncSource:
     """``source`` itself, or wrapped to serve ``RECORD_FIELD`` when ``fields`` map it."""
     if RECORD_FIELD not in fields:
         return source
@@ -39,14 +41,20 @@ class RecordKeySource(Source):
 
     name = "record_key"
 
-    def __init__(self, inner: Source, record_fields: Sequence[str]) -> None:
+    def __init__(self, inner: Source | AsyncSource, record_fields: Sequence[str]) -> None:
         super().__init__(inner.options, inner.identifier_override)
         self.inner = inner
         self.record_fields = list(record_fields)
-        self.capabilities = inner.capabilities
+
+    @property  # the inner source's, which it may set per run (e.g. a cut read)
+    def capabilities(self) -> SourceCapabilities:  # type: ignore[override]
+        return self.inner.capabilities
 
     def header(self) -> list[str] | None:
         return self.inner.header()
+
+    def open(self, ctx: RunContext) -> None:
+        self.inner.open(ctx)
 
     def unchanged_since(self, fingerprint: dict[str, Any]) -> bool:
         return self.inner.unchanged_since(fingerprint)
@@ -68,13 +76,13 @@ class RecordKeySource(Source):
     def read(self, fields: Sequence[str], checkpoint: Checkpoint | None,
              batch_rows: int) -> Iterator[Batch]:
         if RECORD_FIELD not in fields:
-            yield from self.inner.read(fields, checkpoint, batch_rows)
+            yield from batches(self.inner, fields, checkpoint, batch_rows)
             return
         wanted = list(dict.fromkeys([*self.record_fields,
                                      *(f for f in fields if f != RECORD_FIELD)]))
         record = [wanted.index(f) for f in self.record_fields]
         picks = [None if f == RECORD_FIELD else wanted.index(f) for f in fields]
-        for batch in self.inner.read(wanted, checkpoint, batch_rows):
+        for batch in batches(self.inner, wanted, checkpoint, batch_rows):
             rows = []
             for row in batch.rows:
                 digest = record_digest([row[i] for i in record])

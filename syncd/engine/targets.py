@@ -7,6 +7,7 @@ sends first and ``settle``s the results in the transaction of the run's counters
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,12 @@ def in_transaction(writer: Writer) -> bool:
 def run_context(plan: JobPlan, store: Store, *, run_id: int,
                 log: structlog.typing.FilteringBoundLogger, state_dir: Path | None,
                 dry_run: bool, cancelled: Any, sql: bool = False,
-                http: HttpFactory | None = None) -> RunContext:
+                http: HttpFactory | None = None,
+                previous_checkpoint: Mapping[str, Any] | None = None) -> RunContext:
     """The context handed to the run's source and target; ``sql`` only to store targets."""
     return RunContext(run_id=run_id, job=plan.name, log=log, state_dir=state_dir,
                       dry_run=dry_run, cancelled=cancelled, http=http or HttpFactory(),
+                      previous_checkpoint=previous_checkpoint,
                       sql=StoreSqlSession(store.db, store.dialect) if sql else None)
 
 

@@ -6,6 +6,7 @@ its tables; everything here only reads.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,19 @@ def _tuples(query: pw.ModelSelect[Any]) -> Iterator[tuple[Any, ...]]:
 
 class RunQueries:
     """The store's read-only questions about runs."""
+
+    def last_checkpoint(self, job: str, source_identifier: str) -> dict[str, Any] | None:
+        """The final checkpoint of the newest completed run of ``job`` on a source (not a
+        dry run): what an incremental source reads on from (``RunContext``)."""
+        run = (SyncRun.select(SyncRun.checkpoint)
+               .where(SyncRun.job == job, SyncRun.source_identifier == source_identifier,
+                      SyncRun.status == "completed", SyncRun.dry_run == False,  # noqa: E712
+                      SyncRun.checkpoint.is_null(False))
+               .order_by(SyncRun.id.desc()).first())
+        if run is None or not run.checkpoint:
+            return None
+        value = json.loads(run.checkpoint)
+        return value if isinstance(value, dict) else None
 
     def run_stats(self, by_job: bool = False) -> dict[str, Any]:
         """How many runs there are, in total and by status (and by job when asked)."""

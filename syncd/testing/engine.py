@@ -39,7 +39,7 @@ def make_registry(adapters: Iterable[type[Any]] = (), plugins: Iterable[Any] = (
     _, registry = get_pluginmanager(load_entrypoints=False, plugins=tuple(plugins))
     for cls in adapters:
         if issubclass(cls, Source | AsyncSource):
-            registry.add_source(cls)  # type: ignore[arg-type]  # the registry takes both
+            registry.add_source(cls)
         else:
             registry.add_target(cls)
     memory_plugin.syncd_register_adapters(registry)
