@@ -254,4 +254,4 @@ def file_fields(entry: FileEntry, scope: str) -> dict[str, Any]:
 @hookimpl(trylast=True)
 def syncd_register_adapters(registry: Registry) -> None:
     """Offer ``http_index``; ``trylast`` lets a plugin's own ``http_index`` take it."""
-    registry.add_source(HttpIndexSource)  # type: ignore[arg-type]  # async sources too
+    registry.add_source(HttpIndexSource)

@@ -16,10 +16,14 @@ import structlog
 from pydantic import ValidationError
 
 from syncd.adapters import Batch, Checkpoint, RunContext
+from syncd.engine.memory import MemoryTarget
 from syncd.engine.reading import batches
 from syncd.errors import SourceError
 from syncd.plugins import get_pluginmanager
 from syncd.remote.http import HttpFactory, RemoteSettings
+from syncd.store import Store
+from syncd.testing import run_job
+from syncd.testing.engine import make_engine
 from syncd_builtin.http_index import FIELDS, HttpIndexSource
 from tests.fakes.fileserver import FORMATS, FileServer
 from tests.syncd_cli import syncd
@@ -223,6 +227,12 @@ def test_a_listing_that_cannot_be_parsed_names_its_url(server: FileServer,
     assert len(records(read_batches)) == len(TREE) - 2
 
 
+def test_a_folder_answering_503_is_asked_again(server: FileServer, tmp_path: Path) -> None:
+    server.fail("Artist/Album/", 503, times=1, retry_after=0)
+    assert len(records(read(source(server.base("nginx-json")), tmp_path))) == len(TREE)
+    assert server.count("GET", "/nginx-json/Artist/Album/") == 2
+
+
 def test_the_start_folder_failing_fails_the_read(server: FileServer, tmp_path: Path) -> None:
     server.garble("")
     with pytest.raises(SourceError, match=f"{server.base('lighttpd')} is no folder listing"):
@@ -271,6 +281,32 @@ def test_resuming_at_every_checkpoint_reads_the_rest_and_relists_no_finished_fol
 
 
 # -- through real jobs -----------------------------------------------------------------
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(server: FileServer, store: Store,
+                                                        tmp_path: Path) -> None:
+    """As after a kill: the run's checkpoint is committed, the next start goes on."""
+    url = server.base("apache")
+    job = {"source": {"type": "http_index", "url": url},
+           "target": {"type": "memory", "table": "resumed", "key": ["url"]},
+           "mapping": {"url": "url", "path": "path"}, "batch_rows": 2}
+    engine = make_engine(store, tmp_path / "state", {"files": job}, adapters=[HttpIndexSource])
+    run_id = store.create_run(job="files", trigger="cli", source_type="http_index",
+                              source_identifier=url)
+    store.start(run_id, None)
+    store.advance(run_id, {"processed": 3}, {"index": 3, "path": "Café del Mar.flac"})
+    store.finish(run_id, "pending", None)
+    try:
+        run, outcome = run_job(engine, "files", trigger="cli")
+        assert outcome.status == "completed", outcome.error
+        assert (run.id, run.items_inserted) == (run_id, len(TREE) - 3)
+        listed = [p for m, p in server.requests if m == "GET"]
+        assert "/apache/Artist/" not in listed and "/apache/Artist/Album/" not in listed
+        assert sorted(MemoryTarget.tables["resumed"]) == sorted(
+            (url + quote(p, safe="/-._~!$&'()*+,;=:@"),) for p in list(TREE)[3:])
+    finally:
+        MemoryTarget.tables.pop("resumed", None)
+
 
 CONFIG = """
 [daemon]
