@@ -30,6 +30,7 @@ from syncd.testing import (
 )
 from syncd.testing.engine import temporary_database
 from syncd_builtin.csv_source import CsvSource
+from syncd_builtin.http_index import HttpIndexSource
 from syncd_builtin.inventory_source import InventorySource, write_snapshot
 from syncd_builtin.rest_source import RestSource
 from syncd_builtin.rest_target import RestTarget
@@ -37,6 +38,7 @@ from syncd_builtin.sql_source import SqlSource
 from syncd_builtin.sql_target import SqlTarget
 from tests.conftest import BACKENDS, MYSQL_ADMIN, PG_ADMIN, _server_up
 from tests.fakes.catalog import Catalog, make_records
+from tests.fakes.fileserver import FileServer
 from tests.restish import RestishTarget
 
 # -- sources -------------------------------------------------------------------------
@@ -110,6 +112,37 @@ class TestInventorySource(SourceContract):
     @pytest.fixture
     def source_fields(self) -> list[str]:
         return ["id", "path", "size"]
+
+
+class TestHttpIndexSource(SourceContract):
+    adapter = HttpIndexSource
+
+    @pytest.fixture
+    def server(self, tmp_path: Path) -> Iterator[FileServer]:
+        root = tmp_path / "served"
+        for i, rel in enumerate(["a/1.mp3", "a/2.mp3", "b/c/3.flac", "b/4.ogg", "5.txt",
+                                 "d/6.mp3", "e/7.mp3", "z/8.mp3"]):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(b"x" * i)
+        with FileServer(root) as running:
+            yield running
+
+    @pytest.fixture
+    def make_source(self, server: FileServer) -> Any:
+        options = HttpIndexSource.Options(url=server.base("apache"))
+        return lambda: HttpIndexSource(options)
+
+    @pytest.fixture
+    def make_bad_source(self, server: FileServer) -> Any:
+        """A folder that answers 404 and one whose answer is no listing."""
+        server.fail("b/c/", 404)
+        server.garble("e/")
+        options = HttpIndexSource.Options(url=server.base("nginx-json"))
+        return lambda: HttpIndexSource(options)
+
+    @pytest.fixture
+    def source_fields(self) -> list[str]:
+        return ["url", "path", "size"]
 
 
 class TestMemorySource(SourceContract):
