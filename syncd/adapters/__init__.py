@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from syncd.adapters.capabilities import SourceCapabilities, TargetCapabilities
 from syncd.adapters.context import RunContext, Secrets, SqlSession, TargetContext
+from syncd.adapters.notices import NotifyContext
 from syncd.adapters.records import (
     Batch,
     Change,
@@ -71,6 +72,7 @@ __all__ = [
     "DriveJob",
     "ErrorType",
     "ItemError",
+    "NotifyContext",
     "Options",
     "Outcome",
     "RecordTarget",

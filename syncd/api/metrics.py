@@ -32,6 +32,9 @@ class Metrics:
         self.last_success = Gauge("syncd_last_success_timestamp_seconds",
                                   "Completion time of each job's last completed run",
                                   ["job"], registry=self.registry)
+        self.notifications = Counter("syncd_notifications", "Run notifications by channel "
+                                     "and outcome (sent | failed)", ["channel", "outcome"],
+                                     registry=self.registry)
         self.queue = Gauge("syncd_queue_depth", "Runs waiting for a free slot",
                            registry=self.registry)
 
@@ -41,6 +44,8 @@ class Metrics:
             self.finished.labels(data["job"], data["status"]).inc()
             self.duration.labels(data["job"]).observe(data.get("duration") or 0.0)
             asyncio.get_running_loop().create_task(self._count_items(data["run_id"]))
+        elif kind == "notification":
+            self.notifications.labels(data["channel"], data["outcome"]).inc()
 
     async def _count_items(self, run_id: int) -> None:
         run = await asyncio.to_thread(self.store.get_run, run_id)

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from syncd.config.notify import NotifyConfig, WebhookTrigger
 from syncd.config.secrets import Secret
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
@@ -166,6 +167,7 @@ class JobConfig(Section):
     watch: WatchConfig | None = None
     usb: JobUsbConfig | None = None
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    webhook: WebhookTrigger | None = Field(None, description="POST /v1/hooks/<job>, signed")
     batch_rows: PositiveInt = Field(20_000, description="rows committed per transaction")
 
     @model_validator(mode="after")
@@ -187,6 +189,8 @@ class JobConfig(Section):
             found.append(f"usb {', '.join(self.usb.patterns)}")
         if self.depends_on:
             found.append(f"after {', '.join(self.depends_on)}")
+        if self.webhook:
+            found.append("webhook")
         return found
 
 
@@ -194,6 +198,7 @@ class Config(Section):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     usb: UsbConfig = Field(default_factory=UsbConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
     jobs: dict[str, JobConfig] = Field({})
 
     @field_validator("jobs")
