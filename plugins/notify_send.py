@@ -21,7 +21,8 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from syncd.adapters import NotifyContext, Secret
@@ -73,7 +74,7 @@ async def _channel(name: str, send: Any, message: Message, notify: NotifyContext
     try:
         async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(notify.settings.attempts),
-                wait=wait_exponential_jitter(initial=first, max=longest),
+                wait=wait_exponential(multiplier=first, max=longest) + wait_random(0, first),
                 retry=retry_if_exception_type((Transient, aiohttp.ClientError, OSError,
                                                TimeoutError, aiosmtplib.SMTPException)),
                 reraise=True):
