@@ -108,7 +108,7 @@ async def test_a_failed_run_is_sent_once_by_webhook_and_mail(
     with structlog.testing.capture_logs() as logs:
         failed_id, outcome = await h.engine.run(Request("broken", "api"))
         assert outcome.status == "failed"
-        completed_id, outcome = await h.engine.run(Request("music", "api"))
+        _, outcome = await h.engine.run(Request("music", "api"))
         assert outcome.status == "completed"
         await counted(client, {("webhook", "sent"): 1, ("email", "sent"): 1})
     assert len(receiver.received) == 1
