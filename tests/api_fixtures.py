@@ -124,7 +124,7 @@ class Harness:
 
 def build(state_dir: Path, jobs: Mapping[str, Any], *, token: str | None = None,
           allowed_paths: Sequence[Path] = (), max_concurrent_runs: int = 4,
-          database: str = "") -> Harness:
+          database: str = "", plugins: Sequence[object] = ()) -> Harness:
     """Config, plugins, store, engine and API context, as the daemon makes them.
 
     Call it with the event loop that will run the app (the engine's primitives bind to it).
@@ -137,7 +137,7 @@ def build(state_dir: Path, jobs: Mapping[str, Any], *, token: str | None = None,
         "jobs": dict(jobs),
     })
     hold = HoldPlugin()
-    pm, registry = get_pluginmanager(load_entrypoints=True, plugins=(hold,))
+    pm, registry = get_pluginmanager(load_entrypoints=True, plugins=(hold, *plugins))
     plans = resolve_jobs(config, registry, state_dir.parent / "syncd.toml")
     setup = Setup(state_dir.parent / "syncd.toml", config, pm, registry, plans)
     store = setup.open_store()

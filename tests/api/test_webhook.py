@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient
 
 from syncd.api import make_app
@@ -91,6 +92,19 @@ async def test_a_signed_delivery_starts_a_webhook_run_without_the_bearer_token(
     job = await answer(await c.get("/v1/jobs/music",
                                    headers={"Authorization": f"Bearer {TOKEN}"}), 200)
     assert "webhook" in job["triggers"]
+
+
+async def test_the_secret_is_in_no_answer_and_no_log_line(client: Client) -> None:
+    c, _ = await client()
+    seen = []
+    with structlog.testing.capture_logs() as logs:
+        for headers in (signed(b"{}", "d-1"), {"X-Syncd-Signature": "sha256=00"}):
+            response = await c.post("/v1/hooks/music", data=b"{}", headers=headers)
+            seen.append(await response.text())
+        spec = await c.get("/v1/jobs/music", headers={"Authorization": f"Bearer {TOKEN}"})
+        seen.append(await spec.text())
+    assert SECRET not in repr(logs) + "".join(seen)
+    assert any(e["event"] == "webhook refused: bad or missing signature" for e in logs)
 
 
 @pytest.mark.parametrize("headers", [

@@ -10,10 +10,9 @@ const $ = (id) => document.getElementById(id);
 const state = {
   jobs: [],
   runs: [],
-  pages: [],            // the `before` of each page shown, for "Newest"
   before: null,         // the page shown now (null: newest)
   nextBefore: null,
-  progress: new Map(),  // run id -> {processed, position, size, rate, first, firstPos}
+  progress: new Map(),  // run id -> the last progress event: processed, position, size, rate
   detail: null,         // run id shown in the detail panel
   streaming: false,
 };
@@ -252,9 +251,9 @@ function progressCell(run) {
     const percent = Math.round(share * 100);
     wrap.append(el("progress", { max: 100, value: percent,
                                  "aria-label": `Run ${run.syncRunId}: ${percent}% read` }));
-    const elapsed = (performance.now() - live.first) / 1000;
-    const done = live.position - live.firstPos;
-    const eta = done > 0 ? elapsed * (live.size - live.position) / done : NaN;
+    // bytes left over bytes per item is items left; over items per second, seconds left
+    const perItem = processed > 0 ? live.position / processed : NaN;
+    const eta = live.rate > 0 ? (live.size - live.position) / perItem / live.rate : NaN;
     const text = `${percent}% · ${processed} items · ${live.rate}/s` + (isFinite(eta) ? ` · ETA ${duration(eta)}` : "");
     wrap.append(el("span", { class: "progress-text", text }));
   } else if (live && !FINAL.has(run.status)) {
@@ -322,7 +321,8 @@ async function showRun(runId, focus = true) {
     const rows = run.errors.map((e) => el("tr", { class: "error-row" },
       el("td", { text: e.item || "—" }), el("td", { text: e.type }), el("td", { text: e.code }),
       el("td", { text: e.message }), el("td", { text: e.retryable ? "yes" : "no" })));
-    parts.push(el("div", { class: "scroll" }, el("table", { class: "errors" },
+    parts.push(el("div", { class: "scroll", tabindex: 0, role: "region", "aria-label": "Errors table" },
+      el("table", { class: "errors" },
       el("caption", { class: "sr-only", text: `Errors of run ${run.syncRunId}` }),
       el("thead", {}, el("tr", {}, ...["Line / item", "Type", "Code", "Message", "Retryable"]
         .map((h) => el("th", { scope: "col", text: h })))),
@@ -372,10 +372,8 @@ function soonRefresh() {
 function onEvent(kind, data) {
   const id = data.runId;
   if (kind === "progress") {
-    const known = state.progress.get(id);
     state.progress.set(id, { processed: data.processed, position: data.position, size: data.size,
-      rate: data.rate, first: known ? known.first : performance.now(),
-      firstPos: known ? known.firstPos : data.position });
+      rate: data.rate });
     const run = state.runs.find((r) => r.syncRunId === id);
     if (run && run.status === "pending") {
       run.status = "in_progress";
@@ -477,18 +475,15 @@ async function refresh() {
 function setupRuns() {
   $("filter").addEventListener("change", () => {
     state.before = null;
-    state.pages = [];
     loadRuns().catch(failed);
   });
   $("filter").addEventListener("submit", (event) => event.preventDefault());
   $("older").addEventListener("click", () => {
-    state.pages.push(state.before);
     state.before = state.nextBefore;
     loadRuns().catch(failed);
   });
   $("newest").addEventListener("click", () => {
     state.before = null;
-    state.pages = [];
     loadRuns().catch(failed);
   });
 }
