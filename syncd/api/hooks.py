@@ -123,25 +123,3 @@ async def _start(request: web.Request, name: str, identifier: str | None,
         await asyncio.to_thread(deliveries.settle, claim_id, run_id)
     log.info("webhook started a run", job=name, delivery=delivery, run_id=run_id)
     return ok({"syncRunId": run_id, "job": name, "replayed": False}, status=202)
-
-
-def openapi_paths() -> dict[str, Any]:
-    """The endpoint in the OpenAPI document (no bearer token: the signature instead)."""
-    envelope = {"$ref": "#/components/schemas/Error"}
-    error = {"description": "error", "content": {"application/json": {"schema": envelope}}}
-    return {PREFIX + "{job}": {"post": {
-        "summary": "Start a run of a job from a signed webhook (SPEC §10)",
-        "operationId": "webhook", "security": [],
-        "parameters": [
-            {"name": "job", "in": "path", "required": True, "schema": {"type": "string"}},
-            {"name": SIGNATURE, "in": "header", "required": True,
-             "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"}},
-            {"name": DELIVERY, "in": "header", "required": False,
-             "schema": {"type": "string", "maxLength": MAX_DELIVERY_ID}}],
-        "requestBody": {"required": False, "content": {"application/json": {"schema": {
-            "type": "object", "properties": {"sourceIdentifier": {"type": "string"}}}}}},
-        "responses": {
-            "200": {"description": "a replayed delivery: its first run"},
-            "202": {"description": "the run started"},
-            **{str(s): error for s in (400, 401, 404, 409, 413, 503)}},
-    }}}
