@@ -30,7 +30,7 @@ def read_static(name: str) -> bytes:
 
 def _file(name: str) -> web.Response:
     if name not in FILES:
-        raise NotFound(f"no file {name!r}")
+        raise NotFound(f"no endpoint /static/{name}")
     return web.Response(body=read_static(name), content_type=FILES[name], charset="utf-8",
                         headers=HEADERS)
 
