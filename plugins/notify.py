@@ -12,17 +12,25 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from syncd import hookimpl
 from syncd.adapters import NotifyContext, RunSummary
 
-from .notify_send import Message, deliver
-
 MAX_DIGEST_LINES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What is sent: a subject and text for mail, a JSON document for webhooks."""
+
+    subject: str
+    text: str
+    document: dict[str, Any]
 
 
 def run_document(summary: RunSummary) -> dict[str, Any]:
@@ -78,17 +86,20 @@ class Notifier:
     def syncd_run_finished(self, summary: RunSummary, notify: NotifyContext) -> None:
         settings = notify.settings
         if settings.enabled and settings.digest == "off" and summary.status in settings.on:
-            self.submit(deliver(run_message(summary, self.host), notify))
+            self.submit(run_message(summary, self.host), notify)
 
     @hookimpl
     def syncd_digest(self, summaries: Sequence[RunSummary], since: datetime,
                      until: datetime, notify: NotifyContext) -> None:
         if notify.settings.enabled and summaries:  # a quiet day sends nothing
-            self.submit(deliver(digest_message(summaries, since, until, self.host), notify))
+            self.submit(digest_message(summaries, since, until, self.host), notify)
 
-    def submit(self, job: Coroutine[Any, Any, None]) -> Future[None]:
-        """Run ``job`` on the delivery loop; returns at once."""
-        return asyncio.run_coroutine_threadsafe(job, self._delivery_loop())
+    def submit(self, message: Message, notify: NotifyContext) -> Future[None]:
+        """Deliver ``message`` on the delivery loop; returns at once."""
+        from .notify_send import deliver  # aiohttp and aiosmtplib: only once there is mail
+
+        return asyncio.run_coroutine_threadsafe(deliver(message, notify),
+                                                self._delivery_loop())
 
     def _delivery_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,18 +26,11 @@ from tenacity import (
 
 from syncd.adapters import NotifyContext, Secret
 
+from .notify import Message
+
 TIMEOUT_S = 15.0
 #: first and longest backoff between tries (seconds); tests shorten them
 BACKOFF = (0.5, 30.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """What is sent: a subject and text for mail, a JSON document for webhooks."""
-
-    subject: str
-    text: str
-    document: dict[str, Any]
 
 
 class Transient(Exception):

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 import structlog
@@ -20,8 +20,10 @@ from syncd.adapters import NotifyContext, RunSummary
 from syncd.config.notify import NotifyConfig
 from syncd.engine.executor import Progress
 from syncd.store import Store
-from syncd.store.models import SyncRun
 from syncd.terms import utc_iso
+
+if TYPE_CHECKING:
+    from syncd.store.models import SyncRun
 
 Listener = Callable[[str, dict[str, Any]], None]
 
