@@ -64,6 +64,7 @@ class Daemon:
                              setup.config.daemon.max_concurrent_runs, pm=setup.pm,
                              http=setup.http())
         self.engine.adhoc_planner = self._adhoc_plan
+        self.engine.announce.notify = setup.config.notify
         self.api = ApiContext(setup=lambda: self.setup, store=self.store, engine=self.engine,
                               token=read_token(setup))
         self.runner = await serve(make_app(self.api), setup.config.api.listen)
@@ -120,6 +121,7 @@ class Daemon:
             if self.engine:
                 self.engine.update_plans(setup.plans)
                 self.engine.http = setup.http()
+                self.engine.announce.notify = setup.config.notify
             if self.scheduler is not None:
                 self.scheduler.reload(setup.config)
             if self.dependencies is not None:

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from syncd.adapters import RunSummary
+    from datetime import datetime
+
+    from syncd.adapters import NotifyContext, RunSummary
     from syncd.plugins import Registry
 
 hookspec = pluggy.HookspecMarker("syncd")
@@ -64,11 +66,22 @@ def syncd_run_started(summary: RunSummary) -> None:
 
 
 @hookspec
-def syncd_run_finished(summary: RunSummary) -> None:
+def syncd_run_finished(summary: RunSummary, notify: NotifyContext) -> None:
     """Called once a run has ended (completed, failed or cancelled).
 
     Called in a worker thread, so a slow plugin never blocks the API; the return
-    value is ignored; an exception is logged and does not change the run.
+    value is ignored; an exception is logged and does not change the run. ``notify``
+    carries the ``[notify]`` section and the counter of delivered notifications.
+    """
+
+
+@hookspec
+def syncd_digest(summaries: Sequence[RunSummary], since: datetime, until: datetime,
+                 notify: NotifyContext) -> None:
+    """Called once a day at ``[notify] digest_at`` when ``digest = "daily"``, with the
+    runs that ended in ``[since, until)`` with a status in ``[notify] on`` (maybe none).
+
+    Called in a worker thread like ``syncd_run_finished``; the return value is ignored.
     """
 
 

@@ -15,6 +15,7 @@ from syncd.config import validate
 from syncd.engine import Engine, Request, memory, resolve_jobs
 from syncd.errors import PluginError
 from syncd.plugins import get_pluginmanager
+from syncd.triggers.digest import send_digest
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.insertions import Drive
 from syncd.triggers.usb import Pickup, UsbMonitor
@@ -124,6 +125,10 @@ class Recorder:
         self.called["syncd_run_finished"] = {"summary": summary}
 
     @hookimpl
+    def syncd_digest(self, summaries: Any, since: Any, until: Any, notify: Any) -> None:
+        self.called["syncd_digest"] = {"summaries": summaries, "notify": notify}
+
+    @hookimpl
     def syncd_drive_inserted(self, drive: Any, root: Path, jobs: Any, dest: Path) -> None:
         self.called["syncd_drive_inserted"] = {"drive": drive, "root": root, "jobs": jobs}
 
@@ -146,6 +151,8 @@ async def test_every_hook_is_called_by_the_daemon_paths(tmp_path, store):
     engine = Engine(store, resolve_jobs(config, registry, "t.toml"), tmp_path / "state", pm=pm)
     _, outcome = await engine.run(Request("j", "cli"))  # started, finished
     assert outcome.status == "completed"
+    engine.announce.notify = config.notify.model_copy(update={"on": ["completed"]})
+    assert len(await send_digest(engine)) == 1  # the daily digest
     drive_root = tmp_path / "drive"
     (drive_root / "Album").mkdir(parents=True)
     (drive_root / "Album" / "01 - Song.mp3").write_bytes(b"x")

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from syncd.adapters.capabilities import SourceCapabilities, TargetCapabilities
 from syncd.adapters.context import IdMapView, RunContext, Secrets, SqlSession, TargetContext
+from syncd.adapters.notices import NotifyContext
 from syncd.adapters.records import (
     Batch,
     Change,
@@ -78,6 +79,7 @@ __all__ = [
     "ErrorType",
     "IdMapView",
     "ItemError",
+    "NotifyContext",
     "Options",
     "Outcome",
     "RecordTarget",

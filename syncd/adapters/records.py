@@ -84,6 +84,11 @@ class RunSummary:
     status: str
     counters: Mapping[str, int]
     error_message: str | None
+    source_identifier: str = ""
+    started_at: str | None = None  # ISO-8601 UTC
+    completed_at: str | None = None
+    attempt: int = 1
+    errors: tuple[Mapping[str, Any], ...] = ()  # the first few: type, code, message, item
 
 
 ChangeKind = Literal["create", "update", "delete", "mark_unavailable"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from syncd.api import middleware
+from syncd.api import hooks, middleware, page
 from syncd.api.context import CONTEXT, ApiContext
 from syncd.api.events import EventHub
 from syncd.api.ledger_routes import ledger_routes
@@ -26,6 +27,9 @@ def make_app(context: ApiContext) -> web.Application:
     app[METRICS] = Metrics(context.engine, context.store)
     app.add_routes(routes)
     app.add_routes(ledger_routes)
+    app.add_routes(hooks.routes)
+    app.add_routes(page.routes)
+    app[hooks.LOCK] = asyncio.Lock()
     app.cleanup_ctx.append(_listen_to_engine)
     app.on_shutdown.append(_end_streams)
     return app

@@ -39,6 +39,9 @@ class Metrics:
                            ["job", "state"], registry=self.registry)
         self.conflicts = Gauge("syncd_conflicts_open", "Conflicts waiting for a person",
                                ["job"], registry=self.registry)
+        self.notifications = Counter("syncd_notifications", "Run notifications by channel "
+                                     "and outcome (sent | failed)", ["channel", "outcome"],
+                                     registry=self.registry)
         self.queue = Gauge("syncd_queue_depth", "Runs waiting for a free slot",
                            registry=self.registry)
         self.registry.register(RemoteCollector())
@@ -49,6 +52,8 @@ class Metrics:
             self.finished.labels(data["job"], data["status"]).inc()
             self.duration.labels(data["job"]).observe(data.get("duration") or 0.0)
             asyncio.get_running_loop().create_task(self._count_items(data["run_id"]))
+        elif kind == "notification":
+            self.notifications.labels(data["channel"], data["outcome"]).inc()
 
     async def _count_items(self, run_id: int) -> None:
         run = await asyncio.to_thread(self.store.get_run, run_id)

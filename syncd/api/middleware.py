@@ -14,6 +14,13 @@ from syncd.api.envelope import ApiError, failure
 from syncd.api.requests import MAX_BODY
 
 OPEN_PATHS = frozenset({"/v1/health"})
+#: the status page and its files hold no data; a webhook proves itself by its signature
+OPEN_PREFIXES = ("/static/", "/v1/hooks/")
+
+
+def is_open(path: str) -> bool:
+    """Needs no bearer token."""
+    return path in OPEN_PATHS or path == "/" or path.startswith(OPEN_PREFIXES)
 log = structlog.get_logger("syncd.api")
 
 
@@ -47,9 +54,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """``Authorization: Bearer <token>`` on everything but health, when a token is set."""
+    """``Authorization: Bearer <token>`` on everything but ``is_open``, when a token is set."""
     token = request.app[CONTEXT].token
-    if token and request.path not in OPEN_PATHS:
+    if token and not is_open(request.path):
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(

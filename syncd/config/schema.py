@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from syncd.config.notify import NotifyConfig, WebhookTrigger
 from syncd.config.remotes import RemoteConfig
 from syncd.config.secrets import Secret
 
@@ -170,6 +171,7 @@ class JobConfig(Section):
     watch: WatchConfig | None = None
     usb: JobUsbConfig | None = None
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    webhook: WebhookTrigger | None = Field(None, description="POST /v1/hooks/<job>, signed")
     batch_rows: PositiveInt = Field(100_000, description="most rows committed per "
                                     "transaction (a transaction is also committed once it "
                                     "is a second old)")
@@ -193,6 +195,8 @@ class JobConfig(Section):
             found.append(f"usb {', '.join(self.usb.patterns)}")
         if self.upstreams:
             found.append(f"after {', '.join(self.upstreams)}")
+        if self.webhook:
+            found.append("webhook")
         return found
 
     @property
@@ -207,6 +211,7 @@ class Config(Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     remotes: dict[str, RemoteConfig] = Field({}, description="remote systems jobs name "
                                              "with `remote = \"NAME\"`")
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
     jobs: dict[str, JobConfig] = Field({})
 
     @field_validator("remotes")

@@ -8,15 +8,22 @@ plugin never blocks the API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 import structlog
 
-from syncd.adapters import RunSummary
+from syncd.adapters import NotifyContext, RunSummary
+from syncd.config.notify import NotifyConfig
 from syncd.engine.executor import Progress
 from syncd.store import Store
+from syncd.terms import utc_iso
+
+if TYPE_CHECKING:
+    from syncd.store.models import SyncRun
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -27,6 +34,7 @@ class Announcer:
     def __init__(self, store: Store, pm: pluggy.PluginManager | None) -> None:
         self.store, self.pm = store, pm
         self.listeners: list[Listener] = []
+        self.notify = NotifyConfig()  # the [notify] section in force (the daemon sets it)
         self.log = structlog.get_logger("syncd.engine")
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:
@@ -66,15 +74,46 @@ class Announcer:
         if self.pm is None:
             return
         caller = getattr(self.pm.hook, name)
+        extra = {"notify": self.notify_context()} if name == "syncd_run_finished" else {}
 
         def call() -> None:
             run = self.store.get_run(run_id)
             if run is None:
                 return
-            caller(summary=RunSummary(run.id, run.job, run.trigger, status or run.status,
-                                      self.store.counters(run), run.error_message))
+            caller(summary=summarize(self.store, run, status), **extra)
 
         try:
             await asyncio.to_thread(call)
         except Exception:
             self.log.exception(f"a {name} hook failed", run_id=run_id)
+
+    def notify_context(self) -> NotifyContext:
+        """The notify settings in force, and a counter that reaches the loop's listeners
+        (the metrics) from any thread. Call on the loop."""
+        loop = asyncio.get_running_loop()
+
+        def count(channel: str, outcome: str) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the daemon is gone
+                loop.call_soon_threadsafe(self.emit, "notification",
+                                          {"channel": channel, "outcome": outcome})
+
+        return NotifyContext(self.notify, structlog.get_logger("syncd.notify"), count)
+
+
+def summarize(store: Store, run: SyncRun, status: str | None = None,
+              errors: int = 5) -> RunSummary:
+    """A stored run as the hooks see it, with its first ``errors`` errors."""
+    found, _ = store.run_errors(run.id, errors)
+    return RunSummary(
+        run.id, run.job, run.trigger, status or run.status, store.counters(run),
+        run.error_message, source_identifier=run.source_identifier or "",
+        started_at=_iso(run.started_at), completed_at=_iso(run.completed_at),
+        attempt=run.attempt,
+        errors=tuple({"type": e.error_type, "code": e.error_code, "message": e.error_message,
+                      "item": e.item_identifier} for e in found))
+
+
+def _iso(value: datetime | str | None) -> str | None:
+    if value is None:
+        return None
+    return utc_iso(datetime.fromisoformat(value) if isinstance(value, str) else value)

@@ -164,6 +164,19 @@ class SyncConflict(BaseModel):
         indexes = ((("job", "local_key"), False),)
 
 
+class WebhookDelivery(BaseModel):
+    """A webhook delivery already acted on: a replay of it is answered with its run."""
+
+    job = pw.CharField(max_length=191)
+    delivery = pw.CharField(max_length=191)  # the sender's X-Syncd-Delivery id
+    sync_run_id = pw.IntegerField(null=True, index=True)  # null while the run is being made
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "webhook_deliveries"
+        indexes = ((("job", "delivery"), True),)
+
+
 class SchemaVersion(BaseModel):
     version = pw.IntegerField()
     applied_at = pw.DateTimeField(default=utcnow)
@@ -173,6 +186,6 @@ class SchemaVersion(BaseModel):
 
 
 MODELS: tuple[type[BaseModel], ...] = (SyncRun, SyncError, ContentIndex, IngestedFile,
-                                       IdMap, SyncConflict, SchemaVersion)
+                                       IdMap, SyncConflict, WebhookDelivery, SchemaVersion)
 #: syncd's own tables, which no job may write into (content_index is a target like any)
 RESERVED_TABLES = frozenset(m._meta.table_name for m in MODELS) - {"content_index"}

@@ -18,6 +18,7 @@ import peewee as pw
 from syncd.adapters import ItemError
 from syncd.adapters.context import Dialect
 from syncd.errors import ClaimLost
+from syncd.store import deliveries
 from syncd.store.claims import Claims
 from syncd.store.database import open_database, upgrade_schema
 from syncd.store.models import MODELS, IngestedFile, SyncError, SyncRun, utcnow
@@ -272,6 +273,7 @@ class Store(RunQueries):
         for chunk in _chunks(run_ids):
             with self.db.atomic():
                 SyncError.delete().where(SyncError.sync_run_id.in_(chunk)).execute()
+                deliveries.forget_runs(chunk)
                 SyncRun.delete().where(SyncRun.id.in_(chunk)).execute()
 
     def old_ingested_files(self, cutoff: datetime) -> list[IngestedFile]:

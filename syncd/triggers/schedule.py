@@ -22,6 +22,7 @@ from syncd.engine import Engine, Request
 from syncd.errors import RunConflict, SyncdError
 from syncd.store.cleanup import Cleaned, clean, content_tables
 from syncd.tasks import report
+from syncd.triggers.digest import digest_trigger, send_digest
 
 
 def job_trigger(job: JobConfig) -> BaseTrigger | None:
@@ -63,6 +64,10 @@ class Scheduler:
             self.scheduler.add_job(self.cleanup, CronTrigger.from_crontab(
                 daemon.cleanup, timezone=UTC), id="cleanup",
                 name="remove old runs, ingested-file records and unavailable content")
+        digest = digest_trigger(self.config.notify)
+        if digest is not None:
+            self.scheduler.add_job(send_digest, digest, args=[self.engine], id="digest",
+                                   name="send the daily notification digest")
         self.scheduler.add_listener(self._died, EVENT_JOB_ERROR)
         self.scheduler.start()
 

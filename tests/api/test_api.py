@@ -760,7 +760,7 @@ async def test_while_shutting_down_everything_but_health_is_503(api: Api) -> Non
 
 
 async def test_unknown_paths_and_wrong_methods_answer_in_the_envelope(api: Api) -> None:
-    for path in ("/", "/v1", "/v1/nothing", "/v1/sync/1/explode", "/metrics/x"):
+    for path in ("/v1", "/v1/nothing", "/v1/sync/1/explode", "/metrics/x", "/static/x"):
         error = await api.get(path, 404)
         assert error["code"] == "not_found" and path in error["message"]
     for method, path in [("DELETE", "/v1/health"), ("PUT", "/v1/sync/trigger"),
