@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -34,6 +34,9 @@ from syncd.triggers.schedule import Scheduler
 from syncd.triggers.usb import UsbMonitor
 from syncd.triggers.watch import FolderWatcher
 
+if TYPE_CHECKING:
+    from syncd.fleet import Fleet
+
 API_SWITCH_INTERVAL_S = 0.001
 
 
@@ -54,6 +57,7 @@ class Daemon:
         self.watcher: FolderWatcher | None = None
         self.usb: UsbMonitor | None = None
         self.ingestor: FileIngestor | None = None
+        self.fleet: Fleet | None = None
         self.died: str | None = None  # the background task whose death stops the daemon
 
     async def start(self) -> None:
@@ -62,10 +66,15 @@ class Daemon:
         self.engine = Engine(self.store, setup.plans, setup.state_dir,
                              setup.config.daemon.max_concurrent_runs, pm=setup.pm)
         self.engine.adhoc_planner = self._adhoc_plan
+        if setup.config.fleet.enabled:
+            from syncd.fleet import Fleet
+
+            self.fleet = Fleet(self.engine, setup.config.fleet)
+            self.engine.fleet, self.engine.affinity = self.fleet, self.fleet.affinity
         self.api = ApiContext(setup=lambda: self.setup, store=self.store, engine=self.engine,
                               token=read_token(setup))
         self.runner = await serve(make_app(self.api), setup.config.api.listen)
-        resumed = await self.engine.resume_all()
+        resumed = await (self.fleet.start() if self.fleet else self.engine.resume_all())
         await self._start_triggers(setup)
         self.log.info("syncd started", version=__version__, config=str(setup.path),
                       jobs=list(setup.plans), resumed=resumed,
@@ -77,6 +86,8 @@ class Daemon:
         if self.api:
             self.api.closing = True  # new requests get 503 while runs pause
         await self._stop_triggers()
+        if self.fleet:
+            await self.fleet.stop()
         if self.engine:
             await self.engine.shutdown()
         if self.runner:

@@ -43,9 +43,11 @@ def ctx(request: web.Request) -> ApiContext:
 async def health(request: web.Request) -> web.Response:
     c = ctx(request)
     reachable = await asyncio.to_thread(c.store.ping)
-    data = {"status": "ok" if reachable else "degraded", "version": __version__,
+    data: dict[str, Any] = {"status": "ok" if reachable else "degraded", "version": __version__,
             "uptimeSeconds": round(time.monotonic() - c.started, 3), "database": reachable,
             "shuttingDown": c.closing}
+    if c.engine.fleet is not None and reachable:
+        data["fleet"] = await c.engine.fleet.health()
     if not reachable:
         raise Unavailable("the database does not answer", "database_unreachable")
     return ok(data)

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from syncd.config.fleet import FleetConfig
 from syncd.config.secrets import Secret
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
@@ -95,6 +96,7 @@ class DaemonConfig(Section):
                                         "(also `syncd cleanup`); empty: only by hand")
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: console "
                                                            "on a TTY, JSON otherwise")
+    host: str = Field("", description="this daemon's name in a fleet; empty: the host name")
 
 
 class UsbConfig(Section):
@@ -194,6 +196,7 @@ class Config(Section):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     usb: UsbConfig = Field(default_factory=UsbConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
     jobs: dict[str, JobConfig] = Field({})
 
     @field_validator("jobs")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee as pw
 import pluggy
@@ -28,6 +28,9 @@ from syncd.store import Store
 from syncd.store.database import unavailable
 from syncd.tasks import supervise
 from syncd.terms import UNFINISHED
+
+if TYPE_CHECKING:
+    from syncd.fleet import Fleet
 
 __all__ = ["Engine", "Listener", "NotCancellable", "Request"]
 
@@ -68,6 +71,11 @@ class Engine:
         self.store, self.plans, self.state_dir = store, dict(plans), state_dir
         self.log = structlog.get_logger("syncd.engine")
         self._slots = asyncio.Semaphore(max_concurrent_runs)
+        self.max_concurrent_runs = max_concurrent_runs
+        #: in a fleet (SPEC §11): runs any host may execute go through its queue
+        self.fleet: Fleet | None = None
+        #: ``affinity(trigger, identifier)``: the host a run must stay on, if any
+        self.affinity: Callable[[str, str | None], str | None] | None = None
         self._stops: dict[int, Stop] = {}
         self._tasks: dict[int, asyncio.Task[Outcome]] = {}
         self._keys: dict[int, tuple[str, str]] = {}  # run id -> (job, source identifier)
@@ -89,6 +97,10 @@ class Engine:
         """
         plan = request.plan or self._plan(request.job)
         source = plan.make_source(request.identifier)
+        if self.fleet is not None and self.fleet.queues(request, source.identifier):
+            queued = await self.fleet.enqueue(plan, source.identifier, request, resume)
+            assert queued is not None  # only a schedule's tick can be taken already
+            return queued
         lock = RunLock(self.state_dir, plan.name, source.identifier)
         if not lock.acquire():
             raise RunConflict(f"job {plan.name!r} is already running on {source.identifier}")
@@ -115,6 +127,8 @@ class Engine:
         task = self._tasks.get(run_id)
         if task is not None:
             return await asyncio.shield(task)
+        if self.fleet is not None:
+            await self.fleet.wait(run_id)
         run = await asyncio.to_thread(self.store.get_run, run_id)
         if run is None:
             raise KeyError(run_id)
@@ -168,7 +182,9 @@ class Engine:
                                      source_type=plan.source_cls.name,
                                      source_identifier=source.identifier,
                                      dry_run=request.dry_run, job_spec=request.spec,
-                                     device=request.device)
+                                     device=request.device,
+                                     affinity=self.affinity(request.trigger, source.identifier)
+                                     if self.affinity else None)
 
     def _launch(self, run_id: int, plan: JobPlan, source: Source, lock: RunLock,
                 dry_run: bool, allow_mass_missing: bool = False) -> None:
@@ -311,7 +327,12 @@ class Engine:
         return new_id
 
     async def resume_all(self, trigger: str = "resume") -> list[int]:
-        """Start every pending or interrupted run that no other process is running."""
+        """Start every pending or interrupted run that no other process is running.
+
+        In a fleet, only as many as there are free slots: the others wait in the queue.
+        """
+        if self.fleet is not None:
+            return await self.fleet.claim()
         started = []
         for run in await asyncio.to_thread(self.store.unfinished_runs):
             if run.id in self._tasks and not self._tasks[run.id].done():
@@ -320,23 +341,35 @@ class Engine:
             if holder is not None:
                 self.log.info("run left to its holder", run_id=run.id, claimed_by=holder)
                 continue
-            try:
-                plan = self._plan_of(run)
-            except JobError as exc:
-                await self._conclude(run.id, run.job, "failed", str(exc))
-                continue
-            if run.dry_run:
-                await self._conclude(run.id, run.job, "cancelled", "interrupted dry run")
-                continue
-            source = plan.make_source(run.source_identifier or None)
-            lock = RunLock(self.state_dir, plan.name, source.identifier)
-            if not lock.acquire():
-                await asyncio.to_thread(self.store.claims.release, run.id)
-                continue  # another process of this host is running it right now
-            self.log.info("resuming run", run_id=run.id, job=run.job, trigger=trigger)
-            self._launch(run.id, plan, source, lock, dry_run=False)
-            started.append(run.id)
+            if await self.adopt(run, trigger):
+                started.append(run.id)
         return started
+
+    async def adopt(self, run: Any, trigger: str = "resume") -> bool:
+        """Start a stored run this process has just claimed; False if it cannot now."""
+        try:
+            plan = self._plan_of(run)
+        except JobError as exc:
+            await self._conclude(run.id, run.job, "failed", str(exc))
+            return False
+        if run.dry_run:
+            await self._conclude(run.id, run.job, "cancelled", "interrupted dry run")
+            return False
+        source = plan.make_source(run.source_identifier or None)
+        lock = RunLock(self.state_dir, plan.name, source.identifier)
+        if not lock.acquire():
+            await asyncio.to_thread(self.store.claims.release, run.id)
+            return False  # another process of this host is running it right now
+        self.log.info("resuming run" if run.started_at else "starting queued run",
+                      run_id=run.id, job=run.job, trigger=trigger,
+                      claimed_by=self.store.claims.holder)
+        self._launch(run.id, plan, source, lock, dry_run=False)
+        return True
+
+    def free_slots(self) -> int:
+        """Runs this engine could start now without queueing for a slot."""
+        active = sum(1 for task in self._tasks.values() if not task.done())
+        return self.max_concurrent_runs - active
 
     async def shutdown(self) -> None:
         """Stop every run after its current batch, leaving it resumable."""
