@@ -7,6 +7,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from syncd.api.hostlabel import HostLabelled
 from syncd.engine import Engine
 from syncd.store import Store
 from syncd.terms import COUNTERS
@@ -51,6 +52,9 @@ class Metrics:
     async def render(self) -> bytes:
         await asyncio.to_thread(self._read_store)
         self.queue.set(self.engine.waiting)
+        if self.engine.fleet is not None:
+            labelled = HostLabelled(self.registry, self.engine.fleet.host)
+            return generate_latest(labelled)
         return generate_latest(self.registry)
 
     def _read_store(self) -> None:
