@@ -57,6 +57,7 @@ from syncd.triggers.drive import (
     mount_readonly,
     safe_name,
     unmount,
+    wait_for_mount,
 )
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.insertions import Drive, Insertions, wanted
@@ -276,6 +277,11 @@ class UsbMonitor:
         max_bytes = self.config.usb.max_file_mb * 2**20
         try:
             root = find_mount(drive.devnode)
+            if root is None and os.geteuid() != 0:  # not ours to mount: the helper does
+                root = wait_for_mount(drive.devnode, abort)
+                if root is None:
+                    raise MountError(f"{drive.devnode} was not mounted for syncd (is "
+                                     "syncd-mount@.service installed with its udev rule?)")
             if root is None:
                 root = mount_point_for(self.media_dir,
                                        safe_name(drive.label, drive.uuid,
