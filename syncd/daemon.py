@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.schedule import Scheduler
 from syncd.triggers.usb import UsbMonitor
 from syncd.triggers.watch import FolderWatcher
+from syncd.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from syncd.fleet import Fleet
@@ -160,6 +162,9 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         loop.set_exception_handler(self._loop_error)
+        # runs hold a worker thread each: the API's and the triggers' threads stay free
+        loop.set_default_executor(ThreadPoolExecutor(
+            self.setup.config.daemon.max_concurrent_runs + 8, thread_name_prefix="syncd"))
         await self.start()
         systemd.notify("READY=1")
         watchdog = asyncio.create_task(self._watchdog())
@@ -184,12 +189,10 @@ class Daemon:
 
     async def _watchdog(self) -> None:
         interval = systemd.watchdog_interval()
-        if interval is None:
+        if interval is None or self.store is None or self.engine is None:
             return
-        while True:
-            if self.store is not None and await asyncio.to_thread(self.store.ping):
-                systemd.notify("WATCHDOG=1")
-            await asyncio.sleep(interval)
+        await Watchdog(self.store, self.engine,
+                       self.setup.config.daemon.stall_seconds).run(interval)
 
 
 def read_token(setup: bootstrap.Setup) -> str | None:

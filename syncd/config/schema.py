@@ -97,6 +97,8 @@ class DaemonConfig(Section):
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: console "
                                                            "on a TTY, JSON otherwise")
     host: str = Field("", description="this daemon's name in a fleet; empty: the host name")
+    stall_seconds: float = Field(900, gt=0, description="a run with no progress for this "
+                                 "long stops the watchdog pings: systemd restarts syncd")
 
 
 class UsbConfig(Section):

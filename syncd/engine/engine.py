@@ -80,6 +80,7 @@ class Engine:
         self._tasks: dict[int, asyncio.Task[Outcome]] = {}
         self._keys: dict[int, tuple[str, str]] = {}  # run id -> (job, source identifier)
         self._renewer: asyncio.Task[None] | None = None
+        self._progressed: dict[int, float] = {}  # run id -> monotonic time of its last step
         self.announce = Announcer(store, pm)
         self.closing = False
         self.shutdown_task: asyncio.Future[None] | None = None
@@ -193,8 +194,14 @@ class Engine:
             stop.request("shutdown")
         self._stops[run_id] = stop
         self._keys[run_id] = (plan.name, source.identifier)
+        report = self.announce.progress_reporter()
+
+        def on_progress(progress: Any) -> None:  # in the worker thread
+            self._progressed[run_id] = time.monotonic()
+            report(progress)
+
         executor = RunExecutor(self.store, plan, run_id, source, stop,
-                               on_progress=self.announce.progress_reporter(), dry_run=dry_run,
+                               on_progress=on_progress, dry_run=dry_run,
                                state_dir=self.state_dir, allow_mass_missing=allow_mass_missing)
         task = asyncio.create_task(self._execute(executor, lock), name=f"run-{run_id}")
         self._tasks[run_id] = task
@@ -228,6 +235,7 @@ class Engine:
             async with self._slots:
                 self.waiting -= 1
                 queued = False
+                self._progressed[run_id] = time.monotonic()
                 await self.announce.started(run_id, executor.plan.name)
                 began = time.monotonic()
                 outcome = await asyncio.to_thread(executor.execute)
@@ -250,6 +258,7 @@ class Engine:
     def _forget(self, run_id: int) -> None:
         """A finished run leaves memory; ``wait`` then reads its outcome from the store."""
         self._tasks.pop(run_id, None)
+        self._progressed.pop(run_id, None)
         self._keys.pop(run_id, None)
         self._stops.pop(run_id, None)
 
@@ -365,6 +374,12 @@ class Engine:
                       claimed_by=self.store.claims.holder)
         self._launch(run.id, plan, source, lock, dry_run=False)
         return True
+
+    def stalled(self, limit_s: float) -> list[tuple[int, float]]:
+        """Runs executing here with no progress for ``limit_s`` seconds, and how long."""
+        now = time.monotonic()
+        return [(run_id, now - at) for run_id, at in list(self._progressed.items())
+                if now - at > limit_s and self.is_running(run_id)]
 
     def free_slots(self) -> int:
         """Runs this engine could start now without queueing for a slot."""
