@@ -155,6 +155,20 @@ class FleetStore:
         return list(FleetDaemon.select().where(FleetDaemon.last_seen >= since)
                     .order_by(FleetDaemon.host))
 
+    def stats_by_host(self) -> dict[str, dict[str, int]]:
+        """Runs by the host that executed (or executes) them, and status; unclaimed
+        runs (queued) under ``""``."""
+        rows = (SyncRun.select(SyncRun.claimed_by, SyncRun.status, pw.fn.COUNT(SyncRun.id))
+                .group_by(SyncRun.claimed_by, SyncRun.status).tuples())
+        hosts: dict[str, dict[str, int]] = {}
+        row: Any
+        for row in rows:
+            host = str(row[0] or "").rpartition(":")[0]
+            bucket = hosts.setdefault(host, {"total": 0})
+            bucket[str(row[1])] = bucket.get(str(row[1]), 0) + int(row[2])
+            bucket["total"] += int(row[2])
+        return hosts
+
     def running_by_host(self) -> dict[str, int]:
         """Runs executing now, by the host holding them (live leases only)."""
         rows = (SyncRun.select(SyncRun.claimed_by, pw.fn.COUNT(SyncRun.id))

@@ -76,7 +76,11 @@ def test_api_triggered_runs_spread_over_the_fleet_each_run_once(cluster: Cluster
     assert all(r["claimedBy"].rpartition(":")[0] in {"d0", "d1", "d2"} for r in listed)
     status, answer = daemons[0].api("GET", "/v1/health")
     assert {p["host"] for p in answer["data"]["fleet"]["peers"]} == {"d0", "d1", "d2"}
+    status, answer = daemons[1].api("GET", "/v1/sync/stats")
+    by_host = answer["data"]["byHost"]
+    assert {h: v["completed"] for h, v in by_host.items()} == dict(hosts)
     metrics = daemons[1].api_text("/metrics")
+    assert 'syncd_runs{host="d1",status="completed"} 30.0' in metrics
     assert 'host="d1"' in metrics
 
 
