@@ -92,7 +92,8 @@ class Fleet:
         now = time.monotonic()
         self._skip = {i: t for i, t in self._skip.items() if t > now}
         while self.engine.free_slots() > 0 and not self.engine.closing:
-            run = await asyncio.to_thread(self.queue.claim_next, set(self._skip))
+            run = await asyncio.to_thread(self.queue.claim_next, list(self.engine.plans),
+                                          set(self._skip))
             if run is None:
                 break
             if await self.engine.adopt(run):

@@ -91,14 +91,19 @@ class FleetStore:
                               f"{holder or self.claims.holder}")
         return int(run.id)
 
-    def claim_next(self, skip: Collection[int] = ()) -> SyncRun | None:
-        """Claim the oldest run no live daemon holds and this host may run."""
+    def claim_next(self, jobs: Collection[str], skip: Collection[int] = ()
+                   ) -> SyncRun | None:
+        """Claim the oldest run no live daemon holds and this host may run: one of its
+        ``jobs`` (hosts may have different configs) or an ad-hoc run."""
         now = utcnow()
         free = (SyncRun.claimed_by.is_null() | SyncRun.lease_until.is_null()
                 | (SyncRun.lease_until < now))
         allowed = SyncRun.affinity.is_null() | (SyncRun.affinity == self.claims.host)
+        known = SyncRun.job_spec.is_null(False)
+        if jobs:
+            known = known | SyncRun.job.in_(list(jobs))
         query = (SyncRun.select(SyncRun.id)
-                 .where(SyncRun.status.in_(UNFINISHED), free, allowed)
+                 .where(SyncRun.status.in_(UNFINISHED), free, allowed, known)
                  .order_by(SyncRun.id).limit(1).for_update(skip_locked=True))
         if skip:
             query = query.where(SyncRun.id.not_in(list(skip)))
