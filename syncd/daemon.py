@@ -73,6 +73,9 @@ class Daemon:
 
             self.fleet = Fleet(self.engine, setup.config.fleet)
             self.engine.fleet, self.engine.affinity = self.fleet, self.fleet.affinity
+            from syncd.fleet.ratelimit import install
+
+            install(self.store)  # remotes' rate limits hold across the fleet
         self.api = ApiContext(setup=lambda: self.setup, store=self.store, engine=self.engine,
                               token=read_token(setup))
         self.runner = await serve(make_app(self.api), setup.config.api.listen)

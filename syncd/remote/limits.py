@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 UNITS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|min|m|h|d)\s*$")
@@ -57,6 +58,10 @@ class RateLimit:
             await asyncio.sleep(delay)
 
 
+#: makes the limit of a remote; in a fleet, ``syncd.fleet.ratelimit`` puts one here
+#: that keeps the window in the database, so the limit holds across daemons
+factory: Callable[[str, int, float], RateLimit] | None = None
+
 _SHARED: dict[str, RateLimit] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -66,5 +71,6 @@ def shared(remote: str, rate: str) -> RateLimit:
     with _SHARED_LOCK:
         limit = _SHARED.get(remote)
         if limit is None or (limit.count, limit.period) != parse_rate(rate):
-            limit = _SHARED[remote] = RateLimit.parse(rate)
+            limit = _SHARED[remote] = (factory(remote, *parse_rate(rate)) if factory
+                                       else RateLimit.parse(rate))
         return limit

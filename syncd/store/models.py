@@ -160,6 +160,16 @@ class ScheduleTick(BaseModel):
         indexes = ((("job", "fire_time"), True),)
 
 
+class RateSlot(BaseModel):
+    """A request start reserved against a remote's rate limit, fleet-wide (SPEC §11)."""
+
+    remote = pw.CharField(max_length=191, index=True)
+    at = pw.DoubleField()  # the database's clock, seconds since the epoch
+
+    class Meta:
+        table_name = "sync_rate_slots"
+
+
 class SchemaVersion(BaseModel):
     version = pw.IntegerField()
     applied_at = pw.DateTimeField(default=utcnow)
@@ -169,6 +179,7 @@ class SchemaVersion(BaseModel):
 
 
 MODELS: tuple[type[BaseModel], ...] = (SyncRun, SyncError, ContentIndex, IngestedFile,
-                                       IdMap, FleetDaemon, ScheduleTick, SchemaVersion)
+                                       IdMap, FleetDaemon, ScheduleTick, RateSlot,
+                                       SchemaVersion)
 #: syncd's own tables, which no job may write into (content_index is a target like any)
 RESERVED_TABLES = frozenset(m._meta.table_name for m in MODELS) - {"content_index"}
