@@ -23,7 +23,7 @@ from syncd.engine.announce import Announcer, Listener
 from syncd.engine.executor import Outcome, RunExecutor, Stop
 from syncd.engine.locks import RunLock
 from syncd.engine.plan import JobPlan
-from syncd.errors import JobError, RunConflict
+from syncd.errors import JobError, RunConflict, SyncdError
 from syncd.store import Store
 from syncd.store.database import unavailable
 from syncd.tasks import supervise
@@ -364,7 +364,11 @@ class Engine:
         if run.dry_run:
             await self._conclude(run.id, run.job, "cancelled", "interrupted dry run")
             return False
-        source = plan.make_source(run.source_identifier or None)
+        try:
+            source = plan.make_source(run.source_identifier or None)
+        except SyncdError as exc:  # e.g. a path this host's config does not allow
+            await self._conclude(run.id, run.job, "failed", str(exc))
+            return False
         lock = RunLock(self.state_dir, plan.name, source.identifier)
         if not lock.acquire():
             await asyncio.to_thread(self.store.claims.release, run.id)

@@ -22,6 +22,7 @@ from syncd.config.fleet import FleetConfig
 from syncd.fleet.affinity import Affinity
 from syncd.fleet.listen import Listener
 from syncd.fleet.store import FleetStore
+from syncd.store.database import unavailable
 from syncd.store.models import utcnow
 from syncd.tasks import supervise
 from syncd.terms import UNFINISHED, utc_iso
@@ -60,10 +61,13 @@ class Fleet:
     async def enqueue(self, plan: JobPlan, identifier: str, request: Request,
                       resume: bool = True, tick: datetime | None = None) -> int | None:
         """A claimable run; None when ``tick`` was already fired by another daemon."""
-        run_id = await asyncio.to_thread(
-            self.queue.enqueue, job=plan.name, trigger=request.trigger,
-            source_type=plan.source_cls.name, identifier=identifier, spec=request.spec,
-            device=request.device, resume=resume, tick=tick)
+        try:
+            run_id = await asyncio.to_thread(
+                self.queue.enqueue, job=plan.name, trigger=request.trigger,
+                source_type=plan.source_cls.name, identifier=identifier, spec=request.spec,
+                device=request.device, resume=resume, tick=tick)
+        except pw.PeeweeException as exc:  # a server gone: one clear error, as for a run
+            raise unavailable(exc) from None
         if run_id is not None:
             self.log.info("run queued for the fleet", run_id=run_id, job=plan.name,
                           trigger=request.trigger)

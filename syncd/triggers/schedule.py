@@ -90,7 +90,11 @@ class Scheduler:
     async def fire(self, job: str) -> None:
         """One scheduled run of ``job``; waits for it so fires never stack."""
         if self.engine.fleet is not None:
-            run_id = await fire_in_fleet(self.engine, job, self.config.jobs[job])
+            try:
+                run_id = await fire_in_fleet(self.engine, job, self.config.jobs[job])
+            except SyncdError as exc:
+                self.log.error("scheduled run could not be queued", job=job, error=str(exc))
+                return
             self.log.info("schedule fired" if run_id else "schedule fired elsewhere",
                           job=job, run_id=run_id)
             return

@@ -65,5 +65,8 @@ async def first_in_fleet(engine: Engine, chore: str) -> bool:
     """Whether this daemon does a fleet-wide chore of this tick (always, without a fleet)."""
     if engine.fleet is None:
         return True
-    return await asyncio.to_thread(take_tick, f"@{chore}", fire_time(None),
-                                   engine.store.claims.host)
+    try:
+        return await asyncio.to_thread(take_tick, f"@{chore}", fire_time(None),
+                                       engine.store.claims.host)
+    except pw.PeeweeException:  # the database is away: the next tick tries again
+        return False
