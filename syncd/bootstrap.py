@@ -39,7 +39,7 @@ class Setup:
         claims = Claims(this_process(self.host), fleet.lease_seconds)
         store = Store.open(database, self.state_dir, claims)
         if fleet.enabled:
-            from syncd.fleet.store import check_fleet_store
+            from syncd.store.fleet import check_fleet_store
 
             check_fleet_store(store, self.path, fleet)
         return store

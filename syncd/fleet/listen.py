@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from syncd.fleet.store import CHANNEL
+from syncd.store.fleet import CHANNEL
 
 RETRY_S = 2.0
 

@@ -21,8 +21,8 @@ from syncd import __version__
 from syncd.config.fleet import FleetConfig
 from syncd.fleet.affinity import Affinity
 from syncd.fleet.listen import Listener
-from syncd.fleet.store import FleetStore
 from syncd.store.database import unavailable
+from syncd.store.fleet import FleetStore
 from syncd.store.models import utcnow
 from syncd.tasks import supervise
 from syncd.terms import UNFINISHED, utc_iso

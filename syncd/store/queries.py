@@ -24,6 +24,12 @@ def _tuples(query: pw.ModelSelect[Any]) -> Iterator[tuple[Any, ...]]:
 class RunQueries:
     """The store's read-only questions about runs."""
 
+    def insertion_taken(self, key: str) -> bool:
+        """Did a run already come from this drive insertion (``device.insertion``)?"""
+        needle = f'"insertion": "{key}"'
+        return bool(SyncRun.select(SyncRun.id).where(SyncRun.device.contains(needle))
+                    .exists())
+
     def run_stats(self, by_job: bool = False) -> dict[str, Any]:
         """How many runs there are, in total and by status (and by job when asked)."""
         rows = _tuples(SyncRun.select(SyncRun.job, SyncRun.status, pw.fn.COUNT(SyncRun.id))

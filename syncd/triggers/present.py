@@ -18,7 +18,6 @@ from pathlib import Path
 import pyudev
 
 from syncd.store import Store
-from syncd.store.models import SyncRun
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
@@ -51,5 +50,4 @@ def present_devices() -> list[tuple[str, dict[str, str]]]:
 
 def taken_before(store: Store, key: str) -> bool:
     """Did a run already come from this insertion (before a restart)?"""
-    needle = f'"insertion": "{key}"'
-    return bool(SyncRun.select(SyncRun.id).where(SyncRun.device.contains(needle)).exists())
+    return store.insertion_taken(key)

@@ -17,7 +17,6 @@ import peewee as pw
 from syncd.config.schema import JobConfig
 from syncd.engine import Engine, Request
 from syncd.errors import RunConflict
-from syncd.store.models import ScheduleTick
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -51,22 +50,12 @@ async def fire_in_fleet(engine: Engine, name: str, job: JobConfig) -> int | None
         return None
 
 
-def take_tick(name: str, tick: datetime, host: str) -> bool:
-    """For fleet-wide chores (retrying failed runs, cleanup): True for the one daemon
-    that takes this tick."""
-    try:
-        ScheduleTick.create(job=name, fire_time=tick, host=host)
-    except pw.IntegrityError:
-        return False
-    return True
-
-
 async def first_in_fleet(engine: Engine, chore: str) -> bool:
     """Whether this daemon does a fleet-wide chore of this tick (always, without a fleet)."""
     if engine.fleet is None:
         return True
     try:
-        return await asyncio.to_thread(take_tick, f"@{chore}", fire_time(None),
-                                       engine.store.claims.host)
+        return await asyncio.to_thread(engine.fleet.queue.take_tick, f"@{chore}",
+                                       fire_time(None))
     except pw.PeeweeException:  # the database is away: the next tick tries again
         return False

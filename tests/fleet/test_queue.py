@@ -12,9 +12,9 @@ import pytest
 from syncd.config.fleet import FleetConfig
 from syncd.errors import ConfigError
 from syncd.fleet import Affinity
-from syncd.fleet.store import FleetStore, check_fleet_store
 from syncd.store import Store
 from syncd.store.claims import Claims
+from syncd.store.fleet import FleetStore, check_fleet_store
 from syncd.store.models import SyncRun
 from tests.conftest import BACKENDS
 

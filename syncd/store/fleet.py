@@ -78,6 +78,16 @@ class FleetStore:
             self.store.db.execute_sql(f"NOTIFY {CHANNEL}")
         return run_id
 
+    def take_tick(self, name: str, tick: datetime) -> bool:
+        """For fleet-wide chores (retrying failed runs, cleanup): True for the one daemon
+        that takes this tick."""
+        try:
+            with self.store.db.atomic():
+                ScheduleTick.create(job=name, fire_time=tick, host=self.claims.host)
+        except pw.IntegrityError:
+            return False
+        return True
+
     def _unfinished(self, job: str, identifier: str) -> int | None:
         """The unfinished run of this job and source, left claimable; RunConflict when a
         live daemon executes it."""
