@@ -16,11 +16,20 @@ from pathlib import Path
 import pytest
 
 from syncd.engine import Request
+from syncd.engine.memory import MemoryTarget
 from syncd.store import Store
 from syncd.watchdog import Watchdog
 from tests.conftest import BACKENDS
 from tests.engine.test_engine import GatedPlugin, job, make_engine, records
 from tests.poll import wait_for
+
+
+@pytest.fixture(autouse=True)
+def clean_tables() -> Iterator[None]:
+    """The memory target's tables are shared by the process: leave none behind."""
+    MemoryTarget.tables.clear()
+    yield
+    MemoryTarget.tables.clear()
 
 
 class FakeSystemd:
