@@ -91,7 +91,13 @@ class SqlTarget(Target):
         self.key_index = [fields.index(k) for k in key]
         self.key = key
         self.constants = tuple(str(v) for v in schema.constants.values())
-        ensure_table(self.sql, self.table, fields, key)
+        if self.sql.dialect == "postgres":  # daemons of a fleet may create it at once
+            with self.sql.savepoint():
+                self.sql.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                                 (f"syncd table {self.table}",))
+                ensure_table(self.sql, self.table, fields, key)
+        else:
+            ensure_table(self.sql, self.table, fields, key)
         self._prepare_statements()
         self._mostly_new = self.sql.execute(
             f"SELECT NOT EXISTS (SELECT 1 FROM {self._quote(self.table)})").fetchone()[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from syncd.errors import ConfigError
 from syncd.plugins import Registry, get_pluginmanager
 from syncd.remote.http import HttpFactory
 from syncd.store import Store
+from syncd.store.claims import Claims, this_process
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,19 @@ class Setup:
                 database = database.reveal()
             except LookupError as exc:
                 raise ConfigError(self.path, "daemon.database", str(exc)) from None
-        return Store.open(database, self.state_dir)
+        fleet = self.config.fleet
+        claims = Claims(this_process(self.host), fleet.lease_seconds)
+        store = Store.open(database, self.state_dir, claims)
+        if fleet.enabled:
+            from syncd.store.fleet import check_fleet_store
+
+            check_fleet_store(store, self.path, fleet)
+        return store
+
+    @property
+    def host(self) -> str:
+        """``[daemon] host``, else the host name: the daemon's name in a fleet."""
+        return self.config.daemon.host or socket.gethostname()
 
 
 def load(path: Path, load_entrypoints: bool = True) -> Setup:

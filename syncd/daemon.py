@@ -11,8 +11,9 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -34,6 +35,10 @@ from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.schedule import Scheduler
 from syncd.triggers.usb import UsbMonitor
 from syncd.triggers.watch import FolderWatcher
+from syncd.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from syncd.fleet import Fleet
 
 API_SWITCH_INTERVAL_S = 0.001
 
@@ -55,6 +60,7 @@ class Daemon:
         self.watcher: FolderWatcher | None = None
         self.usb: UsbMonitor | None = None
         self.ingestor: FileIngestor | None = None
+        self.fleet: Fleet | None = None
         self.died: str | None = None  # the background task whose death stops the daemon
 
     async def start(self) -> None:
@@ -65,10 +71,18 @@ class Daemon:
                              http=setup.http())
         self.engine.adhoc_planner = self._adhoc_plan
         self.engine.announce.notify = setup.config.notify
+        if setup.config.fleet.enabled:
+            from syncd.fleet import Fleet
+
+            self.fleet = Fleet(self.engine, setup.config.fleet)
+            self.engine.fleet, self.engine.affinity = self.fleet, self.fleet.affinity
+            from syncd.fleet.ratelimit import install
+
+            install(self.store)  # remotes' rate limits hold across the fleet
         self.api = ApiContext(setup=lambda: self.setup, store=self.store, engine=self.engine,
                               token=read_token(setup))
         self.runner = await serve(make_app(self.api), setup.config.api.listen)
-        resumed = await self.engine.resume_all()
+        resumed = await (self.fleet.start() if self.fleet else self.engine.resume_all())
         await self._start_triggers(setup)
         self.log.info("syncd started", version=__version__, config=str(setup.path),
                       jobs=list(setup.plans), resumed=resumed,
@@ -80,6 +94,8 @@ class Daemon:
         if self.api:
             self.api.closing = True  # new requests get 503 while runs pause
         await self._stop_triggers()
+        if self.fleet:
+            await self.fleet.stop()
         if self.engine:
             await self.engine.shutdown()
         if self.runner:
@@ -155,6 +171,9 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         loop.set_exception_handler(self._loop_error)
+        # runs hold a worker thread each: the API's and the triggers' threads stay free
+        loop.set_default_executor(ThreadPoolExecutor(
+            self.setup.config.daemon.max_concurrent_runs + 8, thread_name_prefix="syncd"))
         await self.start()
         systemd.notify("READY=1")
         watchdog = asyncio.create_task(self._watchdog())
@@ -179,12 +198,10 @@ class Daemon:
 
     async def _watchdog(self) -> None:
         interval = systemd.watchdog_interval()
-        if interval is None:
+        if interval is None or self.store is None or self.engine is None:
             return
-        while True:
-            if self.store is not None and await asyncio.to_thread(self.store.ping):
-                systemd.notify("WATCHDOG=1")
-            await asyncio.sleep(interval)
+        await Watchdog(self.store, self.engine,
+                       self.setup.config.daemon.stall_seconds).run(interval)
 
 
 def read_token(setup: bootstrap.Setup) -> str | None:

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from syncd.api.hostlabel import HostLabelled
 from syncd.engine import Engine
 from syncd.remote import stats
 from syncd.store import Store, conflicts, idmap
@@ -64,6 +65,9 @@ class Metrics:
     async def render(self) -> bytes:
         await asyncio.to_thread(self._read_store)
         self.queue.set(self.engine.waiting)
+        if self.engine.fleet is not None:
+            labelled = HostLabelled(self.registry, self.engine.fleet.host)
+            return generate_latest(labelled)
         return generate_latest(self.registry)
 
     def _read_store(self) -> None:

@@ -43,9 +43,11 @@ def ctx(request: web.Request) -> ApiContext:
 async def health(request: web.Request) -> web.Response:
     c = ctx(request)
     reachable = await asyncio.to_thread(c.store.ping)
-    data = {"status": "ok" if reachable else "degraded", "version": __version__,
+    data: dict[str, Any] = {"status": "ok" if reachable else "degraded", "version": __version__,
             "uptimeSeconds": round(time.monotonic() - c.started, 3), "database": reachable,
             "shuttingDown": c.closing}
+    if c.engine.fleet is not None and reachable:
+        data["fleet"] = await c.engine.fleet.health()
     if not reachable:
         raise Unavailable("the database does not answer", "database_unreachable")
     return ok(data)
@@ -56,7 +58,11 @@ async def stats(request: web.Request) -> web.Response:
     by = request.query.get("by")
     if by not in (None, "job"):
         raise BadRequest("query parameter 'by' may only be 'job'", "bad_field")
-    return ok(await asyncio.to_thread(ctx(request).store.run_stats, by == "job"))
+    c = ctx(request)
+    data = await asyncio.to_thread(c.store.run_stats, by == "job")
+    if c.engine.fleet is not None:  # which host ran what (SPEC §11)
+        data["byHost"] = await asyncio.to_thread(c.engine.fleet.queue.stats_by_host)
+    return ok(data)
 
 
 @routes.get("/v1/sync/runs")

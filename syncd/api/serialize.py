@@ -34,6 +34,8 @@ def run_json(run: SyncRun) -> dict[str, Any]:
         "errorMessage": run.error_message, "attempt": run.attempt,
         "parentRun": run.parent_run, "dryRun": bool(run.dry_run), "host": run.host,
         "device": json.loads(run.device) if run.device else None,
+        "claimedBy": run.claimed_by, "leaseUntil": iso(run.lease_until),
+        "affinity": run.affinity,
     }
 
 

@@ -128,6 +128,10 @@ async def _sync(setup: Setup, jobs: list[str] | None, file: str | None, dry_run:
     store = await asyncio.to_thread(setup.open_store)
     engine = Engine(store, setup.plans, setup.state_dir,
                     setup.config.daemon.max_concurrent_runs, pm=setup.pm, http=setup.http())
+    if setup.config.fleet.enabled:  # runs here; killed, only this host resumes local files
+        from syncd.fleet import Affinity
+
+        engine.affinity = Affinity(setup.host, setup.config.fleet.shared_paths)
     engine.listeners.append(ProgressBars())
     interrupted: list[int] = []  # the signal that asked us to stop, if any
     loop = asyncio.get_running_loop()

@@ -24,6 +24,7 @@ from pydantic import (
 
 from syncd.config.notify import NotifyConfig, WebhookTrigger
 from syncd.config.remotes import RemoteConfig
+from syncd.config.fleet import FleetConfig
 from syncd.config.secrets import Secret
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
@@ -97,6 +98,9 @@ class DaemonConfig(Section):
                                         "(also `syncd cleanup`); empty: only by hand")
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: console "
                                                            "on a TTY, JSON otherwise")
+    host: str = Field("", description="this daemon's name in a fleet; empty: the host name")
+    stall_seconds: float = Field(900, gt=0, description="a run with no progress for this "
+                                 "long stops the watchdog pings: systemd restarts syncd")
 
 
 class UsbConfig(Section):
@@ -212,6 +216,7 @@ class Config(Section):
     remotes: dict[str, RemoteConfig] = Field({}, description="remote systems jobs name "
                                              "with `remote = \"NAME\"`")
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
     jobs: dict[str, JobConfig] = Field({})
 
     @field_validator("remotes")

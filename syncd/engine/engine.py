@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee as pw
 import pluggy
@@ -23,12 +23,15 @@ from syncd.engine.announce import Announcer, Listener
 from syncd.engine.executor import Outcome, RunExecutor, Stop
 from syncd.engine.locks import RunLock
 from syncd.engine.plan import JobPlan
-from syncd.errors import JobError, RunConflict
+from syncd.errors import JobError, RunConflict, SyncdError
 from syncd.remote.http import HttpFactory
 from syncd.store import Store
 from syncd.store.database import unavailable
 from syncd.tasks import supervise
 from syncd.terms import UNFINISHED
+
+if TYPE_CHECKING:
+    from syncd.fleet import Fleet
 
 __all__ = ["Engine", "Listener", "NotCancellable", "Request"]
 
@@ -72,10 +75,16 @@ class Engine:
         self.http = http or HttpFactory(state_dir=state_dir)
         self.log = structlog.get_logger("syncd.engine")
         self._slots = asyncio.Semaphore(max_concurrent_runs)
+        self.max_concurrent_runs = max_concurrent_runs
+        #: in a fleet (SPEC §11): runs any host may execute go through its queue
+        self.fleet: Fleet | None = None
+        #: ``affinity(trigger, identifier)``: the host a run must stay on, if any
+        self.affinity: Callable[[str, str | None], str | None] | None = None
         self._stops: dict[int, Stop] = {}
         self._tasks: dict[int, asyncio.Task[Outcome]] = {}
         self._keys: dict[int, tuple[str, str]] = {}  # run id -> (job, source identifier)
         self._renewer: asyncio.Task[None] | None = None
+        self._progressed: dict[int, float] = {}  # run id -> monotonic time of its last step
         self.announce = Announcer(store, pm)
         self.closing = False
         self.shutdown_task: asyncio.Future[None] | None = None
@@ -93,6 +102,10 @@ class Engine:
         """
         plan = request.plan or self._plan(request.job)
         source = plan.make_source(request.identifier)
+        if self.fleet is not None and self.fleet.queues(request, source.identifier):
+            queued = await self.fleet.enqueue(plan, source.identifier, request, resume)
+            assert queued is not None  # only a schedule's tick can be taken already
+            return queued
         lock = RunLock(self.state_dir, plan.name, source.identifier)
         if not lock.acquire():
             raise RunConflict(f"job {plan.name!r} is already running on {source.identifier}")
@@ -119,6 +132,8 @@ class Engine:
         task = self._tasks.get(run_id)
         if task is not None:
             return await asyncio.shield(task)
+        if self.fleet is not None:
+            await self.fleet.wait(run_id)
         run = await asyncio.to_thread(self.store.get_run, run_id)
         if run is None:
             raise KeyError(run_id)
@@ -172,7 +187,9 @@ class Engine:
                                      source_type=plan.source_cls.name,
                                      source_identifier=source.identifier,
                                      dry_run=request.dry_run, job_spec=request.spec,
-                                     device=request.device)
+                                     device=request.device,
+                                     affinity=self.affinity(request.trigger, source.identifier)
+                                     if self.affinity else None)
 
     def _launch(self, run_id: int, plan: JobPlan, source: Source | AsyncSource, lock: RunLock,
                 dry_run: bool, allow_mass_missing: bool = False) -> None:
@@ -181,8 +198,14 @@ class Engine:
             stop.request("shutdown")
         self._stops[run_id] = stop
         self._keys[run_id] = (plan.name, source.identifier)
+        report = self.announce.progress_reporter()
+
+        def on_progress(progress: Any) -> None:  # in the worker thread
+            self._progressed[run_id] = time.monotonic()
+            report(progress)
+
         executor = RunExecutor(self.store, plan, run_id, source, stop,
-                               on_progress=self.announce.progress_reporter(), dry_run=dry_run,
+                               on_progress=on_progress, dry_run=dry_run,
                                state_dir=self.state_dir, allow_mass_missing=allow_mass_missing,
                                http=self.http)
         task = asyncio.create_task(self._execute(executor, lock), name=f"run-{run_id}")
@@ -217,6 +240,7 @@ class Engine:
             async with self._slots:
                 self.waiting -= 1
                 queued = False
+                self._progressed[run_id] = time.monotonic()
                 await self.announce.started(run_id, executor.plan.name)
                 began = time.monotonic()
                 outcome = await asyncio.to_thread(executor.execute)
@@ -239,6 +263,7 @@ class Engine:
     def _forget(self, run_id: int) -> None:
         """A finished run leaves memory; ``wait`` then reads its outcome from the store."""
         self._tasks.pop(run_id, None)
+        self._progressed.pop(run_id, None)
         self._keys.pop(run_id, None)
         self._stops.pop(run_id, None)
 
@@ -316,7 +341,12 @@ class Engine:
         return new_id
 
     async def resume_all(self, trigger: str = "resume") -> list[int]:
-        """Start every pending or interrupted run that no other process is running."""
+        """Start every pending or interrupted run that no other process is running.
+
+        In a fleet, only as many as there are free slots: the others wait in the queue.
+        """
+        if self.fleet is not None:
+            return await self.fleet.claim()
         started = []
         for run in await asyncio.to_thread(self.store.unfinished_runs):
             if run.id in self._tasks and not self._tasks[run.id].done():
@@ -325,23 +355,45 @@ class Engine:
             if holder is not None:
                 self.log.info("run left to its holder", run_id=run.id, claimed_by=holder)
                 continue
-            try:
-                plan = self._plan_of(run)
-            except JobError as exc:
-                await self._conclude(run.id, run.job, "failed", str(exc))
-                continue
-            if run.dry_run:
-                await self._conclude(run.id, run.job, "cancelled", "interrupted dry run")
-                continue
-            source = plan.make_source(run.source_identifier or None)
-            lock = RunLock(self.state_dir, plan.name, source.identifier)
-            if not lock.acquire():
-                await asyncio.to_thread(self.store.claims.release, run.id)
-                continue  # another process of this host is running it right now
-            self.log.info("resuming run", run_id=run.id, job=run.job, trigger=trigger)
-            self._launch(run.id, plan, source, lock, dry_run=False)
-            started.append(run.id)
+            if await self.adopt(run, trigger):
+                started.append(run.id)
         return started
+
+    async def adopt(self, run: Any, trigger: str = "resume") -> bool:
+        """Start a stored run this process has just claimed; False if it cannot now."""
+        try:
+            plan = self._plan_of(run)
+        except JobError as exc:
+            await self._conclude(run.id, run.job, "failed", str(exc))
+            return False
+        if run.dry_run:
+            await self._conclude(run.id, run.job, "cancelled", "interrupted dry run")
+            return False
+        try:
+            source = plan.make_source(run.source_identifier or None)
+        except SyncdError as exc:  # e.g. a path this host's config does not allow
+            await self._conclude(run.id, run.job, "failed", str(exc))
+            return False
+        lock = RunLock(self.state_dir, plan.name, source.identifier)
+        if not lock.acquire():
+            await asyncio.to_thread(self.store.claims.release, run.id)
+            return False  # another process of this host is running it right now
+        self.log.info("resuming run" if run.started_at else "starting queued run",
+                      run_id=run.id, job=run.job, trigger=trigger,
+                      claimed_by=self.store.claims.holder)
+        self._launch(run.id, plan, source, lock, dry_run=False)
+        return True
+
+    def stalled(self, limit_s: float) -> list[tuple[int, float]]:
+        """Runs executing here with no progress for ``limit_s`` seconds, and how long."""
+        now = time.monotonic()
+        return [(run_id, now - at) for run_id, at in list(self._progressed.items())
+                if now - at > limit_s and self.is_running(run_id)]
+
+    def free_slots(self) -> int:
+        """Runs this engine could start now without queueing for a slot."""
+        active = sum(1 for task in self._tasks.values() if not task.done())
+        return self.max_concurrent_runs - active
 
     async def shutdown(self) -> None:
         """Stop every run after its current batch, leaving it resumable."""

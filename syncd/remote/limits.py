@@ -20,7 +20,7 @@ import bisect
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 UNITS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|min|m|h|d)\s*$")
@@ -113,6 +113,10 @@ class RateLimit:
             self.pause(wait)
 
 
+#: makes the limit of a remote; in a fleet, ``syncd.fleet.ratelimit`` puts one here
+#: that keeps the window in the database, so the limit holds across daemons
+factory: Callable[[str, int, float], RateLimit] | None = None
+
 _SHARED: dict[str, RateLimit] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -123,7 +127,8 @@ def shared(remote: str, rate: str | None) -> RateLimit:
     with _SHARED_LOCK:
         limit = _SHARED.get(remote)
         if limit is None or (limit.count, limit.period) != wanted:
-            limit = _SHARED[remote] = RateLimit(*wanted)
+            limit = _SHARED[remote] = (factory(remote, *parse_rate(rate)) if factory and rate
+                                       else RateLimit(*wanted))
         return limit
 
 

@@ -22,15 +22,21 @@ from syncd.store.models import SyncRun, utcnow
 DEFAULT_LEASE_S = 30.0
 
 
-def this_process() -> str:
-    """The holder name of this process: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def this_process(host: str | None = None) -> str:
+    """The holder name of this process: ``host:pid`` (``host``: ``[daemon] host``)."""
+    return f"{host or socket.gethostname()}:{os.getpid()}"
 
 
-def holder_is_gone(holder: str) -> bool:
-    """True when ``holder`` names a process of this host that has exited."""
+def host_of(holder: str) -> str:
+    """The host part of a holder name."""
+    return holder.rpartition(":")[0]
+
+
+def holder_is_gone(holder: str, here: str | None = None) -> bool:
+    """True when ``holder`` names a process of this machine (its host name, or ``here``,
+    this daemon's ``[daemon] host``) that has exited."""
     host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host not in (socket.gethostname(), here) or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
@@ -46,6 +52,7 @@ class Claims:
 
     def __init__(self, holder: str | None = None, lease_s: float = DEFAULT_LEASE_S) -> None:
         self.holder = holder or this_process()
+        self.host = host_of(self.holder)
         self.lease_s = lease_s
 
     def lease_end(self) -> datetime:
@@ -61,7 +68,7 @@ class Claims:
         """Who holds ``run`` right now (None when nobody, or the holder is this one)."""
         if run.claimed_by in (None, self.holder) or run.lease_until is None:
             return None
-        if run.lease_until < utcnow() or holder_is_gone(run.claimed_by):
+        if run.lease_until < utcnow() or holder_is_gone(run.claimed_by, self.host):
             return None
         return str(run.claimed_by)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -205,9 +206,26 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+SCHEMA_LOCK = 0x73796E6364  # "syncd": the advisory lock key of schema changes
+
+
+@contextlib.contextmanager
+def _schema_lock(db: pw.Database) -> Iterator[None]:
+    if not isinstance(db, pw.PostgresqlDatabase):
+        yield
+        return
+    with db.atomic():
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        yield
+
+
 def upgrade_schema(db: pw.Database) -> None:
-    """Create missing tables and add the columns an older version did not have."""
-    with db.bind_ctx(MODELS):
+    """Create missing tables and add the columns an older version did not have.
+
+    On PostgreSQL in one transaction under an advisory lock: daemons of a fleet starting
+    together must not create the same table twice.
+    """
+    with db.bind_ctx(MODELS), _schema_lock(db):
         db.create_tables(MODELS, safe=True)
         migrator = SchemaMigrator.from_database(db)
         for model in MODELS:

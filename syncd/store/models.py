@@ -49,6 +49,7 @@ class SyncRun(BaseModel):
     device = pw.TextField(null=True)  # JSON: label, uuid, serial of the USB drive read
     claimed_by = pw.CharField(max_length=255, null=True)  # "host:pid" of the executing daemon
     lease_until = pw.DateTimeField(null=True)  # the claim lapses after this unless renewed
+    affinity = pw.CharField(max_length=255, null=True)  # only this host may run it (SPEC §11)
     created_at = pw.DateTimeField(default=utcnow, index=True)
     started_at = pw.DateTimeField(null=True)
     completed_at = pw.DateTimeField(null=True)
@@ -175,6 +176,41 @@ class WebhookDelivery(BaseModel):
     class Meta:
         table_name = "webhook_deliveries"
         indexes = ((("job", "delivery"), True),)
+class FleetDaemon(BaseModel):
+    """One daemon of a fleet, as its heartbeat last left it (``/v1/health`` peers)."""
+
+    host = pw.CharField(max_length=255, unique=True)
+    holder = pw.CharField(max_length=255)  # "host:pid" of the process now running there
+    version = pw.CharField(max_length=64, default="")
+    started_at = pw.DateTimeField(default=utcnow)
+    last_seen = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "sync_daemons"
+
+
+class ScheduleTick(BaseModel):
+    """One fire of a job's schedule for the whole fleet: the unique row is the lock."""
+
+    job = pw.CharField(max_length=191)
+    fire_time = pw.DateTimeField()
+    sync_run_id = pw.IntegerField(null=True)
+    host = pw.CharField(max_length=255, default="")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "sync_schedule_ticks"
+        indexes = ((("job", "fire_time"), True),)
+
+
+class RateSlot(BaseModel):
+    """A request start reserved against a remote's rate limit, fleet-wide (SPEC §11)."""
+
+    remote = pw.CharField(max_length=191, index=True)
+    at = pw.DoubleField()  # the database's clock, seconds since the epoch
+
+    class Meta:
+        table_name = "sync_rate_slots"
 
 
 class SchemaVersion(BaseModel):
@@ -186,6 +222,7 @@ class SchemaVersion(BaseModel):
 
 
 MODELS: tuple[type[BaseModel], ...] = (SyncRun, SyncError, ContentIndex, IngestedFile,
-                                       IdMap, SyncConflict, WebhookDelivery, SchemaVersion)
+                                       IdMap, SyncConflict, WebhookDelivery, FleetDaemon,
+                                       ScheduleTick, RateSlot, SchemaVersion)
 #: syncd's own tables, which no job may write into (content_index is a target like any)
 RESERVED_TABLES = frozenset(m._meta.table_name for m in MODELS) - {"content_index"}

@@ -38,6 +38,12 @@ class RunQueries:
         value = json.loads(run.checkpoint)
         return value if isinstance(value, dict) else None
 
+    def insertion_taken(self, key: str) -> bool:
+        """Did a run already come from this drive insertion (``device.insertion``)?"""
+        needle = f'"insertion": "{key}"'
+        return bool(SyncRun.select(SyncRun.id).where(SyncRun.device.contains(needle))
+                    .exists())
+
     def run_stats(self, by_job: bool = False) -> dict[str, Any]:
         """How many runs there are, in total and by status (and by job when asked)."""
         rows = _tuples(SyncRun.select(SyncRun.job, SyncRun.status, pw.fn.COUNT(SyncRun.id))

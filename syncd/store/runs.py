@@ -6,7 +6,6 @@ Called from worker threads; peewee gives each thread its own connection.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -85,11 +84,11 @@ class Store(RunQueries):
     def create_run(self, *, job: str, trigger: str, source_type: str, source_identifier: str,
                    dry_run: bool = False, parent_run: int | None = None, attempt: int = 1,
                    job_spec: Mapping[str, Any] | None = None,
-                   device: Mapping[str, Any] | None = None) -> int:
+                   device: Mapping[str, Any] | None = None, affinity: str | None = None) -> int:
         run = SyncRun.create(
             job=job, trigger=trigger, status="pending", source_type=source_type,
             source_identifier=source_identifier, dry_run=dry_run, parent_run=parent_run,
-            attempt=attempt, host=socket.gethostname(),
+            attempt=attempt, host=self.claims.host, affinity=affinity,
             job_spec=json.dumps(job_spec) if job_spec else None,
             device=json.dumps(device) if device else None,
             **{f.name: v for f, v in self.claims.fresh().items()})
@@ -102,7 +101,7 @@ class Store(RunQueries):
         now = utcnow()
         run = SyncRun.create(
             job=job, trigger=trigger, status="completed", source_type=source_type,
-            source_identifier=source_identifier, host=socket.gethostname(), items_skipped=1,
+            source_identifier=source_identifier, host=self.claims.host, items_skipped=1,
             error_message=reason, started_at=now, completed_at=now, updated_at=now,
             device=json.dumps(device) if device else None)
         return run.id
@@ -211,7 +210,7 @@ class Store(RunQueries):
             job=old.job, trigger="retry", status="pending", source_type=old.source_type,
             source_identifier=old.source_identifier, source_fingerprint=old.source_fingerprint,
             checkpoint=old.checkpoint, attempt=old.attempt + 1, parent_run=old.id,
-            host=socket.gethostname(), job_spec=old.job_spec,
+            host=self.claims.host, job_spec=old.job_spec, affinity=old.affinity,
             **{f.name: v for f, v in self.claims.fresh().items()})
         return new.id
 

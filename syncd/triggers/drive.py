@@ -23,6 +23,7 @@ import shutil
 import stat
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -33,6 +34,7 @@ from syncd.globs import matcher, may_hold, split
 READONLY_OPTIONS = ("ro", "nosuid", "nodev", "noexec")
 COPY_CHUNK = 1024 * 1024
 COMMAND_TIMEOUT_S = 60
+HELPER_WAIT_S = 30.0  # how long an unprivileged daemon waits for syncd-mount@ to mount
 #: errors from reading a drive that mean it is gone (or failing), not that one file is bad
 GONE_ERRNOS = frozenset({errno.ENODEV, errno.EIO, errno.ENOENT, errno.ENXIO, errno.ESTALE,
                          errno.ENOTCONN, errno.ESHUTDOWN})
@@ -146,7 +148,8 @@ def _said(result: subprocess.CompletedProcess[str]) -> str:
     return (result.stderr or result.stdout).strip() or f"exit status {result.returncode}"
 
 
-def mount_readonly(devnode: str, fstype: str, target: Path) -> tuple[str, ...]:
+def mount_readonly(devnode: str, fstype: str, target: Path,
+                   extra: Sequence[str] = ()) -> tuple[str, ...]:
     """Mount ``devnode`` on ``target`` read-only, nosuid, nodev, noexec (and nosymfollow).
 
     ``nosymfollow`` is tried when the kernel is recent enough and dropped if the mount
@@ -156,9 +159,9 @@ def mount_readonly(devnode: str, fstype: str, target: Path) -> tuple[str, ...]:
         raise MountError(f"cannot mount {devnode}: unexpected filesystem type {fstype!r}")
     made = not target.exists()
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tries: list[tuple[str, ...]] = [READONLY_OPTIONS]
+    tries: list[tuple[str, ...]] = [(*READONLY_OPTIONS, *extra)]
     if kernel_has_nosymfollow():
-        tries.insert(0, (*READONLY_OPTIONS, "nosymfollow"))
+        tries.insert(0, (*READONLY_OPTIONS, "nosymfollow", *extra))
     said = ""
     for options in tries:
         result = _run(["mount", "-t", fstype, "-o", ",".join(options), devnode, str(target)])
@@ -168,6 +171,17 @@ def mount_readonly(devnode: str, fstype: str, target: Path) -> tuple[str, ...]:
     if made:
         target.rmdir()
     raise MountError(f"cannot mount {devnode} ({fstype}) read-only on {target}: {said}")
+
+
+def wait_for_mount(devnode: str, abort: threading.Event,
+                   timeout: float = HELPER_WAIT_S) -> Path | None:
+    """Where the privileged helper (``syncd-mount@.service``) mounted ``devnode``, once it
+    has; None after ``timeout`` seconds or when the drive is pulled out."""
+    deadline = time.monotonic() + timeout
+    while (found := find_mount(devnode)) is None:
+        if time.monotonic() > deadline or abort.wait(0.1):
+            return None
+    return found
 
 
 def unmount(target: Path) -> None:

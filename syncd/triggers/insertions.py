@@ -15,6 +15,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from syncd.triggers.present import insertion_key
+
 
 def wanted(properties: Mapping[str, str], match: Mapping[str, str]) -> bool:
     """Does a device with these udev properties have every ``[usb].match`` item?"""
@@ -42,8 +44,12 @@ class Drive:
     @property
     def info(self) -> dict[str, str | None]:
         """What a run records about the drive (``sync_runs.device``)."""
-        return {"label": self.label, "uuid": self.uuid, "serial": self.serial,
+        info = {"label": self.label, "uuid": self.uuid, "serial": self.serial,
                 "devnode": self.devnode}
+        key = insertion_key(self.diskseq)
+        if key is not None:  # tells a restarted daemon this insertion was taken
+            info["insertion"] = key
+        return info
 
     @property
     def name(self) -> str:

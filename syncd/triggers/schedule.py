@@ -23,13 +23,16 @@ from syncd.errors import RunConflict, SyncdError
 from syncd.store.cleanup import Cleaned, clean, content_tables
 from syncd.tasks import report
 from syncd.triggers.digest import digest_trigger, send_digest
+from syncd.triggers.ticks import fire_in_fleet, first_in_fleet
 
 
 def job_trigger(job: JobConfig) -> BaseTrigger | None:
     if job.schedule:
         return CronTrigger.from_crontab(job.schedule, timezone=UTC)
     if job.every:
-        return IntervalTrigger(seconds=job.every.total_seconds(), timezone=UTC)
+        # counted from the epoch: every daemon of a fleet fires at the same instants
+        return IntervalTrigger(seconds=job.every.total_seconds(), timezone=UTC,
+                               start_date=datetime(1970, 1, 1, tzinfo=UTC))
     return None
 
 
@@ -91,6 +94,15 @@ class Scheduler:
 
     async def fire(self, job: str) -> None:
         """One scheduled run of ``job``; waits for it so fires never stack."""
+        if self.engine.fleet is not None:
+            try:
+                run_id = await fire_in_fleet(self.engine, job, self.config.jobs[job])
+            except SyncdError as exc:
+                self.log.error("scheduled run could not be queued", job=job, error=str(exc))
+                return
+            self.log.info("schedule fired" if run_id else "schedule fired elsewhere",
+                          job=job, run_id=run_id)
+            return
         try:
             run_id, outcome = await self.engine.run(Request(job, "schedule"))
         except RunConflict as exc:
@@ -103,7 +115,9 @@ class Scheduler:
 
     async def retry_failed(self) -> list[int]:
         """Retry, from their checkpoints, the failed runs with a retryable error."""
-        started = []
+        started: list[int] = []
+        if not await first_in_fleet(self.engine, "retry_failed"):
+            return started
         for run_id in await asyncio.to_thread(self.engine.store.retryable_failures):
             try:
                 started.append(await self.engine.retry(run_id))
@@ -116,6 +130,8 @@ class Scheduler:
     async def cleanup(self) -> Cleaned:
         """``[daemon].cleanup``: what ``syncd cleanup`` does, on the daemon's schedule."""
         daemon = self.config.daemon
+        if not await first_in_fleet(self.engine, "cleanup"):
+            return Cleaned(dry_run=False)
         tables = content_tables(self.engine.plans)
         cleaned = await asyncio.to_thread(clean, self.engine.store, daemon, tables)
         self.log.info("cleanup done", runs=cleaned.runs, errors=cleaned.errors,

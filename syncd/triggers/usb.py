@@ -57,10 +57,12 @@ from syncd.triggers.drive import (
     mount_readonly,
     safe_name,
     unmount,
+    wait_for_mount,
 )
 from syncd.triggers.ingest import FileIngestor
 from syncd.triggers.insertions import Drive, Insertions, wanted
 from syncd.triggers.pickup import move_in, plugins_take_part, prune
+from syncd.triggers.present import insertion_key, present_devices, taken_before
 
 UDEV_CONTROL = Path("/run/udev/control")
 DONE = ("completed", "skipped", "unchanged")  # a copy in one of these states is not needed
@@ -134,6 +136,23 @@ class UsbMonitor:
                              hint="start systemd-udevd")
         self.log.info("watching for USB drives", match=dict(self.config.usb.match),
                       jobs=list(self.usb_jobs()))
+        await self.scan_present()
+
+    async def scan_present(self) -> None:
+        """Take the drives plugged in before the start, once (:mod:`.present`)."""
+        try:
+            devices = await asyncio.to_thread(present_devices)
+        except OSError as exc:
+            self.log.warning("cannot list the drives present", error=str(exc))
+            return
+        for devnode, props in devices:
+            key = insertion_key(props.get("DISKSEQ"))
+            if key is not None and await asyncio.to_thread(taken_before, self.store, key):
+                self._insertions.take(Drive.from_properties(devnode, props))
+                self.log.info("drive present at start already taken", devnode=devnode,
+                              label=props.get("ID_FS_LABEL"))
+                continue
+            self.on_event("add", devnode, props)
 
     async def stop(self) -> None:
         """Stop listening; a copy under way is abandoned and its drive unmounted."""
@@ -258,6 +277,11 @@ class UsbMonitor:
         max_bytes = self.config.usb.max_file_mb * 2**20
         try:
             root = find_mount(drive.devnode)
+            if root is None and os.geteuid() != 0:  # not ours to mount: the helper does
+                root = wait_for_mount(drive.devnode, abort)
+                if root is None:
+                    raise MountError(f"{drive.devnode} was not mounted for syncd (is "
+                                     "syncd-mount@.service installed with its udev rule?)")
             if root is None:
                 root = mount_point_for(self.media_dir,
                                        safe_name(drive.label, drive.uuid,
