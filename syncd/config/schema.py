@@ -22,9 +22,9 @@ from pydantic import (
     model_validator,
 )
 
+from syncd.config.fleet import FleetConfig
 from syncd.config.notify import NotifyConfig, WebhookTrigger
 from syncd.config.remotes import RemoteConfig
-from syncd.config.fleet import FleetConfig
 from syncd.config.secrets import Secret
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
