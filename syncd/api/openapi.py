@@ -283,6 +283,7 @@ def spec(auth: bool = False) -> dict[str, Any]:
 
     schemas.update(ledger_schemas())
     paths.update(ledger_paths())
+    paths["/v1/hooks/{job}"] = _webhook()
     document: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {"title": "syncd control API", "version": __version__,
@@ -296,8 +297,34 @@ def spec(auth: bool = False) -> dict[str, Any]:
             "bearer": {"type": "http", "scheme": "bearer"}}
         document["security"] = [{"bearer": []}]
         paths["/v1/health"]["get"]["security"] = []
-    else:
-        for item in paths.values():
+    else:  # no token: no bearer 401s (a webhook's bad signature is its own 401)
+        for path, item in paths.items():
             for operation in item.values():
-                operation["responses"].pop("401", None)
+                if path != "/v1/hooks/{job}":
+                    operation["responses"].pop("401", None)
     return document
+
+
+def _webhook() -> dict[str, Any]:
+    """``POST /v1/hooks/{job}``: signed by the job's secret instead of the bearer token."""
+    started = {"type": "object", "required": ["syncRunId", "job", "replayed"],
+               "properties": {"syncRunId": {"type": "integer"}, "job": {"type": "string"},
+                              "replayed": {"type": "boolean"}}}
+    return {"post": {
+        "summary": "Start a job's run from another system (SPEC §10)",
+        "description": "Needs X-Syncd-Signature: sha256=<hex HMAC-SHA256 of the raw body "
+                       "with the job's webhook secret>, not the bearer token. A delivery "
+                       "id (X-Syncd-Delivery) seen before is answered 200 with its run.",
+        "security": [],
+        "parameters": [
+            {"name": "job", "in": "path", "required": True, "schema": {"type": "string"}},
+            {"name": "X-Syncd-Signature", "in": "header", "required": True,
+             "schema": {"type": "string"}},
+            {"name": "X-Syncd-Delivery", "in": "header", "required": False,
+             "schema": {"type": "string", "maxLength": 191}}],
+        "requestBody": {"required": False, "content": {"application/json": {
+            "schema": {"type": "object", "additionalProperties": True, "properties": {
+                "sourceIdentifier": {"type": "string"}}}}}},
+        "responses": {**_answer("A delivery seen before: its run", started),
+                      **_answer("The run was created", started, "202"),
+                      **_errors(400, 401, 404, 409, 413, 503)}}}
