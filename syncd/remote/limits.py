@@ -48,8 +48,9 @@ class RateLimit:
     def __init__(self, count: int | None, period: float = 1.0) -> None:
         self.count, self.period = count, period
         self.spacing = period + min(period * SLACK, SLACK_MAX)
-        #: even pacing for per-second limits; longer ones allow a burst of ``count``
-        self.interval = period / count if count and period <= 1.0 else 0.0
+        #: even pacing for per-second limits (over the stretched window, so that the
+        #: window itself rarely has to hold a request back); longer ones allow a burst
+        self.interval = self.spacing / count if count and period <= 1.0 else 0.0
         self._window: list[float] = []  # sorted: start, or answer once answered
         self._next = 0.0  # earliest next start by pacing
         self._paused_until = 0.0
