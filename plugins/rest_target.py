@@ -264,8 +264,9 @@ class RestTarget(AsyncRecordTarget):
         if o.delete is None or change.remote_id is None:
             return Result.failed(ItemError("target", "not_deletable", "the target has no "
                                            "delete", change.item))
-        await self.client.request(o.delete.method,
-                                  render(o.delete.path, change.record, change.remote_id))
+        last = dict((change.sent or {}).get("fields") or {})  # as last sent (id map)
+        await self.client.request(o.delete.method, render(
+            o.delete.path, {**last, **change.record}, change.remote_id))
         return Result("deleted", change.remote_id)
 
 

@@ -37,6 +37,8 @@ def parse_rate(text: str) -> tuple[int, float]:
 #: a window is stretched by this share of its length (at most ``SLACK_MAX`` seconds)
 #: for remotes that count in coarse clock ticks
 SLACK, SLACK_MAX = 0.01, 0.05
+#: a per-second pace catches up on a stall this share of its period long at most
+CATCH_UP = 0.25
 
 
 class RateLimit:
@@ -77,9 +79,12 @@ class RateLimit:
             if self.count is None:
                 return None
             bisect.insort(self._window, now)
-            # on a grid while requests queue: a wake-up a little late keeps the pace
-            on_time = now - self._next < self.interval
-            self._next = (self._next if on_time else now) + self.interval
+            # on a grid while requests queue: a wake-up a little late keeps the pace, and
+            # a short stall of the run (a batch committing) is caught up, as fast as the
+            # window allows; after a longer one the pace starts afresh
+            behind = now - self._next
+            self._next = (self._next if behind < CATCH_UP * self.period else now) \
+                + self.interval
             return now
 
     def answered(self, mark: float | None) -> None:
