@@ -39,6 +39,7 @@ from syncd.adapters import (
     SourceCapabilities,
 )
 
+from .rest_check import reach
 from .rest_options import RestOptions
 from .rest_pages import Pager
 from .rest_records import Picker, cell, larger, records_at
@@ -143,6 +144,17 @@ class RestSource(AsyncSource):
                     last = time.monotonic()
                 if not more or cut:
                     return
+        finally:
+            await client.close()
+            self._clients.remove(client)
+
+    async def check(self, ctx: RunContext) -> str:
+        """One authenticated GET of the source's path (its first page at most)."""
+        self.open(ctx)
+        client, path = self._client()
+        try:
+            return await reach(client, path, _query(self.options.params),
+                               self.options.headers)
         finally:
             await client.close()
             self._clients.remove(client)

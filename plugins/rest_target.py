@@ -27,8 +27,9 @@ from syncd.adapters import (
 )
 from syncd.errors import AdapterError, NetworkError, RemoteRejected
 
+from .rest_check import reach
 from .rest_lookup import Names
-from .rest_payload import dig, parent, payload, remote_hash, render, wrap
+from .rest_payload import dig, fields_of, parent, payload, remote_hash, render, wrap
 
 AMBIGUOUS = "ambiguous"  # the code of a NetworkError whose request may have been carried out
 CREATE_TRIES = 3  # a create whose answer was lost: asked about, then sent again (same key)
@@ -108,6 +109,18 @@ class RestTarget(AsyncRecordTarget):
 
     async def close(self) -> None:
         await self.client.close()
+
+    async def check(self, schema: TargetSchema, ctx: RunContext) -> str:
+        """One authenticated GET: of the lookup or create path when it needs no record
+        field, else of the remote's base path. Nothing is written."""
+        await self.open(schema, ctx)
+        o = self.options
+        paths = [o.lookup.path if o.lookup else "", o.create.path]
+        try:
+            return await reach(self.client, next(
+                (p for p in paths if p and not fields_of(p)), ""))
+        finally:
+            await self.close()
 
     # -- the engine's calls ---------------------------------------------------------
 
@@ -251,8 +264,9 @@ class RestTarget(AsyncRecordTarget):
         if o.delete is None or change.remote_id is None:
             return Result.failed(ItemError("target", "not_deletable", "the target has no "
                                            "delete", change.item))
-        await self.client.request(o.delete.method,
-                                  render(o.delete.path, change.record, change.remote_id))
+        last = dict((change.sent or {}).get("fields") or {})  # as last sent (id map)
+        await self.client.request(o.delete.method, render(
+            o.delete.path, {**last, **change.record}, change.remote_id))
         return Result("deleted", change.remote_id)
 
 

@@ -107,7 +107,9 @@ class Change:
     ``sent`` is what an intent recorded it would send beyond the record (e.g. the final
     name of a renamed create): set by ``prepare`` and committed with the ``pending``
     intent, and handed back on the retry of an interrupted create so ``find`` can
-    recognise it. ``remote_hash`` is the hash of the remote record as last seen.
+    recognise it. After a record is created or updated, ``sent["fields"]`` holds the
+    record as it was sent, so that a delete (whose ``record`` is empty) can still name
+    what its request needs. ``remote_hash`` is the hash of the remote record as last seen.
     """
 
     kind: ChangeKind

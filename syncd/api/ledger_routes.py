@@ -53,7 +53,8 @@ async def check(request: web.Request) -> web.Response:
     job = _job(request)
     await empty_body(request)
     c = _ctx(request)
-    report = await check_job(c.engine.plans[job], c.store, c.setup().state_dir)
+    report = await check_job(c.engine.plans[job], c.store, c.setup().state_dir,
+                            http=c.engine.http)
     return ok(report.json())
 
 

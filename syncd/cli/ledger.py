@@ -149,7 +149,8 @@ def cmd_resolve(args: argparse.Namespace, setup: Setup, store: Any) -> int:
 def cmd_check(args: argparse.Namespace, setup: Setup, store: Any) -> int:
     from syncd.engine.check import check_job
 
-    report = asyncio.run(check_job(setup.plans[args.job], store, setup.state_dir, args.file))
+    report = asyncio.run(check_job(setup.plans[args.job], store, setup.state_dir, args.file,
+                                   http=setup.http()))
     if args.json:
         _print_json(report.json())
     else:

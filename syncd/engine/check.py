@@ -23,6 +23,7 @@ from syncd.engine.ledger import masked
 from syncd.engine.plan import JobPlan
 from syncd.engine.targets import run_context
 from syncd.errors import AdapterError, SourceError, UserError
+from syncd.remote.http import HttpFactory
 from syncd.store import Store
 
 TIMEOUT_S = 30.0
@@ -64,13 +65,17 @@ class Report:
 
 
 async def check_job(plan: JobPlan, store: Store, state_dir: Path | None,
-                    identifier: str | None = None, timeout: float = TIMEOUT_S) -> Report:
-    """Ask both sides of ``plan`` at once; never raises for what an adapter does."""
+                    identifier: str | None = None, timeout: float = TIMEOUT_S,
+                    http: HttpFactory | None = None) -> Report:
+    """Ask both sides of ``plan`` at once; never raises for what an adapter does.
+
+    ``http`` makes the clients of ``[remotes.NAME]`` (without it, remotes are unknown).
+    """
 
     async def one(side: str, adapter: str) -> Answer:
         try:  # a blocking check that hangs is left to end by itself, unanswered
             return await asyncio.wait_for(asyncio.to_thread(
-                _side, side, plan, store, state_dir, identifier, timeout), timeout + 1)
+                _side, side, plan, store, state_dir, identifier, timeout, http), timeout + 1)
         except TimeoutError:
             return Answer(side, adapter, False, f"no answer within {timeout:g} s", timeout,
                           "network")
@@ -81,14 +86,15 @@ async def check_job(plan: JobPlan, store: Store, state_dir: Path | None,
 
 
 def _side(side: str, plan: JobPlan, store: Store, state_dir: Path | None,
-          identifier: str | None, timeout: float) -> Answer:
+          identifier: str | None, timeout: float, http: HttpFactory | None) -> Answer:
     adapter = plan.source_cls.name if side == "source" else plan.target_cls.name
     began = time.monotonic()
     deadline = began + timeout
     log = structlog.get_logger("syncd.check").bind(job=plan.name, side=side)
     ctx = run_context(plan, store, run_id=0, log=log, state_dir=state_dir, dry_run=True,
-                      cancelled=lambda: time.monotonic() > deadline,
-                      sql=side == "target" and plan.target_cls.capabilities.store)
+                      cancelled=lambda: time.monotonic() > deadline, http=http,
+                      sql=(plan.target_cls if side == "target"
+                           else plan.source_cls).capabilities.store)
     try:
         if side == "source":
             message = _source(plan, ctx, identifier, timeout)

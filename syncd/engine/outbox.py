@@ -46,6 +46,9 @@ COUNTED = {"created": "inserted", "adopted": "inserted", "updated": "updated",
 STATE = {"created": "synced", "adopted": "synced", "updated": "synced", "deleted": "deleted",
          "unavailable": "synced", "deferred": "deferred", "failed": "failed",
          "kept": "synced", "conflict": "synced"}
+#: outcomes after which the id map keeps the record as sent (``sent["fields"]``): a later
+#: delete, which carries no record, renders its path from them
+SENT = ("created", "adopted", "updated")
 UNAVAILABLE = "unavailable"  # the content hash recorded for a record marked unavailable
 
 
@@ -187,7 +190,8 @@ class Outbox:
             return len(gone)
         kind: ChangeKind = "delete" if on_missing == "delete" else "mark_unavailable"
         changes = [Change(kind, e.local_key, {}, e.local_key, UNAVAILABLE,
-                          request_key(self.schema.job, e.local_key, kind), e.remote_id)
+                          request_key(self.schema.job, e.local_key, kind), e.remote_id,
+                          sent=e.sent)
                    for e in gone]
         result = WriteResult()
         for change, outcome in zip(changes, self._send(changes, {}), strict=True):
@@ -251,9 +255,13 @@ class Outbox:
             remote_hash = None  # …and the remote version last agreed on
             self._review.append((change, outcome))
         error = outcome.error
+        sent = None
+        if outcome.outcome in SENT:  # kept for later changes: a delete's path fields
+            sent = {**(change.sent or {}), "fields": dict(change.record)}
         self._settled.append(Settled(change.key, state, outcome.remote_id or change.remote_id,
                                      digest, error.message if error else None, remote_hash,
-                                     retryable=error.retryable if error else None))
+                                     retryable=error.retryable if error else None,
+                                     sent=sent))
 
     @staticmethod
     def _count(result: WriteResult, outcome: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_random_exponential
 
 from syncd.config.remotes import NoAuth, RemoteConfig, parse_auth
 from syncd.errors import (
@@ -96,13 +96,18 @@ class HttpClient:
                       params: Mapping[str, Any] | None = None,
                       headers: Mapping[str, str] | None = None,
                       idempotency_key: str | None = None,
-                      retry_ambiguous: bool = True) -> Response:
+                      retry_ambiguous: bool = True, data: Any = None) -> Response:
         """Send with retries on network errors, 429 and 5xx; raise an ``AdapterError``.
 
         ``retry_ambiguous=False``: a request that may have reached the remote but got no
         answer (the connection dropped, a timeout) is not sent again; it raises a
         ``NetworkError`` with code ``ambiguous`` so the caller can ask the remote first.
+
+        ``data`` instead of ``json_body``: what aiohttp sends as is (bytes, or a
+        ``FormData`` for a multipart upload), or a function making it for each attempt
+        (a ``FormData`` can be sent only once).
         """
+        body = _Body(json_body, data)
         extra = dict(headers or {})
         if idempotency_key:
             extra["Idempotency-Key"] = idempotency_key
@@ -111,13 +116,21 @@ class HttpClient:
             return self._retryable(exc) and (
                 retry_ambiguous or getattr(exc, "code", "") != AMBIGUOUS)
 
+        try:  # the first attempt without tenacity's bookkeeping: most succeed
+            return await self._authorized(method, path, body, params, extra)
+        except Exception as exc:
+            if self.settings.attempts <= 1 or not again(exc):
+                raise
+            first = exc
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.attempts), reraise=True,
-            retry=retry_if_exception(again), wait=self._wait,
+            stop=stop_after_attempt(self.settings.attempts - 1), reraise=True,
+            retry=retry_if_exception(again), wait=self._wait_after(first),
             before_sleep=lambda _: stats.retry(self.name))
+        stats.retry(self.name)
+        await asyncio.sleep(self._delay(1, first))
         async for attempt in retrying:
             with attempt:
-                return await self._authorized(method, path, json_body, params, extra)
+                return await self._authorized(method, path, body, params, extra)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     def _retryable(self, exc: BaseException) -> bool:
@@ -126,14 +139,22 @@ class HttpClient:
         after = getattr(exc, "retry_after", None) or 0.0
         return isinstance(exc, NetworkError) and after <= self.settings.max_delay
 
-    def _wait(self, state: Any) -> float:
-        backoff = wait_random_exponential(multiplier=self.initial_delay,
-                                          max=self.settings.max_delay)(state)
-        exc = state.outcome.exception() if state.outcome else None
+    def _wait_after(self, first: BaseException) -> Any:
+        """tenacity's wait for the attempts after the first (counted from 2)."""
+        def wait(state: Any) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            return self._delay(state.attempt_number + 1, exc or first)
+        return wait
+
+    def _delay(self, attempt: int, exc: BaseException) -> float:
+        """Backoff after failed attempt ``attempt``: full jitter, never below the
+        remote's ``Retry-After``."""
+        ceiling = min(self.settings.max_delay, self.initial_delay * 2 ** (attempt - 1))
+        backoff = random.uniform(0, ceiling)
         after = getattr(exc, "retry_after", None) or 0.0
         return float(max(backoff, after))  # jitter never shortens the remote's wait
 
-    async def _authorized(self, method: str, path: str, body: Any,
+    async def _authorized(self, method: str, path: str, body: _Body,
                           params: Mapping[str, Any] | None,
                           headers: Mapping[str, str]) -> Response:
         """One request with credentials; a 401 renews them (OAuth2) and is sent once more."""
@@ -146,7 +167,7 @@ class HttpClient:
         credentials = await self.auth.credentials(self.session)
         return await self._once(method, path, body, params, headers, credentials)
 
-    async def _once(self, method: str, path: str, body: Any,
+    async def _once(self, method: str, path: str, body: _Body,
                     params: Mapping[str, Any] | None, headers: Mapping[str, str],
                     credentials: Credentials) -> Response:
         import aiohttp  # here, not at import: `syncd sync` of a CSV file never needs it
@@ -159,8 +180,9 @@ class HttpClient:
             mark, waited = await self.limit.acquire()
             stats.waited(self.name, waited)
             try:
-                async with self.session.request(method, self.url(path), json=body,
-                                                params=params, headers=headers) as answer:
+                async with self.session.request(method, self.url(path), json=body.json,
+                                                data=body.made(), params=params,
+                                                headers=headers) as answer:
                     self.limit.answered(mark)  # it reached the remote by now
                     mark = None
                     data = await answer.read()
@@ -200,6 +222,17 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """A request's body: JSON, or data (or a function making it afresh per attempt)."""
+
+    json: Any = None
+    data: Any = None
+
+    def made(self) -> Any:
+        return self.data() if callable(self.data) else self.data
 
 
 def raise_for_status(name: str, method: str, path: str, response: Response,

@@ -37,6 +37,8 @@ def parse_rate(text: str) -> tuple[int, float]:
 #: a window is stretched by this share of its length (at most ``SLACK_MAX`` seconds)
 #: for remotes that count in coarse clock ticks
 SLACK, SLACK_MAX = 0.01, 0.05
+#: a per-second pace catches up on a stall this share of its period long at most
+CATCH_UP = 0.25
 
 
 class RateLimit:
@@ -48,8 +50,9 @@ class RateLimit:
     def __init__(self, count: int | None, period: float = 1.0) -> None:
         self.count, self.period = count, period
         self.spacing = period + min(period * SLACK, SLACK_MAX)
-        #: even pacing for per-second limits; longer ones allow a burst of ``count``
-        self.interval = period / count if count and period <= 1.0 else 0.0
+        #: even pacing for per-second limits (over the stretched window, so that the
+        #: window itself rarely has to hold a request back); longer ones allow a burst
+        self.interval = self.spacing / count if count and period <= 1.0 else 0.0
         self._window: list[float] = []  # sorted: start, or answer once answered
         self._next = 0.0  # earliest next start by pacing
         self._paused_until = 0.0
@@ -76,9 +79,12 @@ class RateLimit:
             if self.count is None:
                 return None
             bisect.insort(self._window, now)
-            # on a grid while requests queue: a wake-up a little late keeps the pace
-            on_time = now - self._next < self.interval
-            self._next = (self._next if on_time else now) + self.interval
+            # on a grid while requests queue: a wake-up a little late keeps the pace, and
+            # a short stall of the run (a batch committing) is caught up, as fast as the
+            # window allows; after a longer one the pace starts afresh
+            behind = now - self._next
+            self._next = (self._next if behind < CATCH_UP * self.period else now) \
+                + self.interval
             return now
 
     def answered(self, mark: float | None) -> None:

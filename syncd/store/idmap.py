@@ -43,6 +43,8 @@ class Settled:
     error: str | None = None
     remote_hash: str | None = None
     retryable: bool | None = None
+    #: replaces the row's ``sent`` (what later changes need, e.g. a delete's path fields)
+    sent: Mapping[str, Any] | None = None
 
 
 def entries(job: str, keys: Sequence[str]) -> dict[str, Entry]:
@@ -100,32 +102,68 @@ def known_remote(job: str, remote: Sequence[str]) -> set[str]:
 
 
 def settle(job: str, results: Iterable[Settled]) -> None:
-    """Record what each change came to (inside the batch's transaction)."""
+    """Record what each change came to (inside the batch's transaction).
+
+    One UPDATE per group of rows alike in which columns they set (per-row values by
+    ``CASE local_key``): a batch settles in a few statements, not one per record, so the
+    remote is kept waiting as briefly as possible between batches.
+    """
+    latest = {r.local_key: r for r in results}  # a key settled twice: its last outcome
+    groups: dict[tuple[Any, ...], list[Settled]] = {}
+    for r in latest.values():
+        shape = (r.state, r.retryable if r.error is not None else None,
+                 r.remote_id is not None, r.remote_hash is not None,
+                 r.state == "synced" and r.content_hash is not None, r.sent is not None)
+        groups.setdefault(shape, []).append(r)
     now = utcnow()
-    for r in results:
-        retryable = r.retryable if r.error is not None else None
-        values: dict[object, object] = {IdMap.state: r.state, IdMap.updated_at: now,
-                                        IdMap.attempts: IdMap.attempts + 1,
-                                        IdMap.last_error: r.error,
-                                        IdMap.error_retryable: retryable}
-        if r.remote_id is not None:
-            values[IdMap.remote_id] = r.remote_id
-        if r.remote_hash is not None:
-            values[IdMap.remote_hash] = r.remote_hash
-        if r.state == "synced":
-            if r.content_hash is not None:  # None: a conflict in review keeps the old one
-                values[IdMap.content_hash] = r.content_hash
-            values[IdMap.synced_at] = now
-            values[IdMap.attempts] = 0
-        updated = (IdMap.update(values)
-                   .where(IdMap.job == job, IdMap.local_key == r.local_key).execute())
-        if not updated and not IdMap.select().where(
-                IdMap.job == job, IdMap.local_key == r.local_key).exists():
+    for (state, retryable, *_), rows in groups.items():
+        for start in range(0, len(rows), SETTLE_CHUNK):
+            _settle_alike(job, state, retryable, rows[start:start + SETTLE_CHUNK], now)
+
+
+SETTLE_CHUNK = 100  # rows per UPDATE: 2 parameters a row and column, within old SQLite's 999
+
+
+def _settle_alike(job: str, state: str, retryable: bool | None, rows: list[Settled],
+                  now: Any) -> None:
+    keys = [r.local_key for r in rows]
+    first = rows[0]
+    values: dict[object, object] = {
+        IdMap.state: state, IdMap.updated_at: now, IdMap.attempts: IdMap.attempts + 1,
+        IdMap.last_error: _per_row(rows, "error"), IdMap.error_retryable: retryable}
+    if first.remote_id is not None:
+        values[IdMap.remote_id] = _per_row(rows, "remote_id")
+    if first.remote_hash is not None:
+        values[IdMap.remote_hash] = _per_row(rows, "remote_hash")
+    if first.sent is not None:
+        values[IdMap.sent] = pw.Case(IdMap.local_key,
+                                     [(r.local_key, _dump(r.sent)) for r in rows])
+    if state == "synced":
+        if first.content_hash is not None:  # None: a conflict in review keeps the old one
+            values[IdMap.content_hash] = _per_row(rows, "content_hash")
+        values[IdMap.synced_at] = now
+        values[IdMap.attempts] = 0
+    updated = IdMap.update(values).where(IdMap.job == job, IdMap.local_key.in_(keys)).execute()
+    if updated == len(rows):
+        return
+    there = {row.local_key for row in IdMap.select(IdMap.local_key).where(
+        IdMap.job == job, IdMap.local_key.in_(keys))}
+    for r in rows:
+        if r.local_key not in there:
             IdMap.create(job=job, local_key=r.local_key, state=r.state,
                          remote_id=r.remote_id, content_hash=r.content_hash,
-                         remote_hash=r.remote_hash, last_error=r.error,
+                         remote_hash=r.remote_hash, last_error=r.error, sent=_dump(r.sent),
                          error_retryable=retryable, attempts=1, updated_at=now,
                          synced_at=now if r.state == "synced" else None)
+
+
+def _per_row(rows: list[Settled], name: str) -> object:
+    """One value for every row, or ``CASE local_key WHEN … THEN … END``."""
+    values = [getattr(r, name) for r in rows]
+    if all(v == values[0] for v in values):
+        return values[0]
+    return pw.Case(IdMap.local_key, [(r.local_key, v) for r, v in zip(rows, values,
+                                                                        strict=True)])
 
 
 def synced(job: str) -> Iterator[Entry]:

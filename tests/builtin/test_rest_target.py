@@ -150,3 +150,26 @@ def test_review_puts_the_pair_in_sync_conflicts(api: BroadstreetFake, tmp_path: 
                       "remote_record FROM sync_conflicts")
     assert len(rows) == 1 and rows[0][:4] == ("networks_out", "1", str(remote["id"]), "open")
     assert '"mine"' in rows[0][4] and '"theirs"' in rows[0][5]
+
+
+def test_a_delete_whose_path_needs_record_fields_renders_from_the_id_map(
+        api: BroadstreetFake, tmp_path: Path) -> None:
+    ex.load(tmp_path, {"networks": [{"id": 1, "name": "North"}],
+                       "advertisers": [{"id": 2, "network_id": 1, "name": "Stays"},
+                                       {"id": 3, "network_id": 1, "name": "Goes"}]})
+    cfg = ex.write_config(tmp_path, api.url)
+    path = "/networks/{network_id}/advertisers"
+    text = cfg.read_text().replace(
+        "[jobs.advertisers_out]\n", "[jobs.advertisers_out]\non_missing = \"delete\"\n").replace(
+        f'update = {{ method = "PUT", path = "{path}/{{remote_id}}" }}',
+        f'update = {{ method = "PUT", path = "{path}/{{remote_id}}" }}\n'
+        f'delete = {{ method = "DELETE", path = "{path}/{{remote_id}}" }}')
+    cfg.write_text(text)
+    sync(cfg, "--all")
+    net, goes = remote_of(tmp_path, "networks_out", 1), remote_of(tmp_path, "advertisers_out", 3)
+    ex.execute(tmp_path, "DELETE FROM advertisers WHERE id = 3")
+    sync(cfg, "advertisers_out")
+    assert api.writes()[-1] == ("DELETE", f"/api/1/networks/{net}/advertisers/{goes}")
+    assert goes not in api.records["advertisers"] and len(api.records["advertisers"]) == 1
+    states = dict((k, s) for j, k, _, s in ex.id_map(tmp_path) if j == "advertisers_out")
+    assert states == {"2": "synced", "3": "deleted"}
