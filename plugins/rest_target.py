@@ -10,6 +10,7 @@ with the intent's ``Idempotency-Key`` and never blindly again when its answer is
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, model_validator
@@ -29,6 +30,7 @@ from syncd.errors import AdapterError, NetworkError, RemoteRejected
 
 from .rest_check import reach
 from .rest_lookup import Names
+from .rest_media import FileProblem, Media, Upload
 from .rest_payload import dig, fields_of, parent, payload, remote_hash, render, wrap
 
 AMBIGUOUS = "ambiguous"  # the code of a NetworkError whose request may have been carried out
@@ -80,9 +82,15 @@ class RestTarget(AsyncRecordTarget):
         conflict: Literal["local", "remote", "newest", "review"] = Field(
             "local", description="both sides changed since the last sync: who wins")
         updated_field: str = Field("updated_at", description="compared by conflict = newest")
+        files: dict[str, str] = Field({}, description="name = field holding a file's path: "
+                                      "uploaded once per content, sent as its remote id")
+        upload: Upload | None = Field(None, description="{method, path, id_path, "
+                                      "form_field}: where files are uploaded")
 
         @model_validator(mode="after")
         def _where(self) -> RestTarget.Options:
+            if self.files and self.upload is None:
+                raise ValueError("files need upload = {method, path, id_path}")
             if not self.remote and not self.url:
                 raise ValueError("name a remote = \"NAME\" (a [remotes.NAME]) or a url")
             if self.conflict != "local" and self.update is None:
@@ -102,6 +110,8 @@ class RestTarget(AsyncRecordTarget):
         known = ctx.idmap.known if ctx.idmap is not None else (lambda ids: set())
         self.names = None
         self._unnamed: dict[str, AdapterError] = {}
+        self.media = (Media(o.files, o.upload, self.client, ctx)
+                      if o.files and o.upload else None)
         if o.lookup is not None:
             self.names = Names(self._get, o.lookup.path, o.lookup.data_path, o.lookup.match,
                                o.name_field, o.on_name_conflict, known,
@@ -145,10 +155,16 @@ class RestTarget(AsyncRecordTarget):
         failed = self._unnamed.pop(change.key, None)
         if failed is not None:
             raise failed
-        if change.kind == "create":
-            return await self._create(change)
-        if change.kind == "update":
-            return await self._update(change)
+        if change.kind in ("create", "update"):
+            uploaded: dict[str, tuple[str, str]] = {}
+            if self.media is not None:
+                try:
+                    change, uploaded = await self.media.attach(change)
+                except FileProblem as problem:
+                    return Result.failed(problem.error)
+            sent = await (self._create(change) if change.kind == "create"
+                          else self._update(change))
+            return replace(sent, media=uploaded) if uploaded else sent
         if change.kind == "delete":
             return await self._delete(change)
         return Result.failed(ItemError("target", "unsupported", f"{change.kind} is not "

@@ -62,6 +62,11 @@ class IdMapView(Protocol):
         """Which of these remote ids the id map already holds (for any local key)."""
         ...
 
+    def entries(self, local_keys: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        """Remote id and content hash of these local keys' synced rows (e.g. ``KEY#photo``
+        of an uploaded file)."""
+        ...
+
 
 class Secrets:
     """Reveals ``Secret`` values; each value revealed is blanked in every log line."""

@@ -141,6 +141,9 @@ class Result:
     error: ItemError | None = None
     remote_hash: str | None = None
     remote_record: Mapping[str, Any] | None = None
+    #: files uploaded for this record: name -> (remote id, hash of the file's bytes);
+    #: the engine keeps each in the id map under ``KEY#name`` (``ctx.idmap.entries``)
+    media: Mapping[str, tuple[str, str]] | None = None
 
     @classmethod
     def failed(cls, error: ItemError, remote_id: str | None = None) -> Result:

@@ -177,7 +177,8 @@ class Outbox:
         """Records the remote holds that the full read did not see."""
         seen = {key_text(k) for k in seen_keys}
         return [e for e in idmap.synced(self.schema.job)
-                if e.local_key not in seen and e.content_hash != UNAVAILABLE]
+                if e.local_key not in seen and e.content_hash != UNAVAILABLE
+                and not (e.sent or {}).get("media")]  # a record's file goes with it
 
     def reconcile(self, seen_keys: Iterator[Row], on_missing: str) -> int:
         """Delete or mark unavailable what was not seen; ``settle()`` records it."""
@@ -262,6 +263,9 @@ class Outbox:
                                      digest, error.message if error else None, remote_hash,
                                      retryable=error.retryable if error else None,
                                      sent=sent))
+        for name, (remote_id, file_hash) in (outcome.media or {}).items():
+            self._settled.append(Settled(f"{change.key}#{name}", "synced", remote_id,
+                                         file_hash, sent={"media": name}))
 
     @staticmethod
     def _count(result: WriteResult, outcome: str) -> None:

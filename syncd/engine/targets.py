@@ -53,6 +53,11 @@ class JobIdMap:
     def known(self, remote_ids: Sequence[str]) -> set[str]:
         return idmap.known_remote(self.job, list(remote_ids))
 
+    def entries(self, local_keys: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        found = idmap.entries(self.job, list(local_keys))
+        return {k: (e.remote_id, e.content_hash) for k, e in found.items()
+                if e.state == "synced"}
+
 
 def open_target(plan: JobPlan, schema: TargetSchema, store: Store, **context: Any) -> Writer:
     """Make and open the job's target with the run's context."""
