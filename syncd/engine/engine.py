@@ -7,6 +7,7 @@ worker thread, so the loop (and the API on it) stays responsive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -106,9 +107,7 @@ class Engine:
             queued = await self.fleet.enqueue(plan, source.identifier, request, resume)
             assert queued is not None  # only a schedule's tick can be taken already
             return queued
-        lock = RunLock(self.state_dir, plan.name, source.identifier)
-        if not lock.acquire():
-            raise RunConflict(f"job {plan.name!r} is already running on {source.identifier}")
+        lock = await self._lock(plan.name, source.identifier)
         try:
             run_id = await asyncio.to_thread(self._create_or_continue, plan, source, request,
                                              resume)
@@ -306,6 +305,28 @@ class Engine:
         await asyncio.to_thread(self.store.finish, run_id, status, message)
         await self.announce.finished(run_id, job, status, message)
 
+    async def _lock(self, job: str, identifier: str) -> RunLock:
+        """The run lock of ``job`` on ``identifier``, or ``RunConflict``.
+
+        A run of this process whose outcome is already stored releases its lock a moment
+        later, when its worker thread hands back: a trigger in between waits for that
+        instead of being refused.
+        """
+        lock = RunLock(self.state_dir, job, identifier)
+        if lock.acquire():
+            return lock
+        holder = self.running(job, identifier)
+        if holder is not None:
+            run = await asyncio.to_thread(self.store.get_run, holder)
+            task = self._tasks.get(holder)
+            if run is not None and run.status not in UNFINISHED:
+                if task is not None:
+                    with contextlib.suppress(Exception):  # its outcome is the store's
+                        await asyncio.wait_for(asyncio.shield(task), 10)
+                if lock.acquire():
+                    return lock
+        raise RunConflict(f"job {job!r} is already running on {identifier}")
+
     def running(self, job: str, identifier: str) -> int | None:
         """The id of the run of ``job`` on ``identifier`` executing here, if any."""
         for run_id, task in self._tasks.items():
@@ -325,9 +346,7 @@ class Engine:
         old = await asyncio.to_thread(self.store.run, run_id)
         plan = self._plan_of(old)
         source = plan.make_source(old.source_identifier or None)
-        lock = RunLock(self.state_dir, plan.name, source.identifier)
-        if not lock.acquire():
-            raise RunConflict(f"job {plan.name!r} is already running on {source.identifier}")
+        lock = await self._lock(plan.name, source.identifier)
         try:
             new_id = await asyncio.to_thread(self.store.retry_run, run_id)
         except pw.PeeweeException as exc:
