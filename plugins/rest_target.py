@@ -156,8 +156,11 @@ class RestTarget(AsyncRecordTarget):
     # -- requests ---------------------------------------------------------------------
 
     def _body(self, change: Change) -> dict[str, Any]:
-        sent = change.sent or {}
-        name = {self.options.name_field: sent["name"]} if sent.get("name") else None
+        sent, field = change.sent or {}, self.options.name_field
+        # the final name chosen for the create, while the record keeps the name it had
+        current = str(change.record.get(field) or "").strip()
+        name = ({field: sent["name"]} if sent.get("name")
+                and str(sent.get("base", current)) == current else None)
         return payload(change.record, drop=self.drop, clean=self.options.payload == "clean",
                        overrides=name)
 
