@@ -25,6 +25,7 @@ from syncd.adapters import (
     RunContext,
     TargetCapabilities,
     TargetSchema,
+    is_unsent,
 )
 from syncd.errors import AdapterError, NetworkError, RemoteRejected
 
@@ -32,6 +33,7 @@ from .rest_check import reach
 from .rest_lookup import Names
 from .rest_media import FileProblem, Media, Upload
 from .rest_payload import dig, fields_of, parent, payload, remote_hash, render, wrap
+from .rest_preview import preview
 
 AMBIGUOUS = "ambiguous"  # the code of a NetworkError whose request may have been carried out
 CREATE_TRIES = 3  # a create whose answer was lost: asked about, then sent again (same key)
@@ -170,6 +172,10 @@ class RestTarget(AsyncRecordTarget):
         return Result.failed(ItemError("target", "unsupported", f"{change.kind} is not "
                                        "supported by the REST target", change.item))
 
+    async def preview(self, change: Change) -> Result | None:
+        """A dry run's look at one change (``rest_preview``): sends nothing."""
+        return await preview(self, change)
+
     async def find(self, change: Change) -> str | None:
         """An interrupted create's record, by the name and fields it was sent with."""
         if self.names is None:
@@ -179,8 +185,11 @@ class RestTarget(AsyncRecordTarget):
     # -- requests ---------------------------------------------------------------------
 
     def _body(self, change: Change) -> dict[str, Any]:
-        sent = change.sent or {}
-        name = {self.options.name_field: sent["name"]} if sent.get("name") else None
+        sent, field = change.sent or {}, self.options.name_field
+        # the final name chosen for the create, while the record keeps the name it had
+        current = str(change.record.get(field) or "").strip()
+        name = ({field: sent["name"]} if sent.get("name")
+                and str(sent.get("base", current)) == current else None)
         return payload(change.record, drop=self.drop, clean=self.options.payload == "clean",
                        overrides=name)
 
@@ -189,6 +198,8 @@ class RestTarget(AsyncRecordTarget):
         return dig(answer, where) if where else answer
 
     async def _get(self, path: str) -> Any:
+        if is_unsent(path):  # a dry run's scope that an upstream job would create first
+            return {}
         return (await self.client.request("GET", path)).json()
 
     async def _create(self, change: Change) -> Result:

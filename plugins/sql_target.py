@@ -314,6 +314,15 @@ class SqlTarget(Target):
                       for full in updates]
             self.dialect.update_many(cursor, self.update_sql, params)
 
+    def forget(self, keys: Sequence[Row]) -> None:
+        """Clear the stored content hash of these keys: their next write is never "same"."""
+        if not keys or self.ctx.dry_run:
+            return
+        where = " AND ".join(f"{self._quote(k)} = {self._param}" for k in self.key)
+        self.sql.cursor().executemany(
+            f"UPDATE {self._quote(self.table)} SET content_hash = NULL WHERE {where}",
+            [tuple(as_text(v) for v in key) for key in keys])
+
     # -- after a full sync ------------------------------------------------------
 
     def reconcile(self, seen_keys: Iterator[Row], on_missing: str) -> int:

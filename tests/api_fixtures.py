@@ -125,7 +125,8 @@ class Harness:
 
 def build(state_dir: Path, jobs: Mapping[str, Any], *, token: str | None = None,
           allowed_paths: Sequence[Path] = (), max_concurrent_runs: int = 4,
-          database: str = "", plugins: Sequence[Any] = ()) -> Harness:
+          database: str = "", plugins: Sequence[Any] = (),
+          remotes: Mapping[str, Any] | None = None) -> Harness:
     """Config, plugins, store, engine and API context, as the daemon makes them.
 
     Call it with the event loop that will run the app (the engine's primitives bind to it).
@@ -135,6 +136,7 @@ def build(state_dir: Path, jobs: Mapping[str, Any], *, token: str | None = None,
                    "database": database},
         "usb": {"enabled": False},
         "api": {"allowed_paths": [str(p) for p in allowed_paths]},
+        "remotes": dict(remotes or {}),
         "jobs": dict(jobs),
     })
     hold = HoldPlugin()
@@ -142,7 +144,8 @@ def build(state_dir: Path, jobs: Mapping[str, Any], *, token: str | None = None,
     plans = resolve_jobs(config, registry, state_dir.parent / "syncd.toml")
     setup = Setup(state_dir.parent / "syncd.toml", config, pm, registry, plans)
     store = setup.open_store()
-    engine = Engine(store, plans, setup.state_dir, max_concurrent_runs, pm=pm)
+    engine = Engine(store, plans, setup.state_dir, max_concurrent_runs, pm=pm,
+                    http=setup.http() if remotes else None)
     engine.adhoc_planner = adhoc_planner(setup)
     context = ApiContext(setup=lambda: setup, store=store, engine=engine, token=token)
     return Harness(setup, store, engine, context, hold)

@@ -47,11 +47,14 @@ from syncd.adapters.records import (
     ItemError,
     Options,
     Outcome,
+    Planned,
     Result,
     Row,
     RunSummary,
     TargetSchema,
     WriteResult,
+    is_unsent,
+    unsent_id,
 )
 from syncd.adapters.source import AsyncSource, Source
 from syncd.adapters.target import AsyncRecordTarget, RecordTarget, Target
@@ -82,6 +85,7 @@ __all__ = [
     "NotifyContext",
     "Options",
     "Outcome",
+    "Planned",
     "RecordTarget",
     "Registry",
     "Result",
@@ -100,7 +104,9 @@ __all__ = [
     "WriteResult",
     "glob_matcher",
     "glob_regex",
+    "is_unsent",
     "remote_hash",
+    "unsent_id",
 ]
 
 

@@ -124,6 +124,30 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class Planned:
+    """What a dry run found one change would do (``preview``): the requests it would
+    send as ``(method, url, body)`` with every secret shown as ``***``, and, when the
+    record would go out under another name, ``renamed = (name, sent as)``."""
+
+    requests: tuple[tuple[str, str, Any], ...] = ()
+    renamed: tuple[str, str] | None = None
+
+
+#: A remote id a dry run assumes (the record an upstream job would create first): shown
+#: in previews as ``{new:JOB:KEY}``; no remote holds it, so nothing needs to be read there.
+UNSENT = "{new:"
+
+
+def unsent_id(job: str, key: str) -> str:
+    return f"{UNSENT}{job}:{key}}}"
+
+
+def is_unsent(text: str) -> bool:
+    """Does ``text`` (an id, a rendered path) hold a remote id a dry run only assumes?"""
+    return UNSENT in text or "%7Bnew%3A" in text  # as it is, or quoted in a URL path
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     """What became of one ``Change``: ``error`` is set when ``outcome`` is failed,
     deferred or conflict.
@@ -144,6 +168,7 @@ class Result:
     #: files uploaded for this record: name -> (remote id, hash of the file's bytes);
     #: the engine keeps each in the id map under ``KEY#name`` (``ctx.idmap.entries``)
     media: Mapping[str, tuple[str, str]] | None = None
+    planned: Planned | None = None  # a dry run's ``preview``: what would be sent
 
     @classmethod
     def failed(cls, error: ItemError, remote_id: str | None = None) -> Result:

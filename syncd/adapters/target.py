@@ -46,6 +46,12 @@ class Target(_TargetBase, abc.ABC):
     def write(self, rows: Sequence[Row], items: Sequence[str]) -> WriteResult:
         """Upsert ``rows`` (values in ``schema.columns`` order) and count each outcome."""
 
+    def forget(self, keys: Sequence[Row]) -> None:
+        """Forget what was last written for these keys (e.g. its content hash): another
+        job changed their rows since, so the next ``write`` of them writes, even what
+        equals the last write (a bidirectional pair's import, after its export sent a
+        local change). Inside the batch's transaction. The default does nothing."""
+
     def reconcile(self, seen_keys: Iterator[Row], on_missing: str) -> int:
         """After a full sync, mark unavailable or delete what was not seen; return how many."""
         return 0
@@ -77,6 +83,13 @@ class RecordTarget(_TargetBase, abc.ABC):
     @abc.abstractmethod
     def apply(self, change: Change) -> Result:
         """Send one change; a failure is a ``Result.failed`` (or an ``AdapterError``)."""
+
+    def preview(self, change: Change) -> Result | None:
+        """A dry run's look at one change: what would come of it (``created``,
+        ``updated``, ``kept``, ``conflict`` …) with ``planned`` naming the requests it
+        would send, secrets masked. Reads only (a conflict check may read the remote
+        record). None: the engine counts the change by its kind and shows no requests."""
+        return None
 
     def find(self, change: Change) -> str | None:
         """The remote id of ``change``'s record if an interrupted attempt created it
@@ -115,6 +128,10 @@ class AsyncRecordTarget(_TargetBase, abc.ABC):
     @abc.abstractmethod
     async def apply(self, change: Change) -> Result:
         """Send one change; a failure is a ``Result.failed`` (or an ``AdapterError``)."""
+
+    async def preview(self, change: Change) -> Result | None:
+        """Like ``RecordTarget.preview``."""
+        return None
 
     async def find(self, change: Change) -> str | None:
         """Like ``RecordTarget.find``."""

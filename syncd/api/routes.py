@@ -26,6 +26,7 @@ from syncd.api.requests import (
 from syncd.api.serialize import error_json, run_json
 from syncd.engine import Request
 from syncd.engine.engine import NotCancellable
+from syncd.engine.preview import load_report
 from syncd.errors import JobError, RunConflict, SourceError, UserError
 from syncd.terms import RUN_STATUSES, utc_iso
 from syncd.triggers.schedule import next_fire_time
@@ -89,15 +90,17 @@ async def runs(request: web.Request) -> web.Response:
 async def run_detail(request: web.Request) -> web.Response:
     wanted = run_id(request)
 
-    store = ctx(request).store
+    store, state_dir = ctx(request).store, ctx(request).engine.state_dir
 
     def load() -> dict[str, Any] | None:
         run = store.get_run(wanted)
         if run is None:
             return None
         errors, total = store.run_errors(wanted, 1000)
+        # a dry run of an export: what it would send (secrets masked), and its counts
+        report = load_report(state_dir, wanted) if run.dry_run else None
         return {**run_json(run), "errors": [error_json(e) for e in errors],
-                "errorsTotal": total}
+                "errorsTotal": total, **({"dryRunReport": report} if report else {})}
 
     data = await asyncio.to_thread(load)
     if data is None:

@@ -15,6 +15,7 @@ from syncd.bootstrap import Setup
 from syncd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from syncd.config.schema import DaemonConfig
 from syncd.engine import Engine, Request
+from syncd.engine.preview import DryRunPlan, describe, load_report
 from syncd.errors import JobError, RunConflict, SourceError
 from syncd.store import Store
 from syncd.store.models import SyncRun
@@ -159,6 +160,7 @@ async def _all(engine: Engine, store: Store, setup: Setup, dry_run: bool,
     from syncd.config import dependency_order
 
     outcomes: dict[str, asyncio.Task[str]] = {}
+    dry_plan = DryRunPlan() if dry_run else None  # creates assumed by the jobs downstream
 
     async def after_upstreams(name: str) -> str:
         for upstream in setup.config.jobs[name].upstreams:
@@ -171,7 +173,8 @@ async def _all(engine: Engine, store: Store, setup: Setup, dry_run: bool,
         if interrupted:
             return "skipped"
         return await _one(engine, store, Request(name, "cli", None, dry_run,
-                                                 allow_mass_missing=allow_mass_missing))
+                                                 allow_mass_missing=allow_mass_missing,
+                                                 dry_plan=dry_plan))
 
     for level in dependency_order(setup.config):  # upstreams first: their tasks exist
         for name in level:
@@ -201,6 +204,9 @@ async def _one(engine: Engine, store: Store, request: Request) -> str:
     run = await asyncio.to_thread(store.run, run_id)
     errors = await asyncio.to_thread(store.errors_of, run_id, 10)
     print(summary(run, time.monotonic() - began))
+    report = load_report(engine.state_dir, run_id) if run.dry_run else None
+    if report is not None:
+        print("\n".join(describe(report)))
     if outcome.status != "completed" and outcome.error and not run.error_message:
         print(f"  error: {outcome.error}")  # not recorded: e.g. the disk is full
     for error in errors:

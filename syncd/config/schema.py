@@ -156,6 +156,15 @@ class RetryConfig(Section):
     max_s: float = Field(300.0, gt=0, description="longest backoff")
 
 
+class PairConfig(Section):
+    """``[jobs.IMPORT.pair]``: this import job and an export job on the same table and
+    key are one bidirectional pair (SPEC §8)."""
+
+    job: str = Field(description="the export job (SQL → remote) of the same table and key")
+    new_key: str = Field("{remote_id}", description="the local key given to a record "
+                         "created on the remote ({remote_id} is its remote id)")
+
+
 class JobConfig(Section):
     schedule: Cron | None = Field(None, description="5-field cron")
     every: Duration | None = Field(None, description="interval such as \"15m\"")
@@ -168,6 +177,8 @@ class JobConfig(Section):
     references: dict[str, str] = Field({}, description="target field = upstream job: the "
                                        "field holds a local key of that job, sent as its "
                                        "remote id (implies depends_on)")
+    pair: PairConfig | None = Field(None, description="this import and an export job "
+                                    "form a bidirectional pair: {job = \"EXPORT\"}")
     source: SourceSection = Field(default_factory=SourceSection)
     target: TargetSection = Field(default_factory=TargetSection)
     mapping: dict[str, str] = Field({}, description="target field = source field")

@@ -24,6 +24,7 @@ from syncd.engine.announce import Announcer, Listener
 from syncd.engine.executor import Outcome, RunExecutor, Stop
 from syncd.engine.locks import RunLock
 from syncd.engine.plan import JobPlan
+from syncd.engine.preview import DryRunPlan
 from syncd.errors import JobError, RunConflict, SyncdError
 from syncd.remote.http import HttpFactory
 from syncd.store import Store
@@ -49,6 +50,8 @@ class Request:
     spec: Mapping[str, Any] | None = None  # how to rebuild ``plan`` when resuming
     device: Mapping[str, Any] | None = None  # the USB drive a file came from
     allow_mass_missing: bool = False  # confirm a full sync that removes more than max_missing
+    #: a dry ``syncd sync --all``: one plan shared by its runs (creates assumed downstream)
+    dry_plan: DryRunPlan | None = None
 
 
 class NotCancellable(RunConflict):
@@ -118,7 +121,8 @@ class Engine:
             lock.release()
             raise
         self._launch(run_id, plan, source, lock, request.dry_run,
-                     allow_mass_missing=request.allow_mass_missing)
+                     allow_mass_missing=request.allow_mass_missing,
+                     dry_plan=request.dry_plan if request.dry_run else None)
         return run_id
 
     async def run(self, request: Request, resume: bool = True) -> tuple[int, Outcome]:
@@ -191,7 +195,8 @@ class Engine:
                                      if self.affinity else None)
 
     def _launch(self, run_id: int, plan: JobPlan, source: Source | AsyncSource, lock: RunLock,
-                dry_run: bool, allow_mass_missing: bool = False) -> None:
+                dry_run: bool, allow_mass_missing: bool = False,
+                dry_plan: DryRunPlan | None = None) -> None:
         stop = Stop()
         if self.closing:
             stop.request("shutdown")
@@ -206,7 +211,7 @@ class Engine:
         executor = RunExecutor(self.store, plan, run_id, source, stop,
                                on_progress=on_progress, dry_run=dry_run,
                                state_dir=self.state_dir, allow_mass_missing=allow_mass_missing,
-                               http=self.http)
+                               http=self.http, dry_plan=dry_plan)
         task = asyncio.create_task(self._execute(executor, lock), name=f"run-{run_id}")
         self._tasks[run_id] = task
         if self._renewer is None or self._renewer.done():

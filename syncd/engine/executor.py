@@ -25,15 +25,17 @@ from syncd.adapters import (
     ItemError,
     Row,
     Source,
+    Target,
     TargetSchema,
     WriteResult,
 )
-from syncd.engine import guard
+from syncd.engine import guard, pair
 from syncd.engine.duplicates import DuplicateKeys
 from syncd.engine.failures import SourceChanged, describe_failure, is_database_error, is_transient
 from syncd.engine.grouping import READ_ROWS, GroupCommit
 from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
+from syncd.engine.preview import DryRunPlan
 from syncd.engine.reading import batches
 from syncd.engine.targets import Writer, in_transaction, open_target, run_context
 from syncd.errors import AdapterError, ClaimLost, SourceError, UserError
@@ -95,8 +97,10 @@ class RunExecutor:
     def __init__(self, store: Store, plan: JobPlan, run_id: int, source: Source | AsyncSource,
                  stop: Stop, on_progress: Callable[[Progress], None] | None = None,
                  dry_run: bool = False, state_dir: Path | None = None,
-                 allow_mass_missing: bool = False, http: HttpFactory | None = None) -> None:
+                 allow_mass_missing: bool = False, http: HttpFactory | None = None,
+                 dry_plan: DryRunPlan | None = None) -> None:
         self.store, self.plan, self.run_id, self.source = store, plan, run_id, source
+        self.dry_plan = dry_plan  # a dry ``--all``: creates assumed by the runs after
         self.http = http
         self.state_dir, self.allow_mass_missing = state_dir, allow_mass_missing
         self.stop, self.on_progress, self.dry_run = stop, on_progress, dry_run
@@ -153,7 +157,8 @@ class RunExecutor:
         # a key's constant parts are the same on every row: its mapped fields tell rows apart
         self.duplicates.positions = [self.plan.columns.index(k) for k in schema.key
                                      if k in self.plan.columns]
-        target = self._open_target(schema, self.dry_run)
+        target = open_target(self.plan, schema, self.store, report=True,
+                             dry_plan=self.dry_plan, **self._context(self.dry_run))
         previous = self.store.last_checkpoint(self.plan.name, self.source.identifier)
         self.source.open(run_context(self.plan, self.store, previous_checkpoint=previous,
                                      sql=self.source.capabilities.store,
@@ -190,19 +195,25 @@ class RunExecutor:
     def _commit(self, target: Writer, batch: Batch, key: tuple[str, ...],
                 group: GroupCommit) -> None:
         rows, items, errors = _drop_keyless(batch, key, self.plan)
+        paired = None
+        if self.plan.pair is not None and self.plan.pair.role == "import" \
+                and in_transaction(target):
+            paired = pair.incoming(self.plan.pair, rows, items)
+            rows, items = paired.rows, paired.items
         check = self.duplicates.check(rows, items)  # runs beside the write
         if in_transaction(target):  # the batch, counters and checkpoint commit together
             group.begin()  # …with the batches before it, about once a second
             try:
                 with self.store.atomic():
-                    result = target.write(rows, items)
+                    result = self._write_paired(target, rows, items, paired)
                     if check.found():
                         raise _Repeated
                     self._record(batch, result, errors)
             except _Repeated:  # rare: write the batch again, without the repeated keys
                 rows, items = check.drop(rows, items, errors)
                 with self.store.atomic():
-                    self._record(batch, target.write(rows, items), errors)
+                    self._record(batch, self._write_paired(target, rows, items, paired),
+                                 errors)
             self.written = self.duplicates.count
             group.added(len(rows))
         else:  # sent first; what came of it commits with the counters and checkpoint
@@ -217,6 +228,24 @@ class RunExecutor:
         self.progress.position = batch.progress
         if self.on_progress:
             self.on_progress(self.progress)
+
+    def _write_paired(self, target: Writer, rows: list[Row], items: list[str],
+                      paired: pair.Incoming | None) -> WriteResult:
+        """A store target's write; for a pair's import, its id map agreement too."""
+        assert isinstance(target, Target)
+        if paired is None:
+            return target.write(rows, items)
+        if not self.dry_run:
+            target.forget(paired.stale)
+        result = target.write(rows, items)
+        result.unchanged += paired.echoes
+        if not self.dry_run and self.plan.pair is not None:
+            refused = {e.item for e in result.errors}
+            written = set(items)
+            pair.agree(self.plan.pair.partner, [
+                t for t, item in zip(paired.taken, paired.items, strict=True)
+                if item in written and item not in refused])
+        return result
 
     def _committed(self) -> None:
         """After a commit, the keys of the batches written so far are committed too."""

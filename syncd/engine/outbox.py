@@ -35,6 +35,8 @@ from syncd.adapters import (
     WriteResult,
 )
 from syncd.engine import references
+from syncd.engine.pair import PairLink
+from syncd.engine.preview import DryRunPlan, Report
 from syncd.errors import AdapterError
 from syncd.store import conflicts, idmap
 from syncd.store.hashing import record_hash
@@ -72,7 +74,12 @@ class Outbox:
     ctx: RunContext
     #: target field → upstream job whose local keys it holds (``[jobs.X.references]``)
     references: Mapping[str, str] = field(default_factory=dict)
+    pair: PairLink | None = None  # the export side of a bidirectional pair
+    #: a dry run: the report it writes, and the creates a dry ``--all`` assumes
+    report: Report | None = None
+    dry_plan: DryRunPlan | None = None
     _settled: list[Settled] = field(default_factory=list)
+    _pairs: dict[str, str] = field(default_factory=dict)  # key → shared-field hash
     _review: list[tuple[Change, Result]] = field(default_factory=list)
     _loop: asyncio.Runner | None = None
 
@@ -88,6 +95,8 @@ class Outbox:
             self.target.open(self.schema, self.ctx)
 
     def close(self) -> None:
+        if self.report is not None:
+            self.report.save(self.ctx.state_dir)
         try:
             if isinstance(self.target, AsyncRecordTarget) and self._loop is not None:
                 self._loop.run(self.target.close())
@@ -108,14 +117,17 @@ class Outbox:
         known = idmap.entries(job, keys)
         result = WriteResult()
         todo: list[tuple[dict[str, Any], str, str, str, idmap.Entry | None]] = []
+        self._pairs: dict[str, str] = {}
         for record, key, item in zip(records, keys, items, strict=True):
             digest = record_hash(record)
             entry = known.get(key)
-            if entry is not None and entry.state == "synced" and entry.content_hash == digest:
+            if entry is not None and entry.state == "synced" and (
+                    entry.content_hash == digest or self._echo(entry, key, record)):
                 result.unchanged += 1
                 continue
             todo.append((dict(zip(self.names, record, strict=True)), key, item, digest, entry))
-        translated = references.translate(self.references, [t[0] for t in todo])
+        assumed = self.dry_plan.created if self.dry_plan is not None else None
+        translated = references.translate(self.references, [t[0] for t in todo], assumed)
         changes: list[Change] = []
         for i, ((_, key, item, digest, entry), values) in enumerate(
                 zip(todo, translated.records, strict=True)):
@@ -137,8 +149,10 @@ class Outbox:
                                   remote_hash=entry.remote_hash if entry else None))
         changes = self._prepare(changes)
         if self.ctx.dry_run:
-            for change in changes:
-                self._count(result, "created" if change.kind == "create" else "updated")
+            for change, outcome in zip(changes, self._preview(changes), strict=True):
+                self._record(change, outcome, result)
+            if self.report is not None:
+                self.report.unchanged += result.unchanged
             self._settled.clear()  # a dry run records nothing, deferrals included
             self._review.clear()
             return result
@@ -150,6 +164,26 @@ class Outbox:
         for change, outcome in zip(changes, self._send(changes, pending), strict=True):
             self._record(change, outcome, result)
         return result
+
+    def _echo(self, entry: idmap.Entry, key: str, record: Sequence[Any]) -> bool:
+        """A pair's export: are the shared fields as last written on either side?"""
+        if self.pair is None:
+            return False
+        digest = self._pairs[key] = self.pair.digest(record)
+        return entry.pair_hash == digest
+
+    def _preview(self, changes: list[Change]) -> list[Result]:
+        """A dry run: what the target says would come of each change (sends nothing)."""
+        if not changes:
+            return []
+        if isinstance(self.target, AsyncRecordTarget):
+            assert self._loop is not None
+            target = self.target
+            found = self._loop.run(_gather(target.preview(c) for c in changes))
+        else:
+            found = [self.target.preview(c) for c in changes]
+        return [r if r is not None else Result("created" if c.kind == "create" else "updated")
+                for c, r in zip(changes, found, strict=True)]
 
     def _prepare(self, changes: list[Change]) -> list[Change]:
         """The target's look at a batch before its intents commit (reads only)."""
@@ -187,14 +221,18 @@ class Outbox:
                                         else caps.mark_unavailable):
             return 0
         gone = self.missing(seen_keys)
-        if self.ctx.dry_run:
-            return len(gone)
         kind: ChangeKind = "delete" if on_missing == "delete" else "mark_unavailable"
         changes = [Change(kind, e.local_key, {}, e.local_key, UNAVAILABLE,
                           request_key(self.schema.job, e.local_key, kind), e.remote_id,
                           sent=e.sent)
                    for e in gone]
         result = WriteResult()
+        if self.ctx.dry_run:
+            if self.report is not None:
+                for change, outcome in zip(changes, self._preview(changes), strict=True):
+                    self.report.add(change, outcome if outcome.outcome != "updated"
+                                    else Result("deleted", change.remote_id))
+            return len(gone)
         for change, outcome in zip(changes, self._send(changes, {}), strict=True):
             self._record(change, outcome, result)
         return len(gone) - len(result.errors)
@@ -242,6 +280,10 @@ class Outbox:
 
     def _record(self, change: Change, outcome: Result, result: WriteResult) -> None:
         self._count(result, outcome.outcome)
+        if self.ctx.dry_run and self.report is not None:
+            self.report.add(change, outcome)
+            if outcome.outcome in ("created", "adopted") and self.dry_plan is not None:
+                self.dry_plan.add(self.schema.job, change.key)
         if outcome.error is not None:
             (result.errors if outcome.is_failure else result.notices).append(outcome.error)
         state = STATE[outcome.outcome]
@@ -259,10 +301,14 @@ class Outbox:
         sent = None
         if outcome.outcome in SENT:  # kept for later changes: a delete's path fields
             sent = {**(change.sent or {}), "fields": dict(change.record)}
+        shared = None
+        if self.pair is not None and state == "synced" and outcome.outcome != "conflict":
+            shared = self._pairs.get(change.key) or self.pair.digest(
+                [change.record.get(n) for n in self.names])
         self._settled.append(Settled(change.key, state, outcome.remote_id or change.remote_id,
                                      digest, error.message if error else None, remote_hash,
                                      retryable=error.retryable if error else None,
-                                     sent=sent))
+                                     sent=sent, pair_hash=shared))
         for name, (remote_id, file_hash) in (outcome.media or {}).items():
             self._settled.append(Settled(f"{change.key}#{name}", "synced", remote_id,
                                          file_hash, sent={"media": name}))
@@ -272,6 +318,10 @@ class Outbox:
         counter = COUNTED[outcome]
         if counter in ("inserted", "updated", "skipped", "unchanged"):
             setattr(result, counter, getattr(result, counter) + 1)
+
+
+async def _gather(previews: Iterator[Any]) -> list[Result | None]:
+    return list(await asyncio.gather(*previews))
 
 
 Pending = dict[str, "str | None"]  # key -> content hash of the intent an attempt left

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from syncd.adapters import AsyncSource, Source, Target, TargetSchema
 from syncd.config.loader import check_remote, describe
 from syncd.config.schema import Config, JobConfig
+from syncd.engine.pair import PairLink, link_pairs
 from syncd.engine.recordkey import with_record_key
 from syncd.errors import ConfigError, UserError
 from syncd.plugins import Registry
@@ -26,6 +27,7 @@ class JobPlan:
     source_options: BaseModel
     target_cls: type[Target]
     target_options: BaseModel
+    pair: PairLink | None = None  # one side of a bidirectional pair
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -82,7 +84,7 @@ def resolve_jobs(config: Config, registry: Registry, path: Path | str) -> dict[s
         for side, options in (("source", plan.source_options), ("target", plan.target_options)):
             check_remote(config, f"jobs.{name}.{side}.remote", getattr(options, "remote", None),
                          path)
-    return plans
+    return link_pairs(plans, path)
 
 
 def _options(model: type[BaseModel], raw: dict[str, Any], path: Path | str,

@@ -9,11 +9,11 @@ Nothing here knows what kind of remote the records go to.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.adapters import ItemError
+from syncd.adapters import ItemError, unsent_id
 from syncd.store import idmap
 
 
@@ -34,14 +34,20 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def translate(references: Mapping[str, str], records: Sequence[Mapping[str, Any]]
-              ) -> Translated:
-    """Replace each referenced field's local key by the upstream record's remote id."""
+def translate(references: Mapping[str, str], records: Sequence[Mapping[str, Any]],
+              assumed: Callable[[str], set[str]] | None = None) -> Translated:
+    """Replace each referenced field's local key by the upstream record's remote id.
+
+    ``assumed`` (a dry ``--all``): the keys an upstream job's dry run would create,
+    given the remote id ``{new:JOB:KEY}`` instead of being deferred."""
     out = [dict(r) for r in records]
     pending: dict[int, list[str]] = {}
     for field, upstream in references.items():
         keys = sorted({k for r in records if (k := _text(r.get(field))) is not None})
         remote = idmap.remote_ids(upstream, keys) if keys else {}
+        if assumed is not None:
+            remote.update({k: unsent_id(upstream, k) for k in assumed(upstream)
+                           if k not in remote})
         for i, record in enumerate(out):
             key = _text(record.get(field))
             if key is None:

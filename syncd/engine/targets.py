@@ -17,6 +17,7 @@ import structlog
 from syncd.adapters import AsyncRecordTarget, RecordTarget, RunContext, Target, TargetSchema
 from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
+from syncd.engine.preview import DryRunPlan, Report
 from syncd.remote.http import HttpFactory
 from syncd.store import Store, idmap
 from syncd.store.sql_session import StoreSqlSession
@@ -59,13 +60,20 @@ class JobIdMap:
                 if e.state == "synced"}
 
 
-def open_target(plan: JobPlan, schema: TargetSchema, store: Store, **context: Any) -> Writer:
-    """Make and open the job's target with the run's context."""
+def open_target(plan: JobPlan, schema: TargetSchema, store: Store, *,
+                report: bool = False, dry_plan: DryRunPlan | None = None,
+                **context: Any) -> Writer:
+    """Make and open the job's target with the run's context; ``report``: a dry run's
+    report of what a record target would send (``syncd.engine.preview``)."""
     target = plan.make_target()
     store_target = isinstance(target, Target) and target.capabilities.store
     ctx = run_context(plan, store, sql=store_target, **context)
     if isinstance(target, RecordTarget | AsyncRecordTarget):
-        outbox = Outbox(target, schema, ctx, references=dict(plan.config.references))
+        pair = plan.pair if plan.pair is not None and plan.pair.role == "export" else None
+        outbox = Outbox(target, schema, ctx, references=dict(plan.config.references),
+                        pair=pair, dry_plan=dry_plan,
+                        report=Report(plan.name, ctx.run_id) if report and ctx.dry_run
+                        else None)
         outbox.open()
         return outbox
     target.open(schema, ctx)

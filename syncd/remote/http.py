@@ -208,6 +208,19 @@ class HttpClient:
             return path
         return self.settings.base_url.rstrip("/") + "/" + path.lstrip("/")
 
+    def shown_url(self, path: str) -> str:
+        """The URL of ``path`` as a dry run shows it: every credential in it as ``***``
+        (a password in the base URL, an api_key sent as a query parameter)."""
+        from urllib.parse import urlsplit
+
+        from syncd.store.database import redact_url
+
+        url = redact_url(self.url(path))
+        auth = self.settings.auth
+        if getattr(auth, "type", "") == "api_key" and getattr(auth, "in_", "") == "query":
+            url += ("&" if urlsplit(url).query else "?") + f"{auth.name}=***"
+        return url
+
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:

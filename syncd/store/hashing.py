@@ -22,3 +22,23 @@ def remote_hash(record: Mapping[str, Any]) -> str:
     text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       default=str)
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def pair_hash(values: Mapping[str, Any]) -> str:
+    """The hash of a record's shared fields in a bidirectional pair (by table column).
+
+    Both sides compare values as trimmed text, and an empty text as no value: what a
+    REST payload cleans away and what a text column gives back compare equal.
+    """
+    parts = []
+    for name in sorted(values):
+        value = values[name]
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+        else:
+            text = "" if value is None else str(value).strip()
+        parts.append(f"{name}\x1e{text}")
+    return hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"),
+                           digest_size=16).hexdigest()

@@ -25,6 +25,7 @@ class Entry:
     request_key: str | None
     remote_hash: str | None = None
     sent: Mapping[str, Any] | None = None  # what the pending intent sends (final name …)
+    pair_hash: str | None = None  # a bidirectional pair's shared fields as last written
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class Settled:
     retryable: bool | None = None
     #: replaces the row's ``sent`` (what later changes need, e.g. a delete's path fields)
     sent: Mapping[str, Any] | None = None
+    pair_hash: str | None = None
 
 
 def entries(job: str, keys: Sequence[str]) -> dict[str, Entry]:
@@ -101,6 +103,31 @@ def known_remote(job: str, remote: Sequence[str]) -> set[str]:
     return found
 
 
+def by_remote(job: str, remote: Sequence[str]) -> dict[str, Entry]:
+    """Remote id → the id map's row of ``job`` holding it (a pair's import)."""
+    found: dict[str, Entry] = {}
+    for start in range(0, len(remote), CHUNK):
+        chunk = list(remote[start:start + CHUNK])
+        for row in IdMap.select().where(IdMap.job == job, IdMap.remote_id.in_(chunk)):
+            found[str(row.remote_id)] = _entry(row)
+    return found
+
+
+def agree(job: str, taken: Iterable[tuple[str, str, str]]) -> None:
+    """A pair's import took these ``(local_key, remote_id, pair_hash)`` in from the
+    remote: both sides now hold them, so the export has nothing to send. The remote
+    version the export last saw is forgotten (the import holds a newer one)."""
+    now = utcnow()
+    for key, remote_id, digest in taken:
+        updated = (IdMap.update(state="synced", remote_id=remote_id, pair_hash=digest,
+                                remote_hash=None, last_error=None, error_retryable=None,
+                                attempts=0, synced_at=now, updated_at=now)
+                   .where(IdMap.job == job, IdMap.local_key == key).execute())
+        if not updated:
+            IdMap.create(job=job, local_key=key, remote_id=remote_id, state="synced",
+                         pair_hash=digest, attempts=0, synced_at=now, updated_at=now)
+
+
 def settle(job: str, results: Iterable[Settled]) -> None:
     """Record what each change came to (inside the batch's transaction).
 
@@ -113,7 +140,8 @@ def settle(job: str, results: Iterable[Settled]) -> None:
     for r in latest.values():
         shape = (r.state, r.retryable if r.error is not None else None,
                  r.remote_id is not None, r.remote_hash is not None,
-                 r.state == "synced" and r.content_hash is not None, r.sent is not None)
+                 r.state == "synced" and r.content_hash is not None, r.sent is not None,
+                 r.pair_hash is not None)
         groups.setdefault(shape, []).append(r)
     now = utcnow()
     for (state, retryable, *_), rows in groups.items():
@@ -135,6 +163,8 @@ def _settle_alike(job: str, state: str, retryable: bool | None, rows: list[Settl
         values[IdMap.remote_id] = _per_row(rows, "remote_id")
     if first.remote_hash is not None:
         values[IdMap.remote_hash] = _per_row(rows, "remote_hash")
+    if first.pair_hash is not None:
+        values[IdMap.pair_hash] = _per_row(rows, "pair_hash")
     if first.sent is not None:
         values[IdMap.sent] = pw.Case(IdMap.local_key,
                                      [(r.local_key, _dump(r.sent)) for r in rows])
@@ -153,6 +183,7 @@ def _settle_alike(job: str, state: str, retryable: bool | None, rows: list[Settl
             IdMap.create(job=job, local_key=r.local_key, state=r.state,
                          remote_id=r.remote_id, content_hash=r.content_hash,
                          remote_hash=r.remote_hash, last_error=r.error, sent=_dump(r.sent),
+                         pair_hash=r.pair_hash,
                          error_retryable=retryable, attempts=1, updated_at=now,
                          synced_at=now if r.state == "synced" else None)
 
@@ -200,7 +231,7 @@ def state_counts(job: str | None = None) -> dict[str, dict[str, int]]:
 
 def _entry(row: IdMap) -> Entry:
     return Entry(row.local_key, row.remote_id, row.state, row.content_hash, row.request_key,
-                 row.remote_hash, json.loads(row.sent) if row.sent else None)
+                 row.remote_hash, json.loads(row.sent) if row.sent else None, row.pair_hash)
 
 
 def _dump(sent: Mapping[str, Any] | None) -> str | None:

@@ -124,6 +124,9 @@ class IdMap(BaseModel):
     state = pw.CharField(max_length=16, default="pending")  # ID_MAP_STATES
     content_hash = pw.CharField(max_length=64, null=True)  # of what was last sent
     remote_hash = pw.CharField(max_length=64, null=True)  # of the remote record last seen
+    #: bidirectional pairs: the hash of the fields both jobs share, as last written on
+    #: either side (sent by the export, or taken in by the import): equal means an echo
+    pair_hash = pw.CharField(max_length=64, null=True)
     request_key = pw.CharField(max_length=64, null=True)
     sent = pw.TextField(null=True)  # JSON: what the last intent sent beyond the record
     attempts = pw.IntegerField(default=0)
