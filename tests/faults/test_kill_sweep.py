@@ -71,8 +71,8 @@ class Kill:
 
 
 def kill_round(ws: Workspace, number: int, rng: random.Random, kills: int) -> list[Kill]:
-    """Start ``syncd sync`` and kill it, alternately during its work (1 or 2 commits
-    in, then up to 30 ms on: mid-batch or at a commit) and during its start-up (a
+    """Start ``syncd sync`` and kill it, alternately during its work (a commit in,
+    then up to 10 ms on: mid-batch or at the next commit) and during its start-up (a
     resume's start: opening the store, finding the run, skipping the committed rows),
     until ``kills`` or the run completed; then let a last resume finish.
 
@@ -86,13 +86,13 @@ def kill_round(ws: Workspace, number: int, rng: random.Random, kills: int) -> li
         began = time.monotonic()
         proc = ws.start()
         if aim == "work":
-            state = wait_for_commits(proc, ws.db, rng.randint(1, 2), timeout=60)
+            state = wait_for_commits(proc, ws.db, 1, timeout=60)
             startup = time.monotonic() - began
-            delay = rng.uniform(0, 0.03)
+            delay = rng.uniform(0, 0.01)
             if state is not None:
                 threading.Event().wait(delay)
         else:
-            delay = rng.uniform(0.05, startup or 1.0)
+            delay = rng.uniform(0.05, 0.8 * (startup or 1.0))  # before its first commit
         try:
             code = proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
