@@ -26,8 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.poll import wait_until
-from tests.test_crash_safety import (
+from tests.crashkit import (
     SYNCD,
     Workspace,
     assert_synced,
@@ -37,6 +36,7 @@ from tests.test_crash_safety import (
     write_config,
     write_csv,
 )
+from tests.poll import wait_until
 
 UNIT = Path(__file__).resolve().parents[1] / "systemd" / "syncd.service"
 WATCHDOG_USEC = 400_000

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_crash_safety import (
+from tests.crashkit import (
     Workspace,
     assert_synced,
     read_csv,

@@ -22,8 +22,8 @@ from typing import Any
 import psycopg2
 import pytest
 
+from tests.crashkit import SYNCD, SYSTEMD_ENV
 from tests.poll import wait_until
-from tests.test_crash_safety import SYNCD, SYSTEMD_ENV
 
 ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 

@@ -146,7 +146,7 @@ ROWS = 50_000
 def test_a_daemon_started_beside_a_running_sync_does_not_run_it_too(
         database_url: str, tmp_path: Path) -> None:
     """The issue's report: two processes on one database ran one run, 79,500 of 50,000."""
-    from tests.test_crash_safety import Workspace, write_config, write_csv
+    from tests.crashkit import Workspace, write_config, write_csv
 
     shared_csv = tmp_path / "music.csv"
     write_csv(shared_csv, ROWS, seed=7)
