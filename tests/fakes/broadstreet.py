@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.threaded import ThreadedServer
+
 #: plural → (singular, parents (outermost first), body references validated)
 KINDS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
     "networks": ("network", (), {}),
@@ -52,8 +54,11 @@ class Fault:
 
 
 @dataclass
-class BroadstreetFake:
+class BroadstreetFake(ThreadedServer):
     """``with BroadstreetFake() as api:``; ``api.url`` is the base URL (``/api/1``)."""
+
+    url_path = "/api/1"
+    handler_cancellation = True  # a hung answer ends when the client gives up
 
     token: str | None = None  # when set, every request needs ?access_token=token
     latency: float = 0.0  # seconds added to every answer
@@ -70,10 +75,6 @@ class BroadstreetFake:
         self._ids = itertools.count(101)
         self._by_request: dict[str, tuple[int, dict[str, Any]]] = {}
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="broadstreet", daemon=True)
-        self._runner: web.AppRunner | None = None
 
     # -- what tests look at and inject --------------------------------------------
 
@@ -113,26 +114,7 @@ class BroadstreetFake:
 
     # -- the server ----------------------------------------------------------------
 
-    def __enter__(self) -> BroadstreetFake:
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("the Broadstreet fake did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.close()
-
-    async def _start(self) -> None:
+    def app(self) -> web.Application:
         app = web.Application(middlewares=[self._gate])
         for plural in KINDS:
             path = "/api/1" + collection_path(plural)
@@ -141,12 +123,7 @@ class BroadstreetFake:
             app.router.add_get(path + "/{id}", self._get)
             app.router.add_put(path + "/{id}", self._update)
             app.router.add_delete(path + "/{id}", self._delete)
-        self._runner = web.AppRunner(app, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/api/1"
+        return app
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:

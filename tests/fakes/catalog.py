@@ -29,6 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.threaded import ThreadedServer
+
 DEFAULT_LIMIT = 10
 
 
@@ -49,7 +51,7 @@ class Fault:
 
 
 @dataclass
-class Catalog:
+class Catalog(ThreadedServer):
     """Start with ``with Catalog(records) as catalog:``; ``catalog.url`` is its base URL."""
 
     records: list[dict[str, Any]] = field(default_factory=lambda: make_records(25))
@@ -62,10 +64,6 @@ class Catalog:
     def __post_init__(self) -> None:
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="fake-catalog", daemon=True)
-        self._runner: web.AppRunner | None = None
         self.auth_headers: list[str] = []  # Authorization headers received
 
     # -- control ------------------------------------------------------------------
@@ -91,37 +89,13 @@ class Catalog:
 
     # -- the server ----------------------------------------------------------------
 
-    def __enter__(self) -> Catalog:
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("the fake catalog did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.close()
-
-    async def _start(self) -> None:
+    def app(self) -> web.Application:
         app = web.Application()
         for style in ("page", "offset", "cursor", "link", "next", "list", "all"):
             app.router.add_get(f"/catalog/{style}", self._answer)
         app.router.add_get("/music/catalog", self._answer)
         app.router.add_post("/catalog/search", self._answer)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        return app
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         query = dict(request.query)

@@ -16,7 +16,6 @@ listing. It runs on a loop of its own in a thread, like ``syncd.testing``'s
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from aiohttp import web
 
 from tests.fakes.fileserver_listings import RENDERERS, Item
+from tests.fakes.threaded import ThreadedServer
 
 FORMATS = tuple(RENDERERS)
 NOT_FOUND = ("<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>"
@@ -40,7 +40,7 @@ class Fault:
 
 
 @dataclass
-class FileServer:
+class FileServer(ThreadedServer):
     """Start with ``with FileServer(root) as server:``; ``server.url`` is its base URL."""
 
     root: Path
@@ -51,10 +51,6 @@ class FileServer:
     def __post_init__(self) -> None:
         self.faults: dict[str, Fault] = {}
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="file-server", daemon=True)
-        self._runner: web.AppRunner | None = None
 
     def base(self, fmt: str) -> str:
         """The URL of the tree's root in one listing format."""
@@ -97,35 +93,11 @@ class FileServer:
 
     # -- the server -------------------------------------------------------------------
 
-    def __enter__(self) -> FileServer:
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("the file server did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.close()
-
-    async def _start(self) -> None:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("GET", "/{fmt}/{tail:.*}", self._handle)
         app.router.add_route("HEAD", "/{fmt}/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        return app
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         with self._lock:

@@ -13,6 +13,10 @@ class ThreadedServer:
     """Base of a fake: ``with Fake() as fake:`` serves ``fake.app()`` at ``fake.url``."""
 
     url = ""
+    #: appended to the served address (``/api/1`` for an API under a prefix)
+    url_path = ""
+    #: cancel a handler whose client went away (fakes that hang answers)
+    handler_cancellation = False
 
     def app(self) -> web.Application:
         raise NotImplementedError
@@ -40,9 +44,10 @@ class ThreadedServer:
         self._loop.close()
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        self._runner = web.AppRunner(self.app(), access_log=None,
+                                     handler_cancellation=self.handler_cancellation)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{port}{self.url_path}"
