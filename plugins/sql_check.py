@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from syncd.adapters import SqlSession
 
+from .sql_table import ensure_table  # the same DDL a run would issue
+
 
 class _RolledBack(Exception):
     """Raised inside the probe's transaction so that it rolls back."""
@@ -19,8 +21,6 @@ class _RolledBack(Exception):
 
 def check_table(sql: SqlSession, table: str, fields: Sequence[str],
                 key: Sequence[str]) -> str:
-    from .sql_target import ensure_table  # the same DDL a run would issue
-
     sql.execute("SELECT 1").fetchone()
     where = f"the {sql.dialect} database answers"
     if sql.table_exists(table):

@@ -7,8 +7,6 @@ worker thread, so the loop (and the API on it) stays responsive.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,16 +19,17 @@ import structlog
 
 from syncd.adapters import AsyncSource, ItemError, Source
 from syncd.engine.announce import Announcer, Listener
+from syncd.engine.cancelling import NotCancellable, cancel_run
 from syncd.engine.executor import Outcome, RunExecutor, Stop
-from syncd.engine.locks import RunLock
-from syncd.engine.plan import JobPlan
+from syncd.engine.leases import renew_leases
+from syncd.engine.locks import RunLock, take_lock
+from syncd.engine.plan import JobPlan, plan_named, plan_of_run
 from syncd.engine.preview import DryRunPlan
 from syncd.errors import JobError, RunConflict, SyncdError
 from syncd.remote.http import HttpFactory
 from syncd.store import Store
 from syncd.store.database import unavailable
 from syncd.tasks import supervise
-from syncd.terms import UNFINISHED
 
 if TYPE_CHECKING:
     from syncd.fleet import Fleet
@@ -52,14 +51,6 @@ class Request:
     allow_mass_missing: bool = False  # confirm a full sync that removes more than max_missing
     #: a dry ``syncd sync --all``: one plan shared by its runs (creates assumed downstream)
     dry_plan: DryRunPlan | None = None
-
-
-class NotCancellable(RunConflict):
-    """A run that cannot be cancelled from here; ``code`` says why."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class Engine:
@@ -160,17 +151,10 @@ class Engine:
         """A run that failed before it could read anything (e.g. a drive that cannot be
         mounted), with its errors, announced like an executed one."""
         plan = self._plan(job)
-
-        def record() -> int:
-            run_id = self.store.create_run(job=job, trigger=trigger,
-                                           source_type=plan.source_cls.name,
-                                           source_identifier=identifier, device=device)
-            self.store.start(run_id, None)
-            self.store.add_errors(run_id, errors)
-            self.store.finish(run_id, "failed", message)
-            return run_id
-
-        run_id = await asyncio.to_thread(record)
+        run_id = await asyncio.to_thread(
+            self.store.record_failed, job=job, trigger=trigger,
+            source_type=plan.source_cls.name, source_identifier=identifier, message=message,
+            errors=errors, device=device)
         await self.announce.started(run_id, job)
         await self.announce.finished(run_id, job, "failed", message)
         return run_id
@@ -215,26 +199,8 @@ class Engine:
         task = asyncio.create_task(self._execute(executor, lock), name=f"run-{run_id}")
         self._tasks[run_id] = task
         if self._renewer is None or self._renewer.done():
-            self._renewer = supervise(self._renew_leases(), "lease-renewal")
-
-    async def _renew_leases(self) -> None:
-        """Prove every run executing here is alive; stop those another daemon took over."""
-        while True:
-            await asyncio.sleep(self.store.claims.lease_s / 3)
-            running = [i for i, t in self._tasks.items() if not t.done()]
-            if not running:
-                return
-            try:
-                lost = await asyncio.to_thread(self.store.claims.renew, running)
-            except Exception as exc:  # the database is away: the runs retry on their own
-                self.log.warning("could not renew run leases", error=str(exc))
-                continue
-            for run_id in lost:
-                self.log.error("run taken over by another daemon; stopping it here",
-                               run_id=run_id)
-                stop = self._stops.get(run_id)
-                if stop is not None:
-                    stop.request("claim_lost")
+            self._renewer = supervise(renew_leases(self.store, self._tasks, self._stops,
+                                                   self.log), "lease-renewal")
 
     async def _execute(self, executor: RunExecutor, lock: RunLock) -> Outcome:
         run_id = executor.run_id
@@ -287,23 +253,7 @@ class Engine:
 
         :class:`NotCancellable` when it is already over or another process runs it.
         """
-        run = await asyncio.to_thread(self.store.get_run, run_id)
-        if run is None:
-            raise NotCancellable(f"no run {run_id}", "not_found")
-        if run.status not in UNFINISHED:  # even while its task winds down here
-            raise NotCancellable(f"run {run_id} is already {run.status}", "not_cancellable")
-        if self.cancel(run_id):
-            return "cancelling"
-        lock = RunLock(self.state_dir, run.job, run.source_identifier)
-        if await asyncio.to_thread(lock.held_elsewhere):
-            raise NotCancellable(f"run {run_id} is running in another process (a `syncd "
-                                 "sync`?); stop it there", "running_elsewhere")
-        holder = await asyncio.to_thread(self.store.claims.claim, run_id)
-        if holder is not None:  # another daemon on this database executes it
-            raise NotCancellable(f"run {run_id} is being executed by {holder}; stop it there",
-                                 "running_elsewhere")
-        await self._conclude(run_id, run.job, "cancelled", "cancelled on request")
-        return "cancelled"
+        return await cancel_run(self, run_id)
 
     async def _conclude(self, run_id: int, job: str, status: str, message: str) -> None:
         """End a run that nothing executes (it never started here), announced."""
@@ -311,26 +261,11 @@ class Engine:
         await self.announce.finished(run_id, job, status, message)
 
     async def _lock(self, job: str, identifier: str) -> RunLock:
-        """The run lock of ``job`` on ``identifier``, or ``RunConflict``.
-
-        A run of this process whose outcome is already stored releases its lock a moment
-        later, when its worker thread hands back: a trigger in between waits for that
-        instead of being refused.
-        """
-        lock = RunLock(self.state_dir, job, identifier)
-        if lock.acquire():
-            return lock
+        """The run lock of ``job`` on ``identifier``, or ``RunConflict``."""
         holder = self.running(job, identifier)
-        if holder is not None:
-            run = await asyncio.to_thread(self.store.get_run, holder)
-            task = self._tasks.get(holder)
-            if run is not None and run.status not in UNFINISHED:
-                if task is not None:
-                    with contextlib.suppress(Exception):  # its outcome is the store's
-                        await asyncio.wait_for(asyncio.shield(task), 10)
-                if lock.acquire():
-                    return lock
-        raise RunConflict(f"job {job!r} is already running on {identifier}")
+        return await take_lock(self.state_dir, job, identifier, self.store,
+                               self._tasks.get(holder) if holder is not None else None,
+                               holder)
 
     def running(self, job: str, identifier: str) -> int | None:
         """The id of the run of ``job`` on ``identifier`` executing here, if any."""
@@ -449,22 +384,9 @@ class Engine:
         """Called on the loop with ``(kind, data)`` for every run event."""
         return self.announce.listeners
 
-    def _emit(self, kind: str, data: dict[str, Any]) -> None:
-        self.announce.emit(kind, data)
-
     def _plan_of(self, run: Any) -> JobPlan:
         """The plan a stored run was made with: its config job, or its ad-hoc spec."""
-        if run.job_spec:
-            if self.adhoc_planner is None:
-                raise JobError(f"run {run.id} is an ad-hoc run; only the daemon resumes those")
-            return self.adhoc_planner(json.loads(run.job_spec))
-        if run.job not in self.plans:
-            raise JobError(f"job {run.job!r} is no longer in the config")
-        return self.plans[run.job]
+        return plan_of_run(self.plans, self.adhoc_planner, run)
 
     def _plan(self, job: str) -> JobPlan:
-        try:
-            return self.plans[job]
-        except KeyError:
-            raise JobError(f"unknown job {job!r}",
-                           hint=f"jobs: {', '.join(self.plans) or 'none configured'}") from None
+        return plan_named(self.plans, job)

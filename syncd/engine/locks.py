@@ -6,10 +6,17 @@ holder dies, so a run left ``in_progress`` whose lock is free was interrupted.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
+
+from syncd.errors import RunConflict
+from syncd.store import Store
+from syncd.terms import UNFINISHED
 
 
 class RunLock:
@@ -44,3 +51,25 @@ class RunLock:
             self.release()
             return False
         return True
+
+
+async def take_lock(state_dir: Path, job: str, identifier: str, store: Store,
+                    task: asyncio.Task[Any] | None, holder: int | None) -> RunLock:
+    """The run lock of ``job`` on ``identifier``, or ``RunConflict``.
+
+    A run of this process (``holder``, its ``task``) whose outcome is already stored
+    releases its lock a moment later, when its worker thread hands back: a trigger in
+    between waits for that instead of being refused.
+    """
+    lock = RunLock(state_dir, job, identifier)
+    if lock.acquire():
+        return lock
+    if holder is not None:
+        run = await asyncio.to_thread(store.get_run, holder)
+        if run is not None and run.status not in UNFINISHED:
+            if task is not None:
+                with contextlib.suppress(Exception):  # its outcome is the store's
+                    await asyncio.wait_for(asyncio.shield(task), 10)
+            if lock.acquire():
+                return lock
+    raise RunConflict(f"job {job!r} is already running on {identifier}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from syncd.config.loader import check_remote, describe
 from syncd.config.schema import Config, JobConfig
 from syncd.engine.pair import PairLink, link_pairs
 from syncd.engine.recordkey import with_record_key
-from syncd.errors import ConfigError, UserError
+from syncd.errors import ConfigError, JobError, UserError
 from syncd.plugins import Registry
 
 
@@ -93,3 +95,24 @@ def _options(model: type[BaseModel], raw: dict[str, Any], path: Path | str,
         return model.model_validate(raw)
     except ValidationError as exc:
         raise describe(exc, path, model, prefix) from None
+
+
+def plan_named(plans: Mapping[str, JobPlan], job: str) -> JobPlan:
+    """The plan of a configured job, or a ``JobError`` listing the jobs there are."""
+    try:
+        return plans[job]
+    except KeyError:
+        raise JobError(f"unknown job {job!r}",
+                       hint=f"jobs: {', '.join(plans) or 'none configured'}") from None
+
+
+def plan_of_run(plans: Mapping[str, JobPlan],
+                adhoc_planner: Callable[[Mapping[str, Any]], JobPlan] | None, run: Any) -> JobPlan:
+    """The plan a stored run was made with: its config job, or its ad-hoc spec."""
+    if run.job_spec:
+        if adhoc_planner is None:
+            raise JobError(f"run {run.id} is an ad-hoc run; only the daemon resumes those")
+        return adhoc_planner(json.loads(run.job_spec))
+    if run.job not in plans:
+        raise JobError(f"job {run.job!r} is no longer in the config")
+    return plans[run.job]

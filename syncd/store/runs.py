@@ -6,7 +6,7 @@ Called from worker threads; peewee gives each thread its own connection.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -105,6 +105,17 @@ class Store(RunQueries):
             error_message=reason, started_at=now, completed_at=now, updated_at=now,
             device=json.dumps(device) if device else None)
         return run.id
+
+    def record_failed(self, *, job: str, trigger: str, source_type: str,
+                      source_identifier: str, message: str, errors: Sequence[ItemError],
+                      device: Mapping[str, Any] | None = None) -> int:
+        """A run that failed before it could read anything, with its errors."""
+        run_id = self.create_run(job=job, trigger=trigger, source_type=source_type,
+                                 source_identifier=source_identifier, device=device)
+        self.start(run_id, None)
+        self.add_errors(run_id, errors)
+        self.finish(run_id, "failed", message)
+        return run_id
 
     # -- ingested files -----------------------------------------------------------
 
