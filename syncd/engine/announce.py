@@ -18,7 +18,7 @@ import structlog
 
 from syncd.adapters import NotifyContext, RunSummary
 from syncd.config.notify import NotifyConfig
-from syncd.engine.executor import Progress
+from syncd.engine.runs import Progress
 from syncd.store import Store
 from syncd.terms import utc_iso
 

@@ -20,11 +20,12 @@ import structlog
 from syncd.adapters import AsyncSource, ItemError, Source
 from syncd.engine.announce import Announcer, Listener
 from syncd.engine.cancelling import NotCancellable, cancel_run
-from syncd.engine.executor import Outcome, RunExecutor, Stop
+from syncd.engine.executor import RunExecutor
 from syncd.engine.leases import renew_leases
 from syncd.engine.locks import RunLock, take_lock
 from syncd.engine.plan import JobPlan, plan_named, plan_of_run
 from syncd.engine.preview import DryRunPlan
+from syncd.engine.runs import Outcome, Stop
 from syncd.errors import JobError, RunConflict, SyncdError
 from syncd.remote.http import HttpFactory
 from syncd.store import Store

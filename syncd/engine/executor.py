@@ -8,10 +8,7 @@ run therefore resumes from a checkpoint that matches the target exactly.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,47 +34,13 @@ from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
 from syncd.engine.preview import DryRunPlan
 from syncd.engine.reading import batches
+from syncd.engine.runs import Outcome, Progress, Stop
 from syncd.engine.targets import Writer, in_transaction, open_target, run_context
 from syncd.errors import AdapterError, ClaimLost, SourceError, UserError
 from syncd.remote.http import HttpFactory
 from syncd.store import Store, checkpoint_of, fingerprint_of
 
 RECONCILE = "reconcile"  # checkpoint phase once every batch is in
-
-
-@dataclass(slots=True)
-class Progress:
-    """What a run has done so far, as handed to progress listeners."""
-
-    run_id: int
-    job: str
-    processed: int = 0
-    position: int = 0
-    size: int | None = None
-    batch_errors: list[ItemError] = field(default_factory=list)
-    duration: float = 0.0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.processed / elapsed if elapsed > 0 else 0.0
-
-
-@dataclass(slots=True)
-class Outcome:
-    status: str  # completed | failed | cancelled | pending (stopped for shutdown)
-    error: str | None = None
-
-
-class Stop(threading.Event):
-    """Asks a run to stop after its current batch; ``reason`` says why."""
-
-    reason: str = ""
-
-    def request(self, reason: str) -> None:
-        self.reason = reason
-        self.set()
 
 
 def _wait(initial: float, maximum: float) -> Callable[[RetryCallState], float]:
@@ -283,12 +246,14 @@ class RunExecutor:
                         missing = target.reconcile(keys, on_missing)
                         self._guard(on_missing, missing, keys.count)
                     _settle(target)
+                    _save_report(target)
                     # the source's last checkpoint stays (an incremental read starts there)
                     self.store.advance(self.run_id, {"missing": missing},
                                        {**(checkpoint_of(run) or {}), "phase": RECONCILE})
                     self.store.finish(self.run_id, "completed")
                 self.log.info("run completed", missing=missing)
                 return Outcome("completed")
+        _save_report(target)
         self.store.finish(self.run_id, "completed")
         self.log.info("run completed")
         return Outcome("completed")
@@ -362,6 +327,11 @@ def _settle(target: Writer) -> None:
     """Record a record target's results (inside the transaction of the counters)."""
     if isinstance(target, Outbox):
         target.settle()
+
+
+def _save_report(target: Writer) -> None:
+    if isinstance(target, Outbox):
+        target.save_report()
 
 
 class _Stopped(Exception):

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from syncd.engine.executor import Stop
+from syncd.engine.runs import Stop
 from syncd.store import Store
 
 

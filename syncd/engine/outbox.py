@@ -94,9 +94,14 @@ class Outbox:
         else:
             self.target.open(self.schema, self.ctx)
 
-    def close(self) -> None:
+    def save_report(self) -> None:
+        """A dry run's report, written before the run is marked completed: a client that
+        sees "completed" finds it."""
         if self.report is not None:
             self.report.save(self.ctx.state_dir)
+
+    def close(self) -> None:
+        self.save_report()  # a failed or cancelled dry run keeps what it found too
         try:
             if isinstance(self.target, AsyncRecordTarget) and self._loop is not None:
                 self._loop.run(self.target.close())
