@@ -28,7 +28,13 @@ from syncd.adapters import (
 )
 from syncd.engine import guard, pair
 from syncd.engine.duplicates import DuplicateKeys
-from syncd.engine.failures import SourceChanged, describe_failure, is_database_error, is_transient
+from syncd.engine.failures import (
+    SourceChanged,
+    describe_failure,
+    is_database_error,
+    is_disk_full,
+    is_transient,
+)
 from syncd.engine.grouping import READ_ROWS, GroupCommit
 from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
@@ -103,6 +109,7 @@ class RunExecutor:
             raise _Stopped
 
     def _attempt(self) -> Outcome:
+        self.store.reserve.keep()  # room to record a full disk, if this run fills it
         run = self.store.run(self.run_id)
         checkpoint = checkpoint_of(run)
         fingerprint = self.source.fingerprint()
@@ -305,9 +312,7 @@ class RunExecutor:
         error = describe_failure(exc)
         message = error.message
         try:
-            with self.store.atomic():
-                self.store.add_errors(self.run_id, [error])
-                self.store.finish(self.run_id, "failed", message)
+            self._record_failure(error)
         except Exception as store_exc:  # e.g. the disk is still full, the server gone
             self.log.error("run failed, and its failure could not be recorded; it stays "
                            "unfinished and resumes on the next sync or daemon start",
@@ -321,6 +326,18 @@ class RunExecutor:
         else:
             self.log.exception("run failed", error=message)
         return Outcome("failed", message)
+
+    def _record_failure(self, error: ItemError) -> None:
+        """The failure and its error, stored; on a full disk, in the room kept for it."""
+        for attempt in range(2):
+            try:
+                with self.store.atomic():
+                    self.store.add_errors(self.run_id, [error])
+                    self.store.finish(self.run_id, "failed", error.message)
+                return
+            except Exception as exc:
+                if attempt or not is_disk_full(exc) or not self.store.reserve.release():
+                    raise
 
 
 def _settle(target: Writer) -> None:

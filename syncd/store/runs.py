@@ -22,6 +22,7 @@ from syncd.store.claims import Claims
 from syncd.store.database import open_database, upgrade_schema
 from syncd.store.models import MODELS, IngestedFile, SyncError, SyncRun, utcnow
 from syncd.store.queries import RunQueries
+from syncd.store.reserve import Reserve
 from syncd.terms import COUNTERS, UNFINISHED
 
 
@@ -35,6 +36,8 @@ class Store(RunQueries):
         self.db = db
         self.claims = claims or Claims()
         db.bind(MODELS)
+        sqlite_file = db.database if isinstance(db, pw.SqliteDatabase) else None
+        self.reserve = Reserve(Path(sqlite_file) if sqlite_file else None)
 
     @classmethod
     def open(cls, url: str, state_dir: Path, claims: Claims | None = None) -> Store:

@@ -46,25 +46,32 @@ def test_a_file_is_uploaded_once_and_sent_as_its_id(store: Store, tmp_path: Path
     records = [{"id": "1", "title": "Sunrise", "photo_path": str(a)},
                {"id": "2", "title": "Sunset", "photo_path": str(b)}]
     export(store, tmp_path, gallery, records)
-    assert [name for name, _ in gallery.uploads] == ["a.jpg", "b.jpg"]
+    # the two records are sent concurrently: the media ids follow the order of arrival
+    names = [name for name, _ in gallery.uploads]
+    assert sorted(names) == ["a.jpg", "b.jpg"]
+    media_id = {name: f"m{i}" for i, name in enumerate(names, 1)}
     sent = sorted(gallery.records.values(), key=lambda r: r["title"])
-    assert [r.get("photo") for r in sent] == ["m1", "m2"]  # the id, not the path
+    # the id, not the path
+    assert [r.get("photo") for r in sent] == [media_id["a.jpg"], media_id["b.jpg"]]
     assert all("photo_path" not in r for r in sent)
     rows = {r.local_key: (r.remote_id, r.state) for r in IdMap.select()}
-    assert rows["1#photo"] == ("m1", "synced") and rows["2#photo"] == ("m2", "synced")
+    assert rows["1#photo"] == (media_id["a.jpg"], "synced")
+    assert rows["2#photo"] == (media_id["b.jpg"], "synced")
 
     # the title changes, the file does not: the record is updated, the file not sent
     records[0] = {**records[0], "title": "Sunrise over the bay"}
     run = export(store, tmp_path, gallery, records)
     assert (run.items_updated, run.items_unchanged) == (1, 1)
     assert len(gallery.uploads) == 2
-    assert gallery.records["p1"] == {"title": "Sunrise over the bay", "photo": "m1"}
+    sunrise = rows["1"][0]  # record 1's remote id
+    assert gallery.records[sunrise] == {"title": "Sunrise over the bay",
+                                        "photo": media_id["a.jpg"]}
 
     # a new file under the same path: uploaded again, the record points at it
     a.write_bytes(b"\xff\xd8 retouched")
     records[0] = {**records[0], "title": "Sunrise (retouched)"}
     export(store, tmp_path, gallery, records)
-    assert len(gallery.uploads) == 3 and gallery.records["p1"]["photo"] == "m3"
+    assert len(gallery.uploads) == 3 and gallery.records[sunrise]["photo"] == "m3"
 
 
 def test_a_missing_file_fails_its_record_only(store: Store, tmp_path: Path,
