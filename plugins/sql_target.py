@@ -8,6 +8,7 @@ changed or unchanged by its content hash, then write only what changed.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ class SqlTarget(Target):
                            + " WHERE " + " AND ".join(f"{q(k)} = {p}" for k in self.key))
         self.update_positions = [written.index(c) for c in updated]
         self.key_columns = ", ".join(q(k) for k in self.key)
+        self._lookup_all = self.dialect.lookup_all(q(self.table), self.key_columns)
 
     @property
     def _param(self) -> str:
@@ -271,6 +273,9 @@ class SqlTarget(Target):
         cursor = self.sql.cursor()
         width = len(self.key)
         unique = list(dict.fromkeys(keys))
+        if width == 1 and self._lookup_all:
+            cursor.execute(self._lookup_all, (json.dumps(unique),))
+            return {k: h if available else "" for k, h, available in cursor.fetchall()}
         chunk = self.dialect.lookup_chunk
         for start in range(0, len(unique), chunk):
             part = unique[start:start + chunk]
