@@ -34,7 +34,7 @@ from syncd.adapters import (
     TargetSchema,
     WriteResult,
 )
-from syncd.engine import references
+from syncd.engine import gather, references
 from syncd.engine.pair import PairLink
 from syncd.engine.preview import DryRunPlan, Report
 from syncd.errors import AdapterError
@@ -86,6 +86,11 @@ class Outbox:
     @property
     def names(self) -> tuple[str, ...]:
         return (*self.schema.columns, *self.schema.constants)
+
+    @property
+    def gathers(self) -> bool:
+        """Does the target send its changes together, at the end of the run?"""
+        return self.target.gather
 
     def open(self) -> None:
         if isinstance(self.target, AsyncRecordTarget):
@@ -210,6 +215,30 @@ class Outbox:
         self._settled.clear()
         self._review.clear()
 
+    def finish(self) -> None:
+        """The run read everything: the target sends what it gathered (``gather.py``)."""
+        if self.ctx.dry_run:
+            return
+        if not self.gathers:
+            self._finish([])
+            return
+        changes = gather.pending(self.schema.job)
+        results = self._finish(changes)
+        if len(results) != len(changes):
+            raise RuntimeError(f"target {self.target.name} answered {len(results)} results "
+                               f"for {len(changes)} gathered changes")
+        self._settled.extend(gather.accepted(changes, results))
+        failed = [r.error for r in results if r.outcome == "failed"]
+        if failed:  # the executor commits what was accepted, then fails the run
+            first = failed[0] or ItemError("network", "unsent", "not sent", retryable=True)
+            raise gather.Unsent(first, len(failed), len(changes))
+
+    def _finish(self, changes: list[Change]) -> list[Result]:
+        if isinstance(self.target, AsyncRecordTarget):
+            assert self._loop is not None
+            return self._loop.run(self.target.finish(changes))
+        return self.target.finish(changes)
+
     # -- on_missing ---------------------------------------------------------------
 
     def missing(self, seen_keys: Iterator[Row]) -> list[idmap.Entry]:
@@ -306,6 +335,8 @@ class Outbox:
         sent = None
         if outcome.outcome in SENT:  # kept for later changes: a delete's path fields
             sent = {**(change.sent or {}), "fields": dict(change.record)}
+        if self.gathers and outcome.outcome in gather.GATHERED:  # sent by ``finish``
+            state, sent = "pending", gather.held(change, outcome)
         shared = None
         if self.pair is not None and state == "synced" and outcome.outcome != "conflict":
             shared = self._pairs.get(change.key) or self.pair.digest(

@@ -30,6 +30,7 @@ from syncd.testing import (
 )
 from syncd.testing.engine import temporary_database
 from syncd_builtin.csv_source import CsvSource
+from syncd_builtin.email_target import EmailTarget
 from syncd_builtin.http_index import HttpIndexSource
 from syncd_builtin.inventory_source import InventorySource, write_snapshot
 from syncd_builtin.rest_source import RestSource
@@ -39,6 +40,7 @@ from syncd_builtin.sql_target import SqlTarget
 from tests.conftest import BACKENDS, MYSQL_ADMIN, PG_ADMIN, _server_up
 from tests.fakes.catalog import Catalog, make_records
 from tests.fakes.fileserver import FileServer
+from tests.fakes.smtp import SmtpServer
 from tests.restish import RestishTarget
 
 # -- sources -------------------------------------------------------------------------
@@ -260,6 +262,50 @@ class TestRestTargetContract(RecordTargetContract):
                 "delete": {"method": "DELETE", "path": "/items/{remote_id}"},
                 "lookup": {"path": "/items?key={key}", "match": ["key"]},
                 "name_field": "key"}
+
+
+class TestEmailTarget(RecordTargetContract):
+    """Per record, so the mailbox holds one message per change (subject: change, key);
+    SMTP has no lost answers to provoke, and a refused message fails the run."""
+
+    adapter = EmailTarget
+
+    @pytest.fixture
+    def smtp(self) -> Iterator[SmtpServer]:
+        server = SmtpServer(None).start()
+        yield server
+        server.stop()
+
+    @pytest.fixture
+    def target_options(self, smtp: SmtpServer) -> dict[str, Any]:
+        return {"smtp": f"smtp://127.0.0.1:{smtp.port}", "from": "syncd@example.test",
+                "to": ["agency@example.test"], "mode": "per_record", "key": ["id"],
+                "subject": "{change} {id}"}
+
+    @pytest.fixture
+    def remote_keys(self, smtp: SmtpServer) -> Any:
+        def held() -> list[str]:
+            keys: list[str] = []
+            for message in smtp.messages:
+                change, key = str(message["Subject"]).split(" ", 1)
+                if change == "new":
+                    keys.append(key)
+                elif change == "removed":
+                    keys.remove(key)
+            return keys
+        return held
+
+    @pytest.fixture
+    def fail_next(self, smtp: SmtpServer) -> Any:
+        return smtp.fail_next
+
+    @pytest.fixture
+    def lose_next_answer(self) -> None:
+        return None
+
+    @pytest.fixture
+    def refuse_next(self) -> None:
+        return None
 
 
 class TestRestishTarget(RecordTargetContract):
