@@ -59,7 +59,8 @@ class Target(_TargetBase, abc.ABC):
     def finish(self) -> None:
         """The run wrote its last batch (and reconciled): make what was written final,
         e.g. rename a file into place, before the run is recorded completed. Raising
-        fails the run. The default does nothing."""
+        fails the run. Called for targets outside the store's database (``store``
+        False) only, never in a dry run's place of a write. The default does nothing."""
 
     def close(self) -> None:
         """Release what ``open`` acquired."""

@@ -8,6 +8,7 @@ the password reaches no log line, run record or message.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from email.message import Message
@@ -17,10 +18,12 @@ from typing import Any
 import pytest
 import structlog
 
-from syncd.errors import ConfigError
+from syncd.adapters import TargetSchema
+from syncd.errors import AuthError, ConfigError
 from syncd.store import Store
 from syncd.store.models import IdMap
 from syncd.testing import make_engine, run_job
+from syncd.testing.contracts.base import context
 from syncd_builtin.email_target import EmailTarget
 from tests.fakes.smtp import USER, SmtpServer, free_port, self_signed, tls_context
 
@@ -225,3 +228,17 @@ def test_a_template_without_a_text_block_is_refused(store: Store, tmp_path: Path
     template.write_text("{% block html %}<p>{{ count }}</p>{% endblock %}", encoding="utf-8")
     with pytest.raises(ConfigError, match="block text"):
         export(store, tmp_path, RECORDS, target(25, template=str(template)))
+
+
+def test_check_logs_in_and_sends_nothing(tmp_path: Path, smtp: SmtpServer,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    options = {k: v for k, v in target(smtp.port).items() if k != "type"}
+    schema = TargetSchema("iris", ("date",), ("date",), {}, "memory", "memory")
+    said = asyncio.run(EmailTarget(EmailTarget.Options.model_validate(options)).check(
+        schema, context(tmp_path)))
+    assert said == f"smtp://127.0.0.1:{smtp.port}: connected (plain, logged in)"
+    assert smtp.messages == []
+    monkeypatch.setenv("SYNCD_TEST_SMTP_PASS", "wrong")
+    with pytest.raises(AuthError, match="refused the login"):
+        asyncio.run(EmailTarget(EmailTarget.Options.model_validate(options)).check(
+            schema, context(tmp_path)))
