@@ -17,7 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 CACHE = Path("media") / "resized"
@@ -31,13 +31,14 @@ class Resize(BaseModel):
     max: int = Field(2000, ge=16, le=20_000, description="longest side, in pixels")
     quality: int = Field(85, ge=1, le=95, description="JPEG and WebP quality")
 
-
-def require_pillow() -> None:
-    """A ``ValueError`` (for a config key) when Pillow is not installed."""
-    try:
-        import PIL  # noqa: F401
-    except ImportError:
-        raise ValueError("resizing needs Pillow: pip install 'syncd[media]'") from None
+    @model_validator(mode="after")
+    def _pillow(self) -> Resize:
+        """Refused at check-config when Pillow is missing, not at the first upload."""
+        try:
+            import PIL  # noqa: F401
+        except ImportError:
+            raise ValueError("resizing needs Pillow: pip install 'syncd[media]'") from None
+        return self
 
 
 def resized(data: bytes, options: Resize, state_dir: Path | None = None) -> bytes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Literal
 
-from pydantic import Field, PositiveInt, field_validator, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
 from syncd import hookimpl
 from syncd.adapters import (
@@ -29,7 +29,7 @@ from syncd.adapters import (
 )
 from syncd.errors import AdapterError, NetworkError, RemoteRejected
 
-from .media_resize import Resize, require_pillow
+from .media_resize import Resize
 from .rest_check import reach
 from .rest_lookup import Names
 from .rest_media import FileProblem, Media, Upload
@@ -91,13 +91,6 @@ class RestTarget(AsyncRecordTarget):
                                       "form_field}: where files are uploaded")
         resize: Resize | None = Field(None, description="{max, quality}: images scaled "
                                       "down before upload (Pillow: syncd[media])")
-
-        @field_validator("resize")
-        @classmethod
-        def _pillow(cls, value: Resize | None) -> Resize | None:
-            if value is not None:
-                require_pillow()
-            return value
 
         @model_validator(mode="after")
         def _where(self) -> RestTarget.Options:

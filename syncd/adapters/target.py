@@ -60,7 +60,8 @@ class Target(_TargetBase, abc.ABC):
         """The run wrote its last batch (and reconciled): make what was written final,
         e.g. rename a file into place, before the run is recorded completed. Raising
         fails the run. Called for targets outside the store's database (``store``
-        False) only, never in a dry run's place of a write. The default does nothing."""
+        False) only; in a dry run too, where it changes nothing. The default does
+        nothing."""
 
     def close(self) -> None:
         """Release what ``open`` acquired."""

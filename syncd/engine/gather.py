@@ -10,7 +10,7 @@ pending, and the next run's ``finish`` sends them with its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from syncd.adapters import Change, ChangeKind, ItemError, Result
@@ -61,6 +61,23 @@ def pending(job: str) -> list[Change]:
                               str(gathered.get("hash") or ""), str(gathered.get("key") or ""),
                               entry.remote_id, sent=sent))
     return changes
+
+
+def send(job: str, finish: Callable[[list[Change]], list[Result]],
+         settled: list[Settled], gathers: bool) -> None:
+    """Hand the target's ``finish`` what is pending (nothing unless it ``gathers``); add
+    what came of it to ``settled``, then raise ``Unsent`` if some were not accepted (the
+    executor commits ``settled`` either way)."""
+    changes = pending(job) if gathers else []
+    results = finish(changes)
+    if len(results) != len(changes):
+        raise RuntimeError(f"the target answered {len(results)} results for "
+                           f"{len(changes)} gathered changes")
+    settled.extend(accepted(changes, results))
+    failed = [r.error for r in results if r.outcome == "failed"]
+    if failed:
+        first = failed[0] or ItemError("network", "unsent", "not sent", retryable=True)
+        raise Unsent(first, len(failed), len(changes))
 
 
 def accepted(changes: Iterable[Change], results: Iterable[Result]) -> list[Settled]:

@@ -88,8 +88,7 @@ class Outbox:
         return (*self.schema.columns, *self.schema.constants)
 
     @property
-    def gathers(self) -> bool:
-        """Does the target send its changes together, at the end of the run?"""
+    def gathers(self) -> bool:  # does the target send its changes at the end of the run?
         return self.target.gather
 
     def open(self) -> None:
@@ -217,21 +216,8 @@ class Outbox:
 
     def finish(self) -> None:
         """The run read everything: the target sends what it gathered (``gather.py``)."""
-        if self.ctx.dry_run:
-            return
-        if not self.gathers:
-            self._finish([])
-            return
-        changes = gather.pending(self.schema.job)
-        results = self._finish(changes)
-        if len(results) != len(changes):
-            raise RuntimeError(f"target {self.target.name} answered {len(results)} results "
-                               f"for {len(changes)} gathered changes")
-        self._settled.extend(gather.accepted(changes, results))
-        failed = [r.error for r in results if r.outcome == "failed"]
-        if failed:  # the executor commits what was accepted, then fails the run
-            first = failed[0] or ItemError("network", "unsent", "not sent", retryable=True)
-            raise gather.Unsent(first, len(failed), len(changes))
+        if not self.ctx.dry_run:
+            gather.send(self.schema.job, self._finish, self._settled, self.gathers)
 
     def _finish(self, changes: list[Change]) -> list[Result]:
         if isinstance(self.target, AsyncRecordTarget):
