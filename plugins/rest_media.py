@@ -4,9 +4,11 @@
 ``photo_path`` as multipart form data to ``upload``, then sends the record with
 ``photo`` set to the uploaded file's remote id (and without ``photo_path``). The id
 map keeps the upload under ``KEY#photo`` with the hash of the file's bytes, so an
-unchanged file is never sent again, whatever else of the record changed. The upload
-carries an ``Idempotency-Key`` made of the job, key, name and that hash: a run killed
-between an upload and its commit sends the same key again.
+unchanged file is never sent again, whatever else of the record changed. With
+``resize``, an image is scaled down before it goes out (``media_resize``); the hash
+stays that of the original file. The upload carries an ``Idempotency-Key`` made of
+the job, key, name and that hash: a run killed between an upload and its commit sends
+the same key again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from syncd.adapters import Change, ItemError, RunContext
 from syncd.errors import RemoteRejected
 
+from .media_resize import Resize, resized
 from .rest_payload import dig
 
 
@@ -49,8 +52,9 @@ class Media:
     """Uploads a record's files before the record is sent (one per ``files`` entry)."""
 
     def __init__(self, files: dict[str, str], upload: Upload, client: Any,
-                 ctx: RunContext) -> None:
+                 ctx: RunContext, resize: Resize | None = None) -> None:
         self.files, self.upload, self.client, self.ctx = files, upload, client, ctx
+        self.resize = resize
 
     async def attach(self, change: Change) -> tuple[Change, dict[str, tuple[str, str]]]:
         """The change with each file replaced by its remote id; what was uploaded now."""
@@ -64,6 +68,9 @@ class Media:
             data, digest = await asyncio.to_thread(_read, Path(str(path)), change, field)
             remote_id, stored = known.get(f"{change.key}#{name}", (None, None))
             if remote_id is None or stored != digest:
+                if self.resize is not None and not self.ctx.dry_run:
+                    data = await asyncio.to_thread(resized, data, self.resize,
+                                                   self.ctx.state_dir)
                 remote_id = await self._send(change, name, Path(str(path)), data, digest)
                 uploaded[name] = (remote_id, digest)
             record[name] = remote_id

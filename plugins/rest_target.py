@@ -29,6 +29,7 @@ from syncd.adapters import (
 )
 from syncd.errors import AdapterError, NetworkError, RemoteRejected
 
+from .media_resize import Resize
 from .rest_check import reach
 from .rest_lookup import Names
 from .rest_media import FileProblem, Media, Upload
@@ -88,6 +89,8 @@ class RestTarget(AsyncRecordTarget):
                                       "uploaded once per content, sent as its remote id")
         upload: Upload | None = Field(None, description="{method, path, id_path, "
                                       "form_field}: where files are uploaded")
+        resize: Resize | None = Field(None, description="{max, quality}: images scaled "
+                                      "down before upload (Pillow: syncd[media])")
 
         @model_validator(mode="after")
         def _where(self) -> RestTarget.Options:
@@ -112,7 +115,7 @@ class RestTarget(AsyncRecordTarget):
         known = ctx.idmap.known if ctx.idmap is not None else (lambda ids: set())
         self.names = None
         self._unnamed: dict[str, AdapterError] = {}
-        self.media = (Media(o.files, o.upload, self.client, ctx)
+        self.media = (Media(o.files, o.upload, self.client, ctx, o.resize)
                       if o.files and o.upload else None)
         if o.lookup is not None:
             self.names = Names(self._get, o.lookup.path, o.lookup.data_path, o.lookup.match,

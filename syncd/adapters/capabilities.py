@@ -38,3 +38,6 @@ class TargetCapabilities:
     lookup: bool = False
     #: records in flight at once (``AsyncRecordTarget``); the remote's rate limit still holds
     concurrency: int = 1
+    #: a run stopped mid-way may go on from its checkpoint; False: it starts over from
+    #: the first record (a target that writes a whole file, made final by ``finish``)
+    resumable: bool = True

@@ -111,6 +111,8 @@ class RunContext:
     #: the final checkpoint of the last completed run of this job on the same source
     #: identifier (None: there is none): where an incremental read picks up
     previous_checkpoint: Mapping[str, Any] | None = None
+    #: when the run first started (UTC; kept when it resumes), e.g. for a file's name
+    started_at: datetime | None = None
 
     @property
     def work_dir(self) -> Path:

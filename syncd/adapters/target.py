@@ -56,6 +56,13 @@ class Target(_TargetBase, abc.ABC):
         """After a full sync, mark unavailable or delete what was not seen; return how many."""
         return 0
 
+    def finish(self) -> None:
+        """The run wrote its last batch (and reconciled): make what was written final,
+        e.g. rename a file into place, before the run is recorded completed. Raising
+        fails the run. Called for targets outside the store's database (``store``
+        False) only; in a dry run too, where it changes nothing. The default does
+        nothing."""
+
     def close(self) -> None:
         """Release what ``open`` acquired."""
 
@@ -70,7 +77,15 @@ class Target(_TargetBase, abc.ABC):
 
 
 class RecordTarget(_TargetBase, abc.ABC):
-    """A target reached one record at a time, in the run's worker thread."""
+    """A target reached one record at a time, in the run's worker thread.
+
+    ``gather``: ``apply`` only collects a change (answering what it will come to) and
+    ``finish`` sends every collected change at once, e.g. one digest mail per run.
+    Until ``finish`` answers, the id map keeps those changes ``pending`` (a failed or
+    killed run leaves them for the next), so each is sent once it is accepted.
+    """
+
+    gather: bool = False
 
     def open(self, schema: TargetSchema, ctx: RunContext) -> None:
         """Prepare (read options, build clients); log in lazily, on the first change."""
@@ -96,6 +111,13 @@ class RecordTarget(_TargetBase, abc.ABC):
         (``capabilities.lookup``): by name, by the idempotency key, by a search."""
         return None
 
+    def finish(self, gathered: list[Change]) -> list[Result]:
+        """The run read everything (not called in a dry run). A ``gather`` target sends
+        ``gathered``, every change applied by this or an earlier run and not yet
+        accepted, and answers one ``Result`` per change; others get ``[]``. Raising an
+        ``AdapterError`` fails the run and leaves the gathered changes pending."""
+        return []
+
     def close(self) -> None:
         """Release what ``open`` acquired; called even when the run fails."""
 
@@ -116,7 +138,9 @@ class RecordTarget(_TargetBase, abc.ABC):
 
 class AsyncRecordTarget(_TargetBase, abc.ABC):
     """A target for async-first libraries: up to ``capabilities.concurrency`` changes in
-    flight at once, on an event loop of the run's own."""
+    flight at once, on an event loop of the run's own. ``gather`` as for ``RecordTarget``."""
+
+    gather: bool = False
 
     async def open(self, schema: TargetSchema, ctx: RunContext) -> None:
         """Prepare (sessions, browser); log in lazily, on the first change."""
@@ -136,6 +160,10 @@ class AsyncRecordTarget(_TargetBase, abc.ABC):
     async def find(self, change: Change) -> str | None:
         """Like ``RecordTarget.find``."""
         return None
+
+    async def finish(self, gathered: list[Change]) -> list[Result]:
+        """Like ``RecordTarget.finish``."""
+        return []
 
     async def close(self) -> None:
         """Release what ``open`` acquired; called even when the run fails."""

@@ -9,6 +9,7 @@ run therefore resumes from a checkpoint that matches the target exactly.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,7 @@ class RunExecutor:
         self.log = structlog.get_logger("syncd.run").bind(run_id=run_id, job=plan.name)
         self.progress = Progress(run_id, plan.name)
         self.duplicates = DuplicateKeys()
+        self.started_at: datetime | None = None  # the run's first start (kept on resume)
         self.indexed = 0  # keys in ``duplicates`` whose batch committed
         self.written = 0  # …whose batch was written, maybe not committed yet
 
@@ -118,7 +120,11 @@ class RunExecutor:
         if restart:
             self.log.info("source changed since the checkpoint; starting over")
             checkpoint = None
+        elif checkpoint and not self.plan.target_cls.capabilities.resumable:
+            self.log.info("the target writes its output whole; starting over")
+            restart, checkpoint = True, None
         self.store.start(self.run_id, fingerprint, restart=restart)
+        self.started_at = self.store.run(self.run_id).started_at
         self.duplicates.rewind(0 if restart else self.indexed)
         self.indexed = self.written = self.duplicates.count
         self.progress.processed = run.items_processed if not restart else 0
@@ -157,7 +163,8 @@ class RunExecutor:
 
     def _context(self, dry_run: bool) -> dict[str, Any]:
         return {"run_id": self.run_id, "log": self.log, "state_dir": self.state_dir,
-                "dry_run": dry_run, "cancelled": self.stop.is_set, "http": self.http}
+                "dry_run": dry_run, "cancelled": self.stop.is_set, "http": self.http,
+                "started_at": self.started_at}
 
     def _open_target(self, schema: TargetSchema, dry_run: bool) -> Writer:
         return open_target(self.plan, schema, self.store, **self._context(dry_run))
@@ -247,6 +254,7 @@ class RunExecutor:
                     self._probe_missing(key, on_missing)
                 if not in_transaction(target):  # sent first, settled below
                     missing = target.reconcile(self._keys(key), on_missing)
+                self._finish(target)
                 with self.store.atomic():  # over the limit: raises, so nothing is removed
                     if in_transaction(target):
                         keys = guard.Counted(self._keys(key))
@@ -260,10 +268,30 @@ class RunExecutor:
                     self.store.finish(self.run_id, "completed")
                 self.log.info("run completed", missing=missing)
                 return Outcome("completed")
-        _save_report(target)
-        self.store.finish(self.run_id, "completed")
+        self._finish(target)
+        with self.store.atomic():
+            _settle(target)
+            _save_report(target)
+            self.store.finish(self.run_id, "completed")
         self.log.info("run completed")
         return Outcome("completed")
+
+    def _finish(self, target: Writer) -> None:
+        """Make the run's output final (a file renamed into place, a digest sent) before
+        the run is recorded completed; what a record target gathered is committed first,
+        so a failure here leaves it pending for the next run."""
+        if in_transaction(target):
+            return
+        if not (isinstance(target, Outbox) and target.gathers):
+            target.finish()
+            return
+        with self.store.atomic():
+            _settle(target)
+        try:
+            target.finish()
+        finally:  # what was sent is recorded at once, even when the rest failed
+            with self.store.atomic():
+                _settle(target)
 
     def _guard(self, on_missing: str, missing: int, kept: int) -> None:
         if not self.allow_mass_missing:

@@ -34,7 +34,7 @@ from syncd.adapters import (
     TargetSchema,
     WriteResult,
 )
-from syncd.engine import references
+from syncd.engine import gather, references
 from syncd.engine.pair import PairLink
 from syncd.engine.preview import DryRunPlan, Report
 from syncd.errors import AdapterError
@@ -86,6 +86,10 @@ class Outbox:
     @property
     def names(self) -> tuple[str, ...]:
         return (*self.schema.columns, *self.schema.constants)
+
+    @property
+    def gathers(self) -> bool:  # does the target send its changes at the end of the run?
+        return self.target.gather
 
     def open(self) -> None:
         if isinstance(self.target, AsyncRecordTarget):
@@ -210,6 +214,17 @@ class Outbox:
         self._settled.clear()
         self._review.clear()
 
+    def finish(self) -> None:
+        """The run read everything: the target sends what it gathered (``gather.py``)."""
+        if not self.ctx.dry_run:
+            gather.send(self.schema.job, self._finish, self._settled, self.gathers)
+
+    def _finish(self, changes: list[Change]) -> list[Result]:
+        if isinstance(self.target, AsyncRecordTarget):
+            assert self._loop is not None
+            return self._loop.run(self.target.finish(changes))
+        return self.target.finish(changes)
+
     # -- on_missing ---------------------------------------------------------------
 
     def missing(self, seen_keys: Iterator[Row]) -> list[idmap.Entry]:
@@ -306,6 +321,8 @@ class Outbox:
         sent = None
         if outcome.outcome in SENT:  # kept for later changes: a delete's path fields
             sent = {**(change.sent or {}), "fields": dict(change.record)}
+        if self.gathers and outcome.outcome in gather.GATHERED:  # sent by ``finish``
+            state, sent = "pending", gather.held(change, outcome)
         shared = None
         if self.pair is not None and state == "synced" and outcome.outcome != "conflict":
             shared = self._pairs.get(change.key) or self.pair.digest(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,14 @@ def run_context(plan: JobPlan, store: Store, *, run_id: int,
                 log: structlog.typing.FilteringBoundLogger, state_dir: Path | None,
                 dry_run: bool, cancelled: Any, sql: bool = False,
                 http: HttpFactory | None = None,
-                previous_checkpoint: Mapping[str, Any] | None = None) -> RunContext:
+                previous_checkpoint: Mapping[str, Any] | None = None,
+                started_at: datetime | None = None) -> RunContext:
     """The context handed to the run's source and target; ``sql`` only to store targets
     and store sources."""
     return RunContext(run_id=run_id, job=plan.name, log=log, state_dir=state_dir,
                       dry_run=dry_run, cancelled=cancelled,
                       http=http or HttpFactory(state_dir=state_dir),
-                      previous_checkpoint=previous_checkpoint,
+                      previous_checkpoint=previous_checkpoint, started_at=started_at,
                       sql=StoreSqlSession(store.db, store.dialect) if sql else None,
                       idmap=JobIdMap(plan.name))
 

@@ -205,6 +205,15 @@ def synced(job: str) -> Iterator[Entry]:
         yield _entry(row)
 
 
+def pending_marked(job: str, marker: str) -> Iterator[Entry]:
+    """``job``'s pending rows whose ``sent`` holds ``marker`` (e.g. a gathered change)."""
+    query = (IdMap.select().where(IdMap.job == job, IdMap.state == "pending",
+                                  IdMap.sent.contains(f'"{marker}"'))
+             .order_by(IdMap.local_key))
+    for row in query.iterator():
+        yield _entry(row)
+
+
 def listing(job: str, state: str | None = None, limit: int = 100,
             before: int | None = None) -> list[IdMap]:
     """A page of ``job``'s id map, newest row first (``syncd idmap``, the API)."""

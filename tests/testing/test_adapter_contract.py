@@ -26,10 +26,14 @@ from syncd.testing import (
     SourceContract,
     StoreTargetContract,
     adapters_without_contract,
+    make_engine,
     run_job,
 )
+from syncd.testing.contracts.base import Contract
 from syncd.testing.engine import temporary_database
 from syncd_builtin.csv_source import CsvSource
+from syncd_builtin.email_target import EmailTarget
+from syncd_builtin.file_target import FileTarget
 from syncd_builtin.http_index import HttpIndexSource
 from syncd_builtin.inventory_source import InventorySource, write_snapshot
 from syncd_builtin.rest_source import RestSource
@@ -39,6 +43,7 @@ from syncd_builtin.sql_target import SqlTarget
 from tests.conftest import BACKENDS, MYSQL_ADMIN, PG_ADMIN, _server_up
 from tests.fakes.catalog import Catalog, make_records
 from tests.fakes.fileserver import FileServer
+from tests.fakes.smtp import SmtpServer
 from tests.restish import RestishTarget
 
 # -- sources -------------------------------------------------------------------------
@@ -260,6 +265,76 @@ class TestRestTargetContract(RecordTargetContract):
                 "delete": {"method": "DELETE", "path": "/items/{remote_id}"},
                 "lookup": {"path": "/items?key={key}", "match": ["key"]},
                 "name_field": "key"}
+
+
+class TestEmailTarget(RecordTargetContract):
+    """Per record, so the mailbox holds one message per change (subject: change, key);
+    SMTP has no lost answers to provoke, and a refused message fails the run."""
+
+    adapter = EmailTarget
+
+    @pytest.fixture
+    def smtp(self) -> Iterator[SmtpServer]:
+        server = SmtpServer(None).start()
+        yield server
+        server.stop()
+
+    @pytest.fixture
+    def target_options(self, smtp: SmtpServer) -> dict[str, Any]:
+        return {"smtp": f"smtp://127.0.0.1:{smtp.port}", "from": "syncd@example.test",
+                "to": ["agency@example.test"], "mode": "per_record", "key": ["id"],
+                "subject": "{change} {id}"}
+
+    @pytest.fixture
+    def remote_keys(self, smtp: SmtpServer) -> Any:
+        def held() -> list[str]:
+            keys: list[str] = []
+            for message in smtp.messages:
+                change, key = str(message["Subject"]).split(" ", 1)
+                if change == "new":
+                    keys.append(key)
+                elif change == "removed":
+                    keys.remove(key)
+            return keys
+        return held
+
+    @pytest.fixture
+    def fail_next(self, smtp: SmtpServer) -> Any:
+        return smtp.fail_next
+
+    @pytest.fixture
+    def lose_next_answer(self) -> None:
+        return None
+
+    @pytest.fixture
+    def refuse_next(self) -> None:
+        return None
+
+
+class TestFileTarget(Contract):
+    """A whole-file target fits neither suite (no id map, not the store's database): its
+    contract is that a run's output appears whole, and a rerun writes the same file.
+    tests/builtin/test_file_target.py covers readers, failures and restarts."""
+
+    adapter = FileTarget
+
+    def test_it_writes_outside_the_store_and_starts_over_when_resumed(self) -> None:
+        caps = self.adapter.capabilities
+        assert (caps.store, caps.resumable) == (False, False)
+
+    def test_a_rerun_writes_the_same_file(self, syncd_store: Store, tmp_path: Path) -> None:
+        final = tmp_path / "out.csv"
+        engine = make_engine(syncd_store, tmp_path / "state", {"contract": {
+            "source": {"type": "memory", "records": [{"id": str(i)} for i in range(5)]},
+            "mapping": {"id": "id"}, "batch_rows": 2,
+            "target": {"type": "file", "path": str(final)}}}, adapters=[FileTarget])
+        contents = []
+        for _ in range(2):
+            _run, outcome = run_job(engine, "contract")
+            assert outcome.status == "completed", outcome.error
+            contents.append(final.read_bytes())
+        assert contents[0] == contents[1] == b"id\r\n" + b"".join(
+            f"{i}\r\n".encode() for i in range(5))
 
 
 class TestRestishTarget(RecordTargetContract):
