@@ -31,9 +31,7 @@ from syncd.engine import guard, pair
 from syncd.engine.duplicates import DuplicateKeys
 from syncd.engine.failures import (
     SourceChanged,
-    describe_failure,
-    is_database_error,
-    is_disk_full,
+    fail_run,
     is_transient,
 )
 from syncd.engine.grouping import READ_ROWS, GroupCommit
@@ -43,7 +41,7 @@ from syncd.engine.preview import DryRunPlan
 from syncd.engine.reading import batches
 from syncd.engine.runs import Outcome, Progress, Stop
 from syncd.engine.targets import Writer, in_transaction, open_target, run_context
-from syncd.errors import AdapterError, ClaimLost, SourceError, UserError
+from syncd.errors import ClaimLost
 from syncd.remote.http import HttpFactory
 from syncd.store import Store, checkpoint_of, fingerprint_of
 
@@ -337,35 +335,7 @@ class RunExecutor:
         return Outcome("pending")
 
     def _fail(self, exc: Exception) -> Outcome:
-        error = describe_failure(exc)
-        message = error.message
-        try:
-            self._record_failure(error)
-        except Exception as store_exc:  # e.g. the disk is still full, the server gone
-            self.log.error("run failed, and its failure could not be recorded; it stays "
-                           "unfinished and resumes on the next sync or daemon start",
-                           error=message, store_error=str(store_exc).strip())
-            return Outcome("failed", message)
-        # an adapter's error is classified (auth, network, target…): no traceback, whose
-        # locals could hold a request's credentials
-        if isinstance(exc, UserError | SourceError | AdapterError) or is_database_error(exc) \
-                or error.retryable:
-            self.log.error("run failed", error=message)
-        else:
-            self.log.exception("run failed", error=message)
-        return Outcome("failed", message)
-
-    def _record_failure(self, error: ItemError) -> None:
-        """The failure and its error, stored; on a full disk, in the room kept for it."""
-        for attempt in range(2):
-            try:
-                with self.store.atomic():
-                    self.store.add_errors(self.run_id, [error])
-                    self.store.finish(self.run_id, "failed", error.message)
-                return
-            except Exception as exc:
-                if attempt or not is_disk_full(exc) or not self.store.reserve.release():
-                    raise
+        return fail_run(self.store, self.run_id, self.log, exc)
 
 
 def _settle(target: Writer) -> None:

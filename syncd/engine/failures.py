@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import peewee as pw
 
 from syncd.adapters import ItemError
+from syncd.engine.runs import Outcome
 from syncd.errors import AdapterError, ErrorType, JobError, RetryableError, SourceError, UserError
+
+if TYPE_CHECKING:
+    from syncd.store import Store
 
 
 class SourceChanged(SourceError):
@@ -66,3 +72,38 @@ def describe_failure(exc: Exception) -> ItemError:
     if isinstance(exc, SourceChanged):
         error_type = "conflict"
     return ItemError(error_type, code, message, retryable=retryable)
+
+
+def fail_run(store: Store, run_id: int, log: Any, exc: Exception) -> Outcome:
+    """Record a run's failure and log it; a failure that cannot be recorded (the disk
+    still full, the server gone) leaves the run unfinished, to resume later."""
+    error = describe_failure(exc)
+    message = error.message
+    try:
+        _record_failure(store, run_id, error)
+    except Exception as store_exc:
+        log.error("run failed, and its failure could not be recorded; it stays "
+                  "unfinished and resumes on the next sync or daemon start",
+                  error=message, store_error=str(store_exc).strip())
+        return Outcome("failed", message)
+    # an adapter's error is classified (auth, network, target…): no traceback, whose
+    # locals could hold a request's credentials
+    if isinstance(exc, UserError | SourceError | AdapterError) or is_database_error(exc) \
+            or error.retryable:
+        log.error("run failed", error=message)
+    else:
+        log.exception("run failed", error=message)
+    return Outcome("failed", message)
+
+
+def _record_failure(store: Store, run_id: int, error: ItemError) -> None:
+    """The failure and its error, stored; on a full disk, in the room kept for it."""
+    for attempt in range(2):
+        try:
+            with store.atomic():
+                store.add_errors(run_id, [error])
+                store.finish(run_id, "failed", error.message)
+            return
+        except Exception as exc:
+            if attempt or not is_disk_full(exc) or not store.reserve.release():
+                raise
