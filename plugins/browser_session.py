@@ -60,6 +60,8 @@ class Browser:
         self._pages: asyncio.Queue[Any] = asyncio.Queue()
         self._made = 0
         self._lock = asyncio.Lock()
+        self._starting = asyncio.Lock()
+        self._refused: AuthError | None = None  # the run's failed login
         self._trace_lock = asyncio.Lock()  # one chunk started or stopped at a time
         self._tracing = False  # a chunk is being recorded
         self._traced = False  # tracing was started in this context
@@ -81,8 +83,11 @@ class Browser:
     # -- launching ------------------------------------------------------------------
 
     async def _start(self) -> None:
-        if self._context is not None:
-            return
+        async with self._starting:  # pages asked for at once share one browser
+            if self._context is None:
+                await self._launch()
+
+    async def _launch(self) -> None:
         try:
             from playwright.async_api import async_playwright
         except ImportError:
@@ -126,6 +131,8 @@ class Browser:
         async with self._lock:
             if self.logged_in:
                 return
+            if self._refused is not None:  # one login attempt per run, not one a record
+                raise self._refused
             if not (self.state_file and self.state_file.exists() and await self._probe(page)):
                 await self._login(page)
             else:
@@ -139,6 +146,8 @@ class Browser:
         async with self._lock:
             if self.generation != seen:
                 return
+            if self._refused is not None:
+                raise self._refused
             await self._trace_pause()
             await self._context.clear_cookies()
             await self._login(page)
@@ -157,6 +166,13 @@ class Browser:
             raise
 
     async def _login(self, page: Any) -> None:
+        try:
+            await self._log_in(page)
+        except AuthError as exc:
+            self._refused = exc
+            raise
+
+    async def _log_in(self, page: Any) -> None:
         auth = self.auth
         values = {"username": self.ctx.secrets.reveal(auth.username, "auth.username")
                   if auth.username is not None else "",
