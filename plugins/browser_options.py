@@ -39,13 +39,13 @@ class BrowserOptions(Options):
         return data
 
 
-def recipe(raw: Any, name: str, info: ValidationInfo, extra: tuple[str, ...] = ()) -> None:
-    """Check one recipe; a ``ValueError`` names the recipe and the step."""
+def recipe(raw: Any, info: ValidationInfo, extra: tuple[str, ...] = ()) -> None:
+    """Check one recipe; a ``ValueError`` names the step (the key names the recipe)."""
     fields = (info.context or {}).get("fields")
     try:
         parse(raw, fields, extra)
     except StepError as exc:
-        raise ValueError(f"{name} {exc}") from None
+        raise ValueError(str(exc)) from None
 
 
 def steps(raw: Any, extra: tuple[str, ...] = ()) -> list[Step]:

@@ -58,14 +58,14 @@ class BrowserTarget(AsyncRecordTarget):
         @classmethod
         def _steps(cls, value: Any, info: ValidationInfo) -> Any:
             if value is not False and value is not None:
-                recipe(value, info.field_name or "", info)
+                recipe(value, info)
             return value
 
         @field_validator("update", "delete")
         @classmethod
         def _with_id(cls, value: Any, info: ValidationInfo) -> Any:
             if value is not None:
-                recipe(value, info.field_name or "", info, (REMOTE_ID,))
+                recipe(value, info, (REMOTE_ID,))
             return value
 
         @model_validator(mode="after")
