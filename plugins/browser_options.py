@@ -7,6 +7,7 @@ config's ``[browser]`` section (handed over in the validation context as
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import Field, PositiveInt, ValidationInfo, model_validator
@@ -39,13 +40,18 @@ class BrowserOptions(Options):
         return data
 
 
-def recipe(raw: Any, info: ValidationInfo, extra: tuple[str, ...] = ()) -> None:
-    """Check one recipe; a ``ValueError`` names the step (the key names the recipe)."""
-    fields = (info.context or {}).get("fields")
+def recipe(raw: Any, fields: Collection[str] | None, extra: tuple[str, ...] = ()) -> None:
+    """Check one recipe (``fields``: what its templates may name; None: unchecked); a
+    ``ValueError`` names the step (the key names the recipe)."""
     try:
         parse(raw, fields, extra)
     except StepError as exc:
         raise ValueError(str(exc)) from None
+
+
+def mapped(info: ValidationInfo) -> Collection[str] | None:
+    """The target fields the job maps (the validation context's ``fields``)."""
+    return (info.context or {}).get("fields")
 
 
 def steps(raw: Any, extra: tuple[str, ...] = ()) -> list[Step]:

@@ -28,7 +28,7 @@ from syncd.adapters import (
 from syncd.errors import RemoteRejected
 
 from .browser_artifacts import label_of, named
-from .browser_options import BrowserOptions, recipe, steps
+from .browser_options import BrowserOptions, mapped, recipe, steps
 from .browser_session import Browser
 from .browser_steps import LoginPage, Outcome, Step, StepFailed, run
 
@@ -58,14 +58,14 @@ class BrowserTarget(AsyncRecordTarget):
         @classmethod
         def _steps(cls, value: Any, info: ValidationInfo) -> Any:
             if value is not False and value is not None:
-                recipe(value, info)
+                recipe(value, mapped(info))
             return value
 
         @field_validator("update", "delete")
         @classmethod
         def _with_id(cls, value: Any, info: ValidationInfo) -> Any:
             if value is not None:
-                recipe(value, info, (REMOTE_ID,))
+                recipe(value, mapped(info), (REMOTE_ID,))
             return value
 
         @model_validator(mode="after")

@@ -159,3 +159,58 @@ def artifacts(root: Path) -> list[Path]:
 
 def have_chromium() -> bool:
     return shutil.which(CHROMIUM) is not None and os.access(CHROMIUM, os.X_OK)
+
+
+SOURCE = """\
+[daemon]
+state_dir = {state_dir}
+log_format = "json"
+
+[browser]
+executable = "{chromium}"
+step_timeout = 5
+
+[remotes.casting]
+base_url = "{url}"
+
+[remotes.casting.auth]
+type = "form"
+username = "actor@example.com"
+password = {{ env = "CASTING_PASSWORD" }}
+steps = {login}
+
+[jobs.bookings]
+batch_rows = 10  # a commit per page of 10 (else every 2 seconds)
+
+[jobs.bookings.source]
+type = "browser"
+remote = "casting"
+steps = [ {{ goto = "/bookings" }}, {{ wait_for = "#bookings" }} ]
+rows = "tr.booking"
+fields = {{ id = "@data-id", date = "td.date", production = "td.production", role = "td.role" }}
+next = "a.next"
+
+[jobs.bookings.target]
+type = "sql"
+table = "bookings"
+key = ["booking_id"]
+
+[jobs.bookings.mapping]
+booking_id = "id"
+date = "date"
+production = "production"
+role = "role"
+"""
+
+
+def write_source_config(root: Path, url: str) -> Path:
+    path = root / "syncd.toml"
+    path.write_text(SOURCE.format(state_dir=json.dumps(str(root / "state")),
+                                  chromium=CHROMIUM, url=url, login=LOGIN), encoding="utf-8")
+    return path
+
+
+def bookings(count: int) -> list[dict[str, str]]:
+    return [{"id": f"B{i:03d}", "date": f"2027-05-{1 + i % 28:02d}",
+             "production": f"Tatort „Folge {i}“", "role": "Kommissarin" if i % 2 else "Zeugin"}
+            for i in range(1, count + 1)]

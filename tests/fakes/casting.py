@@ -11,6 +11,7 @@ and removal is counted per date, so a test can assert that nothing was created t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import secrets
@@ -104,6 +105,10 @@ class CastingFake(ThreadedServer):
     logins: int = 0
     pages: Counter[str] = field(default_factory=Counter)  # path → GETs answered
     refused: list[str] = field(default_factory=list)  # why a post was refused
+    booking_pages: Counter[int] = field(default_factory=Counter)  # page number → GETs
+    #: a bookings page that waits for ``gate`` before it answers (a run caught mid-read)
+    gate_page: int | None = None
+    gate: threading.Event = field(default_factory=threading.Event)
     _sessions: dict[str, Session] = field(default_factory=dict)
     _login_tokens: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -302,6 +307,9 @@ class CastingFake(ThreadedServer):
         if self._session(request, page=True) is None:
             return self._to_login(request)
         page = max(1, int(request.query.get("page", "1")))
+        self.booking_pages[page] += 1
+        if page == self.gate_page:
+            await asyncio.to_thread(self.gate.wait, 60)
         rows = self.bookings[(page - 1) * self.page_size: page * self.page_size]
         body = "".join(
             f'<tr class="booking" data-id="{html.escape(b["id"])}">'
