@@ -185,3 +185,48 @@ def test_sigterm_during_a_run_closes_the_browser(site: CastingFake, tmp_path: Pa
     assert sum(site.creates.values()) < 30
     sync(bs.write_config(tmp_path, site.url), mark)
     assert len(site.entries) == 30 and not site.duplicates()
+
+
+def test_a_cancel_and_a_sigterm_of_the_daemon_leave_no_chromium(
+        site: CastingFake, tmp_path: Path) -> None:
+    mark = bs.marker()
+    bs.write_dates(tmp_path, bs.dates(40))
+    cfg = bs.write_config(tmp_path, site.url, batch_rows=5)
+    sock = tmp_path / "api.sock"
+    with cfg.open("a", encoding="utf-8") as f:
+        f.write(f'\n[api]\nlisten = "unix:{sock}"\n\n[usb]\nenabled = false\n')
+    client_env = bs.env(PASSWORD, mark)
+    log = (tmp_path / "daemon.log").open("wb")
+    daemon = subprocess.Popen([SYNCD, "run", "--config", str(cfg)], stdout=log,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              env={**os.environ, **client_env})
+    try:
+        wait_until(lambda: sock.exists(), timeout=30)
+
+        def started() -> int:
+            done = syncd("trigger", "availability", "--config", str(cfg), env=client_env)
+            assert done.returncode == 0, done.stdout + done.stderr
+            return int(done.stdout.split()[1])
+
+        def creates_grow_by(count: int) -> None:
+            before = sum(site.creates.values())
+            wait_until(lambda: sum(site.creates.values()) >= before + count, timeout=60)
+            assert len(bs.chromium_left(mark)) > 1, "the run's browser should be running"
+
+        run = started()
+        creates_grow_by(2)
+        done = syncd("cancel", str(run), "--config", str(cfg), env=client_env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        # once cancelled, only the daemon itself carries the marker: Chromium is gone
+        wait_until(lambda: bs.chromium_left(mark) == [daemon.pid], timeout=60)
+
+        started()
+        creates_grow_by(2)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(60) == 0
+        assert bs.chromium_left(mark) == []
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(30)
+    assert not site.duplicates()
