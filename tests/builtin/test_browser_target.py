@@ -118,6 +118,18 @@ def test_a_session_ending_mid_run_logs_in_again_and_fails_nothing(
         assert set(site.entries) == {r["date"] for r in rows}
 
 
+def test_the_remotes_rate_limit_paces_page_actions(site: CastingFake, tmp_path: Path) -> None:
+    mark = bs.marker()
+    bs.write_dates(tmp_path, bs.dates(2))
+    cfg = bs.write_config(tmp_path, site.url, remote_extra='rate_limit = "5/s"')
+    out = sync(cfg, mark)
+    assert "2 inserted" in out
+    # from the login page's GET to the last page's: 4 more login steps, 8 steps of the
+    # first date, 3 of the second (exists: goto, present; create: goto), paced at
+    # one per 0.2 s (unpaced, the same takes well under a second)
+    assert site.page_times[-1] - site.page_times[0] >= 15 / 5 - 0.3
+
+
 def test_a_wrong_password_fails_with_an_auth_error_naming_no_secret(
         site: CastingFake, tmp_path: Path) -> None:
     mark = bs.marker()

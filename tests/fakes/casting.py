@@ -16,6 +16,7 @@ import hashlib
 import html
 import secrets
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +105,7 @@ class CastingFake(ThreadedServer):
     uploads: list[tuple[str, str]] = field(default_factory=list)  # (file name, sha256)
     logins: int = 0
     pages: Counter[str] = field(default_factory=Counter)  # path → GETs answered
+    page_times: list[float] = field(default_factory=list)  # monotonic time of each GET
     refused: list[str] = field(default_factory=list)  # why a post was refused
     booking_pages: Counter[int] = field(default_factory=Counter)  # page number → GETs
     #: a bookings page that waits for ``gate`` before it answers (a run caught mid-read)
@@ -158,6 +160,7 @@ class CastingFake(ThreadedServer):
 
     def _page(self, request: web.Request, title: str, body: str) -> web.Response:
         self.pages[request.path] += 1
+        self.page_times.append(time.monotonic())
         return web.Response(text=PAGE.format(title=title, nav=NAV, body=body),
                             content_type="text/html")
 
@@ -172,6 +175,7 @@ class CastingFake(ThreadedServer):
         with self._lock:
             self._login_tokens.add(token)
         self.pages["/login"] += 1
+        self.page_times.append(time.monotonic())
         body = LOGIN.format(csrf=token, error=html.escape(error))
         return web.Response(text=PAGE.format(title="Log in", nav="", body=body),
                             content_type="text/html")
