@@ -147,15 +147,15 @@ def test_a_wrong_password_fails_with_an_auth_error_naming_no_secret(
 def test_kill_9_mid_run_then_resume_creates_no_date_twice(
         site: CastingFake, tmp_path: Path) -> None:
     mark = bs.marker()
-    rows = bs.dates(20)
+    rows = bs.dates(12)
     bs.write_dates(tmp_path, rows)
-    cfg = bs.write_config(tmp_path, site.url, batch_rows=4)
+    cfg = bs.write_config(tmp_path, site.url, batch_rows=3)
     # killed between a "Saved" and the commit of its id map row, then at random
     crash = tmp_path / "crashed"
     done = syncd("sync", "availability", "--config", str(cfg), timeout=180,
                  env={**bs.env(PASSWORD, mark), "SYNCD_TEST_CRASH_BEFORE_SETTLE": str(crash)})
     assert done.returncode == -signal.SIGKILL and crash.exists()
-    for after in (6, 11):
+    for after in (5, 8):
         proc = subprocess.Popen([SYNCD, "sync", "availability", "--config", str(cfg)],
                                 env={**os.environ, **bs.env(PASSWORD, mark)},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -179,8 +179,8 @@ def test_kill_9_mid_run_then_resume_creates_no_date_twice(
 
 def test_sigterm_during_a_run_closes_the_browser(site: CastingFake, tmp_path: Path) -> None:
     mark = bs.marker()
-    bs.write_dates(tmp_path, bs.dates(30))
-    cfg = bs.write_config(tmp_path, site.url, batch_rows=5)
+    bs.write_dates(tmp_path, bs.dates(14))
+    cfg = bs.write_config(tmp_path, site.url, batch_rows=3)
     proc = subprocess.Popen([SYNCD, "sync", "availability", "--config", str(cfg)],
                             env={**os.environ, **bs.env(PASSWORD, mark)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -194,9 +194,9 @@ def test_sigterm_during_a_run_closes_the_browser(site: CastingFake, tmp_path: Pa
         if proc.poll() is None:
             proc.kill()
     assert bs.chromium_left(mark) == []
-    assert sum(site.creates.values()) < 30
-    sync(bs.write_config(tmp_path, site.url), mark)
-    assert len(site.entries) == 30 and not site.duplicates()
+    assert sum(site.creates.values()) < 14
+    sync(cfg, mark)
+    assert len(site.entries) == 14 and not site.duplicates()
 
 
 def test_a_cancel_and_a_sigterm_of_the_daemon_leave_no_chromium(
