@@ -7,6 +7,7 @@ carries the test's marker (Playwright's driver, Chromium) may be left alive.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sqlite3
@@ -242,3 +243,29 @@ def test_a_cancel_and_a_sigterm_of_the_daemon_leave_no_chromium(
             daemon.kill()
             daemon.wait(30)
     assert not site.duplicates()
+
+
+def test_an_upload_step_sends_the_file_a_field_names(site: CastingFake, tmp_path: Path) -> None:
+    mark = bs.marker()
+    photo = tmp_path / "headshot.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (tmp_path / "photos.csv").write_text(f"name,photo_path\nheadshot,{photo}\n")
+    cfg = bs.write_config(tmp_path, site.url, target="""\
+exists = false
+create = [
+  { goto = "/media" },
+  { upload = "#photo", value = "{photo_path}" },
+  { click = "#upload" },
+  { wait_for = "#uploaded" },
+  { extract = "#uploaded", attribute = "data-sha256", into = "remote_id" },
+]
+""").read_text(encoding="utf-8")
+    cfg = cfg.replace("dates.csv", "photos.csv").replace('key = ["date"]', 'key = ["name"]')
+    cfg = cfg.split("[jobs.availability.mapping]")[0] + (
+        '[jobs.availability.mapping]\nname = "name"\nphoto_path = "photo_path"\n')
+    (tmp_path / "syncd.toml").write_text(cfg, encoding="utf-8")
+    out = sync(tmp_path / "syncd.toml", mark)
+    assert "1 inserted" in out, out
+    digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+    assert site.uploads == [("headshot.jpg", digest)]
+    assert id_map(tmp_path)["headshot"] == (digest, "synced"), "extract fills remote_id"
