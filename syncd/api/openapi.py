@@ -129,7 +129,11 @@ def spec(auth: bool = False) -> dict[str, Any]:
         "RunDetail": {"allOf": [_ref("Run"), {
             "type": "object", "required": ["errors", "errorsTotal"],
             "properties": {"errors": {"type": "array", "items": _ref("RunError")},
-                           "errorsTotal": {"type": "integer"}}}]},
+                           "errorsTotal": {"type": "integer"},
+                           "artifacts": {"type": "array", "items": {"type": "string"},
+                                         "description": "files adapters saved for the run "
+                                         "under state_dir/artifacts/RUN (screenshots, "
+                                         "pages and traces of failed browser steps)"}}}]},
         "Counts": {"type": "object", "required": list(counts), "properties": counts},
         "Job": {"type": "object", "required": ["name", "source", "target", "triggers",
                                                "nextRunAt", "dependsOn", "lastRun"],

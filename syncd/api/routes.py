@@ -99,8 +99,12 @@ async def run_detail(request: web.Request) -> web.Response:
         errors, total = store.run_errors(wanted, 1000)
         # a dry run of an export: what it would send (secrets masked), and its counts
         report = load_report(state_dir, wanted) if run.dry_run else None
+        # what adapters saved for the run (a browser's screenshots, pages, traces)
+        folder = state_dir / "artifacts" / str(wanted) if state_dir else None
+        saved = sorted(str(p) for p in folder.iterdir()) if folder and folder.is_dir() else []
         return {**run_json(run), "errors": [error_json(e) for e in errors],
-                "errorsTotal": total, **({"dryRunReport": report} if report else {})}
+                "errorsTotal": total, **({"dryRunReport": report} if report else {}),
+                **({"artifacts": saved} if saved else {})}
 
     data = await asyncio.to_thread(load)
     if data is None:

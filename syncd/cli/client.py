@@ -84,6 +84,8 @@ async def cmd_show(client: ApiClient, args: argparse.Namespace) -> int:
         print(f"errors      {total}")
         for line in error_lines(run, retryable=True):
             print(line)
+    for number, path in enumerate(run.get("artifacts") or []):
+        print(f"{'artifacts' if number == 0 else '':<11} {path}")
     return EXIT_OK
 
 

@@ -83,7 +83,8 @@ def cleanup(setup: Setup, dry_run: bool) -> int:
 
     store = setup.open_store()
     try:
-        cleaned = clean(store, setup.config.daemon, content_tables(setup.plans), dry_run)
+        cleaned = clean(store, setup.config.daemon, content_tables(setup.plans), dry_run,
+                        state_dir=setup.state_dir)
     finally:
         store.close()
     for line in cleaned.lines():

@@ -67,8 +67,10 @@ def describe(
         message = "required key is missing"
     else:
         message = first["msg"].removeprefix("Value error, ")
-        # a secret's value is never echoed, not even a wrongly placed one
-        if not isinstance(first.get("input"), dict) and not first["type"].endswith("_secret"):
+        # a secret's value is never echoed, not even a wrongly placed one; nor is a
+        # table or a list (a browser recipe): the message names the part that is wrong
+        if not isinstance(first.get("input"), dict | list) \
+                and not first["type"].endswith("_secret"):
             message += f" (got {first.get('input')!r})"
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"

@@ -119,6 +119,28 @@ class ApiConfig(Section):
     allowed_paths: list[Path] = Field([], description="extra roots API-triggered runs may read")
 
 
+class BrowserConfig(Section):
+    """``[browser]``: how the browser target and source launch Chromium (SPEC §9)."""
+
+    executable: str = Field("", description="the Chromium binary (Debian's "
+                            "/usr/bin/chromium works); empty: Playwright's own")
+    headless: bool = Field(True, description="run without a window")
+    step_timeout: float = Field(15.0, gt=0, description="seconds a step may take")
+    sandbox: bool = Field(False, description="Chromium's own sandbox; it needs user "
+                          "namespaces, which the hardened systemd unit does not allow")
+    args: list[str] = Field(["--disable-gpu", "--disable-background-networking",
+                             "--disable-component-update", "--disable-sync"],
+                            description="more Chromium command-line switches")
+
+    @field_validator("executable")
+    @classmethod
+    def _binary(cls, value: str) -> str:
+        if value and not Path(value).is_absolute():
+            raise ValueError("write the absolute path of the Chromium binary, such as "
+                             "\"/usr/bin/chromium\"")
+        return value
+
+
 class AdapterSection(BaseModel):
     """A source or target: ``type`` picks the adapter, the other keys are its options."""
 
@@ -228,6 +250,7 @@ class Config(Section):
                                              "with `remote = \"NAME\"`")
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
+    browser: BrowserConfig = Field(default_factory=BrowserConfig)
     jobs: dict[str, JobConfig] = Field({})
 
     @field_validator("remotes")

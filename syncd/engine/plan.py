@@ -56,8 +56,14 @@ class JobPlan:
                             scope=source.scope)
 
 
-def resolve_job(name: str, job: JobConfig, registry: Registry, path: Path | str) -> JobPlan:
-    """Check a job's adapters and options; errors name the key path in the config file."""
+def resolve_job(name: str, job: JobConfig, registry: Registry, path: Path | str,
+                sections: Mapping[str, Any] | None = None) -> JobPlan:
+    """Check a job's adapters and options; errors name the key path in the config file.
+
+    Options are validated with a context (pydantic's ``info.context``): ``job``,
+    ``fields`` (the target fields the job maps, constants included: what a target's
+    templates may name) and ``sections``, the global sections an adapter reads its
+    defaults from (``browser``: ``[browser]``)."""
     prefix = ("jobs", name)
     try:
         source_cls = registry.source(job.source.type)
@@ -67,8 +73,12 @@ def resolve_job(name: str, job: JobConfig, registry: Registry, path: Path | str)
         target_cls = registry.target(job.target.type)
     except UserError as exc:
         raise ConfigError(path, "jobs." + name + ".target.type", f"{exc} ({exc.hint})") from None
-    source_options = _options(source_cls.Options, job.source.options, path, (*prefix, "source"))
-    target_options = _options(target_cls.Options, job.target.options, path, (*prefix, "target"))
+    context = {"job": name, "fields": (*job.mapping, *job.constants),
+               "sections": dict(sections or {})}
+    source_options = _options(source_cls.Options, job.source.options, path,
+                              (*prefix, "source"), context)
+    target_options = _options(target_cls.Options, job.target.options, path,
+                              (*prefix, "target"), context)
     if not job.mapping:
         raise ConfigError(path, f"jobs.{name}.mapping",
                           "no fields mapped; add `target_field = \"source_field\"` lines")
@@ -81,7 +91,9 @@ def resolve_job(name: str, job: JobConfig, registry: Registry, path: Path | str)
 
 
 def resolve_jobs(config: Config, registry: Registry, path: Path | str) -> dict[str, JobPlan]:
-    plans = {name: resolve_job(name, job, registry, path) for name, job in config.jobs.items()}
+    sections = {"browser": config.browser.model_dump()}
+    plans = {name: resolve_job(name, job, registry, path, sections)
+             for name, job in config.jobs.items()}
     for name, plan in plans.items():
         for side, options in (("source", plan.source_options), ("target", plan.target_options)):
             check_remote(config, f"jobs.{name}.{side}.remote", getattr(options, "remote", None),
@@ -90,9 +102,9 @@ def resolve_jobs(config: Config, registry: Registry, path: Path | str) -> dict[s
 
 
 def _options(model: type[BaseModel], raw: dict[str, Any], path: Path | str,
-             prefix: tuple[str, ...]) -> BaseModel:
+             prefix: tuple[str, ...], context: dict[str, Any]) -> BaseModel:
     try:
-        return model.model_validate(raw)
+        return model.model_validate(raw, context=context)
     except ValidationError as exc:
         raise describe(exc, path, model, prefix) from None
 

@@ -2,7 +2,9 @@
 
 Run by the daemon at ``[daemon].cleanup`` (cron) and by ``syncd cleanup [--dry-run]``.
 
-- Runs finished more than ``keep_runs_days`` ago go, with their errors, and so do the
+- Runs finished more than ``keep_runs_days`` ago go, with their errors and their
+  artifacts (``state_dir/artifacts/RUN``: a browser's screenshots, pages and traces of
+  failed steps), and so do the
   records of files ingested that long ago (``ingested_files``), except the record of
   a file still sitting where it was ingested from, unchanged (``after = "keep"``):
   without it the next rescan would take that file as new and ingest it again. A file
@@ -20,9 +22,11 @@ Run by the daemon at ``[daemon].cleanup`` (cron) and by ``syncd cleanup [--dry-r
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import peewee as pw
@@ -46,6 +50,7 @@ class Cleaned:
     errors: int = 0
     ingested_files: int = 0
     ingested_kept: int = 0  # old records of files still in place, kept
+    artifacts: int = 0  # runs whose artifact folder went with them
     content: dict[str, int] = field(default_factory=dict)  # table -> records
     runs_before: datetime | None = None
     content_before: datetime | None = None
@@ -59,7 +64,8 @@ class Cleaned:
         else:
             since = f"before {self.runs_before:%Y-%m-%d %H:%M} UTC"
             out.append(f"{verb} {self.runs} runs finished {since}, with their "
-                       f"{self.errors} errors")
+                       f"{self.errors} errors"
+                       + (f" and the artifacts of {self.artifacts}" if self.artifacts else ""))
             kept = (f" ({self.ingested_kept} kept: the file is still in place)"
                     if self.ingested_kept else "")
             out.append(f"{verb} {self.ingested_files} ingested-file records {since}{kept}")
@@ -83,8 +89,9 @@ def content_tables(plans: Mapping[str, JobPlan]) -> list[str]:
 
 
 def clean(store: Store, daemon: DaemonConfig, tables: Iterable[str], dry_run: bool = False,
-          now: datetime | None = None) -> Cleaned:
-    """Remove (or count, for ``dry_run``) what is older than the config keeps."""
+          now: datetime | None = None, state_dir: Path | None = None) -> Cleaned:
+    """Remove (or count, for ``dry_run``) what is older than the config keeps; with
+    ``state_dir``, the old runs' artifact folders too."""
     now = now or utcnow()
     cleaned = Cleaned(dry_run)
     if daemon.keep_runs_days > 0:
@@ -94,9 +101,14 @@ def clean(store: Store, daemon: DaemonConfig, tables: Iterable[str], dry_run: bo
         files = store.old_ingested_files(cutoff)
         gone = [f.id for f in files if not _still_in_place(f)]
         cleaned.ingested_files, cleaned.ingested_kept = len(gone), len(files) - len(gone)
+        folders = [state_dir / "artifacts" / str(r) for r in runs] if state_dir else []
+        folders = [f for f in folders if f.is_dir()]
+        cleaned.artifacts = len(folders)
         if not dry_run:
             store.delete_runs(runs)
             store.delete_ingested_files(gone)
+            for folder in folders:  # after the rows: a folder left over is harmless
+                shutil.rmtree(folder, ignore_errors=True)
     if daemon.keep_content_days > 0:
         cleaned.content_before = cutoff = now - timedelta(days=daemon.keep_content_days)
         for table in tables:

@@ -133,8 +133,10 @@ class Scheduler:
         if not await first_in_fleet(self.engine, "cleanup"):
             return Cleaned(dry_run=False)
         tables = content_tables(self.engine.plans)
-        cleaned = await asyncio.to_thread(clean, self.engine.store, daemon, tables)
+        cleaned = await asyncio.to_thread(clean, self.engine.store, daemon, tables,
+                                          state_dir=self.engine.state_dir)
         self.log.info("cleanup done", runs=cleaned.runs, errors=cleaned.errors,
+                      artifacts=cleaned.artifacts,
                       ingested_files=cleaned.ingested_files, content=cleaned.content,
                       keep_runs_days=daemon.keep_runs_days,
                       keep_content_days=daemon.keep_content_days)

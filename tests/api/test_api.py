@@ -285,6 +285,17 @@ async def test_run_detail_has_counters_checkpoint_and_errors_with_line_numbers(a
     assert api.h.rows("SELECT COUNT(*) FROM music") == [(MUSIC_GOOD,)]
 
 
+async def test_run_detail_names_the_artifacts_saved_for_the_run(api: Api) -> None:
+    run_id = add_run(api, "music", "completed")
+    assert "artifacts" not in await api.run(run_id)
+    folder = api.h.state_dir / "artifacts" / str(run_id)
+    folder.mkdir(parents=True)
+    for name in ("2027-03-01-create-step3.png", "2027-03-01-create-step3.html"):
+        (folder / name).write_bytes(b"x")
+    assert (await api.run(run_id))["artifacts"] == [
+        str(folder / "2027-03-01-create-step3.html"), str(folder / "2027-03-01-create-step3.png")]
+
+
 @pytest.mark.parametrize("run_id,status", [
     ("999", 404), ("abc", 400), ("0", 400), ("-3", 400), ("1e3", 400), (str(2**63), 400)])
 async def test_run_detail_of_a_missing_or_malformed_id(api: Api, run_id: str, status: int

@@ -114,6 +114,21 @@ def test_recent_unavailable_records_and_zero_days_are_kept(tmp_path):
     assert counts(db) == (0, 0, 3, 3)
 
 
+def test_old_runs_take_their_artifacts_along(tmp_path):
+    config, db = synced_twice(tmp_path)
+    artifacts = tmp_path / "state" / "artifacts"
+    for run in (1, 2, 3):  # a browser's screenshot of a failed step, per run
+        (artifacts / str(run)).mkdir(parents=True)
+        (artifacts / str(run) / "2027-03-01-create-step3.png").write_bytes(b"png")
+    db.execute("UPDATE sync_runs SET created_at = ? WHERE id IN (1, 2)", (LONG_AGO,))
+    dry = syncd("cleanup", "--dry-run", "--config", config)
+    assert "with their 0 errors and the artifacts of 2" in dry.stdout, dry.stdout
+    assert sorted(p.name for p in artifacts.iterdir()) == ["1", "2", "3"]
+    done = syncd("cleanup", "--config", config)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in artifacts.iterdir()) == ["3"]
+
+
 @pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 def test_clean_on_every_backend(store):
     now = utcnow()
