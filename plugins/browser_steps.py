@@ -10,11 +10,17 @@ with the answer "no" (for ``exists``: not there; for ``delete``: already gone).
 
 from __future__ import annotations
 
+import asyncio
 import string
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
+
+from .media_resize import Resize, resized_path
 
 #: action → (required keys besides the action, optional keys)
 ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -25,7 +31,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "uncheck": ((), ()),
     "click": ((), ()),
     "press": (("key",), ()),
-    "upload": (("value",), ()),
+    "upload": (("value",), ("resize",)),
     "wait_for": ((), ("timeout",)),
     "present": ((), ()),
     "absent": ((), ()),
@@ -49,6 +55,7 @@ class Step:
     attribute: str = ""  # extract: an attribute; empty: the text
     into: str = ""  # extract: where the value goes
     timeout: float | None = None  # wait_for: seconds instead of step_timeout
+    resize: Resize | None = None  # upload: images scaled down first (``syncd[media]``)
 
     @property
     def selector(self) -> str:
@@ -82,7 +89,7 @@ def _step(number: int, item: Any, fields: Collection[str] | None,
     actions = [k for k in item if k in ACTIONS]
     if len(actions) != 1:
         unknown = [k for k in item if k not in ("value", "key", "into", "attribute",
-                                                 "timeout")]
+                                                 "timeout", "resize")]
         what = (f"unknown action {unknown[0]!r}" if unknown and not actions
                 else f"one action per step, found {', '.join(actions) or 'none'}")
         raise StepError(f"{where}: {what}; actions: {', '.join(ACTIONS)}")
@@ -104,7 +111,7 @@ def _step(number: int, item: Any, fields: Collection[str] | None,
         raise StepError(f"{where} ({action}): timeout must be a number of seconds > 0")
     step = Step(number, action, item[action], str(item.get("value", item.get("key", ""))),
                 str(item.get("attribute", "")).lstrip("@"), str(item.get("into", "")),
-                float(timeout) if timeout is not None else None)
+                float(timeout) if timeout is not None else None, _resize(item, where))
     if fields is not None:
         templates = [step.target] + ([step.value] if action != "press" else [])
         for name in (n for t in templates for n in fields_of(t)):
@@ -113,6 +120,16 @@ def _step(number: int, item: Any, fields: Collection[str] | None,
                 raise StepError(f"{where} ({action}): template field {{{name}}} is not "
                                 f"mapped; fields: {known}")
     return step
+
+
+def _resize(item: Mapping[str, Any], where: str) -> Resize | None:
+    if "resize" not in item:
+        return None
+    try:
+        return Resize.model_validate(item["resize"])
+    except ValidationError as exc:
+        message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise StepError(f"{where} (upload): resize: {message}") from None
 
 
 def render(template: str, values: Mapping[str, Any]) -> str:
@@ -171,14 +188,16 @@ Pace = Callable[[], Awaitable[None]]
 
 
 async def run(page: Any, steps: list[Step], values: Mapping[str, Any], *, base_url: str,
-              timeout: float, pace: Pace, on_login: Callable[[str], bool] | None = None
-              ) -> Outcome:
+              timeout: float, pace: Pace, on_login: Callable[[str], bool] | None = None,
+              state_dir: Path | None = None) -> Outcome:
     """Run ``steps`` on a Playwright ``page``; raise ``StepFailed`` naming the step, or
-    ``LoginPage`` when a navigation ended on the login page (``on_login(url)``)."""
+    ``LoginPage`` when a navigation ended on the login page (``on_login(url)``).
+    ``state_dir`` holds the resized copies of uploaded images."""
     outcome = Outcome()
     for step in steps:
         try:
-            decided = await _one(page, step, values, base_url, timeout, pace, outcome)
+            decided = await _one(page, step, values, base_url, timeout, pace, outcome,
+                                 state_dir)
         except StepError as exc:
             raise StepFailed(step, str(exc)) from None
         except Exception as exc:  # Playwright's errors: timeouts, missing elements
@@ -194,7 +213,7 @@ async def run(page: Any, steps: list[Step], values: Mapping[str, Any], *, base_u
 
 
 async def _one(page: Any, step: Step, values: Mapping[str, Any], base_url: str,
-               timeout: float, pace: Pace, outcome: Outcome) -> bool:
+               timeout: float, pace: Pace, outcome: Outcome, state_dir: Path | None) -> bool:
     target = render(step.target, values)
     ms = (step.timeout or timeout) * 1000
     await pace()
@@ -217,12 +236,12 @@ async def _one(page: Any, step: Step, values: Mapping[str, Any], base_url: str,
             raise StepError(f"nothing to extract ({step.attribute or 'text'} is empty)")
         outcome.extracted = {**(outcome.extracted or {}), step.into: text.strip()}
     else:
-        await _interact(page.locator(target).first, act, step, values, ms)
+        await _interact(page.locator(target).first, act, step, values, ms, state_dir)
     return True
 
 
 async def _interact(element: Any, act: str, step: Step, values: Mapping[str, Any],
-                    ms: float) -> None:
+                    ms: float, state_dir: Path | None) -> None:
     if act == "fill":
         await element.fill(render(step.value, values), timeout=ms)
     elif act == "select":
@@ -236,7 +255,11 @@ async def _interact(element: Any, act: str, step: Step, values: Mapping[str, Any
     elif act == "press":
         await element.press(step.value, timeout=ms)
     elif act == "upload":
-        await element.set_input_files(render(step.value, values), timeout=ms)
+        path = render(step.value, values)
+        if step.resize is not None and state_dir is not None:  # Pillow's work off the loop
+            path = str(await asyncio.to_thread(resized_path, Path(path), step.resize,
+                                               state_dir))
+        await element.set_input_files(path, timeout=ms)
 
 
 def _short(exc: Exception) -> str:

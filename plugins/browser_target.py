@@ -166,7 +166,7 @@ class BrowserTarget(AsyncRecordTarget):
             return await run(page, self.recipes[name], values,
                              base_url=self.browser.base_url,
                              timeout=self.options.step_timeout, pace=self.browser.pace,
-                             on_login=self.browser.on_login)
+                             on_login=self.browser.on_login, state_dir=self.ctx.state_dir)
         except StepFailed as failed:
             failed.recipe = name
             raise

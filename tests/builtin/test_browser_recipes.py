@@ -59,6 +59,10 @@ def error_of(raw: dict[str, Any]) -> str:
      "fields: date, status, remote_id"),
     ({"create": [{"wait_for": "#x", "timeout": -1}]},
      "step 1 (wait_for): timeout must be a number of seconds > 0"),
+    ({"create": [{"upload": "#photo", "value": "{status}", "resize": {"max": 5}}]},
+     "step 1 (upload): resize: Input should be greater than or equal to 16"),
+    ({"create": [{"click": "#save", "resize": {"max": 500}}]},
+     "step 1 (click): unknown key 'resize'; allowed: none"),
 ])
 def test_a_bad_step_is_refused_naming_job_recipe_and_step(target: dict[str, Any],
                                                           says: str) -> None:

@@ -269,3 +269,33 @@ create = [
     digest = hashlib.sha256(photo.read_bytes()).hexdigest()
     assert site.uploads == [("headshot.jpg", digest)]
     assert id_map(tmp_path)["headshot"] == (digest, "synced"), "extract fills remote_id"
+
+
+def test_an_upload_step_with_resize_sends_the_image_scaled_down(site: CastingFake,
+                                                                tmp_path: Path) -> None:
+    image = pytest.importorskip("PIL.Image", reason="resizing needs Pillow (syncd[media])")
+    mark = bs.marker()
+    photo = tmp_path / "headshot.jpg"
+    image.new("RGB", (3000, 2000), (200, 120, 40)).save(photo, "JPEG")
+    (tmp_path / "photos.csv").write_text(f"name,photo_path\nheadshot,{photo}\n")
+    cfg = bs.write_config(tmp_path, site.url, target="""\
+exists = false
+create = [
+  { goto = "/media" },
+  { upload = "#photo", value = "{photo_path}", resize = { max = 1000, quality = 80 } },
+  { click = "#upload" },
+  { wait_for = "#uploaded" },
+]
+""").read_text(encoding="utf-8")
+    cfg = cfg.replace("dates.csv", "photos.csv").replace('key = ["date"]', 'key = ["name"]')
+    cfg = cfg.split("[jobs.availability.mapping]")[0] + (
+        '[jobs.availability.mapping]\nname = "name"\nphoto_path = "photo_path"\n')
+    (tmp_path / "syncd.toml").write_text(cfg, encoding="utf-8")
+    out = sync(tmp_path / "syncd.toml", mark)
+    assert "1 inserted" in out, out
+    [(name, digest)] = site.uploads
+    assert name == "headshot.jpg" and digest != hashlib.sha256(photo.read_bytes()).hexdigest()
+    [sent] = [p for p in (tmp_path / "state" / "media").rglob("headshot.jpg")
+              if hashlib.sha256(p.read_bytes()).hexdigest() == digest]
+    with image.open(sent) as scaled:
+        assert scaled.size == (1000, 667)
