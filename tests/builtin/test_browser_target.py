@@ -250,21 +250,12 @@ def test_an_upload_step_sends_the_file_a_field_names(site: CastingFake, tmp_path
     photo = tmp_path / "headshot.jpg"
     photo.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (tmp_path / "photos.csv").write_text(f"name,photo_path\nheadshot,{photo}\n")
-    cfg = bs.write_config(tmp_path, site.url, target="""\
-exists = false
-create = [
-  { goto = "/media" },
+    out = sync(photo_config(tmp_path, site, """\
   { upload = "#photo", value = "{photo_path}" },
   { click = "#upload" },
   { wait_for = "#uploaded" },
   { extract = "#uploaded", attribute = "data-sha256", into = "remote_id" },
-]
-""").read_text(encoding="utf-8")
-    cfg = cfg.replace("dates.csv", "photos.csv").replace('key = ["date"]', 'key = ["name"]')
-    cfg = cfg.split("[jobs.availability.mapping]")[0] + (
-        '[jobs.availability.mapping]\nname = "name"\nphoto_path = "photo_path"\n')
-    (tmp_path / "syncd.toml").write_text(cfg, encoding="utf-8")
-    out = sync(tmp_path / "syncd.toml", mark)
+"""), mark)
     assert "1 inserted" in out, out
     digest = hashlib.sha256(photo.read_bytes()).hexdigest()
     assert site.uploads == [("headshot.jpg", digest)]
@@ -278,20 +269,11 @@ def test_an_upload_step_with_resize_sends_the_image_scaled_down(site: CastingFak
     photo = tmp_path / "headshot.jpg"
     image.new("RGB", (3000, 2000), (200, 120, 40)).save(photo, "JPEG")
     (tmp_path / "photos.csv").write_text(f"name,photo_path\nheadshot,{photo}\n")
-    cfg = bs.write_config(tmp_path, site.url, target="""\
-exists = false
-create = [
-  { goto = "/media" },
+    out = sync(photo_config(tmp_path, site, """\
   { upload = "#photo", value = "{photo_path}", resize = { max = 1000, quality = 80 } },
   { click = "#upload" },
   { wait_for = "#uploaded" },
-]
-""").read_text(encoding="utf-8")
-    cfg = cfg.replace("dates.csv", "photos.csv").replace('key = ["date"]', 'key = ["name"]')
-    cfg = cfg.split("[jobs.availability.mapping]")[0] + (
-        '[jobs.availability.mapping]\nname = "name"\nphoto_path = "photo_path"\n')
-    (tmp_path / "syncd.toml").write_text(cfg, encoding="utf-8")
-    out = sync(tmp_path / "syncd.toml", mark)
+"""), mark)
     assert "1 inserted" in out, out
     [(name, digest)] = site.uploads
     assert name == "headshot.jpg" and digest != hashlib.sha256(photo.read_bytes()).hexdigest()
@@ -299,3 +281,18 @@ create = [
               if hashlib.sha256(p.read_bytes()).hexdigest() == digest]
     with image.open(sent) as scaled:
         assert scaled.size == (1000, 667)
+
+
+def photo_config(root: Path, site: CastingFake, steps: str) -> Path:
+    """A job uploading ``photos.csv``'s photo_path on the fake's media page."""
+    cfg = bs.write_config(root, site.url, target=f"""\
+exists = false
+create = [
+  {{ goto = "/media" }},
+{steps}]
+""").read_text(encoding="utf-8")
+    cfg = cfg.replace("dates.csv", "photos.csv").replace('key = ["date"]', 'key = ["name"]')
+    cfg = cfg.split("[jobs.availability.mapping]")[0] + (
+        '[jobs.availability.mapping]\nname = "name"\nphoto_path = "photo_path"\n')
+    (root / "syncd.toml").write_text(cfg, encoding="utf-8")
+    return root / "syncd.toml"
