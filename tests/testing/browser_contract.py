@@ -112,7 +112,7 @@ class TestBrowserTarget(RecordTargetContract):
 
 @bs.needs_chromium
 class TestBrowserSource(SourceContract):
-    """Seven bookings, three a page: a checkpoint is the next page's URL. A browser
+    """Five bookings, three a page: a checkpoint is the next page's URL. A browser
     source has no unreadable records (a missing cell reads as null), so no bad source."""
 
     adapter = BrowserSource
@@ -123,7 +123,7 @@ class TestBrowserSource(SourceContract):
 
     @pytest.fixture
     def site(self) -> Iterator[CastingFake]:
-        with CastingFake(password=PASSWORD, bookings=bs.bookings(7), page_size=3) as fake:
+        with CastingFake(password=PASSWORD, bookings=bs.bookings(5), page_size=3) as fake:
             yield fake
 
     @pytest.fixture
