@@ -25,9 +25,9 @@ from syncd.testing.contracts import (  # noqa: E402
     adapters_without_contract,
     contract_of,
 )
-from syncd.testing.engine import make_engine, make_registry, run_job  # noqa: E402
+from syncd.testing.engine import make_engine, make_http, make_registry, run_job  # noqa: E402
 from syncd.testing.remote import MemoryRemote  # noqa: E402
 
 __all__ = ["MemoryRemote", "RecordTargetContract", "SourceContract", "StoreTargetContract",
-           "adapters_without_contract", "contract_of", "make_engine", "make_registry",
-           "run_job"]
+           "adapters_without_contract", "contract_of", "make_engine", "make_http",
+           "make_registry", "run_job"]

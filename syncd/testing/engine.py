@@ -62,6 +62,15 @@ def make_engine(store: Store, state_dir: Path, jobs: Mapping[str, Mapping[str, A
                   max_concurrent_runs, http=HttpFactory.from_config(config.remotes, state_dir))
 
 
+def make_http(remotes: Mapping[str, Mapping[str, Any]] | None,
+                state_dir: Path | None = None) -> HttpFactory:
+    """The HTTP clients a run gets (``ctx.client(NAME)``) for ``remotes`` as
+    ``[remotes.NAME]`` sections, validated as a config file's (secrets as ``{env = …}``,
+    ``{file = …}``)."""
+    config = validate({"remotes": {name: dict(r) for name, r in (remotes or {}).items()}})
+    return HttpFactory.from_config(config.remotes, state_dir)
+
+
 def run_job(engine: Engine, job: str, **request: Any) -> tuple[SyncRun, Outcome]:
     """Run ``job`` to its outcome (from synchronous code); the stored run and the outcome."""
 

@@ -45,6 +45,7 @@ from tests.fakes.catalog import Catalog, make_records
 from tests.fakes.fileserver import FileServer
 from tests.fakes.smtp import SmtpServer
 from tests.restish import RestishTarget
+from tests.testing.browser_contract import TestBrowserSource, TestBrowserTarget
 
 # -- sources -------------------------------------------------------------------------
 
@@ -343,6 +344,10 @@ class TestRestishTarget(RecordTargetContract):
     @pytest.fixture
     def target_options(self, memory_remote: MemoryRemote) -> dict[str, Any]:
         return {"url": memory_remote.url, "key": ["id"]}
+
+
+# the browser target and source (real Chromium) are in browser_contract.py
+__all__ = ["TestBrowserSource", "TestBrowserTarget"]
 
 
 # -- every registered adapter is covered ------------------------------------------------

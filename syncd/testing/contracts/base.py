@@ -29,10 +29,12 @@ class Contract:
 
 
 def context(tmp_path: Path, *, dry_run: bool = False, sql: Any = None,
-            run_id: int = 1) -> RunContext:
-    """A run's context as the engine hands it, for driving an adapter directly."""
+            run_id: int = 1, http: HttpFactory | None = None) -> RunContext:
+    """A run's context as the engine hands it, for driving an adapter directly; ``http``
+    makes its clients (default: no ``[remotes.NAME]`` configured)."""
     return RunContext(run_id=run_id, job="contract", log=structlog.get_logger("syncd.contract"),
-                      state_dir=tmp_path, dry_run=dry_run, sql=sql, http=HttpFactory())
+                      state_dir=tmp_path, dry_run=dry_run, sql=sql,
+                      http=http if http is not None else HttpFactory())
 
 
 def check_item_error(error: Any, where: str) -> None:

@@ -13,7 +13,10 @@ the adapter must speak its REST dialect; a target with another remote overrides
             return {"url": memory_remote.url}
 
 Records are ``{"id": "0", "name": "item 0"}`` … keyed by ``id``; override ``record``
-when the target needs other fields.
+when the target needs other fields. A target whose options name a remote
+(``remote = "NAME"``) overrides ``target_remotes``: ``{"NAME": {"base_url": …, "auth":
+{…}}}``, the ``[remotes.NAME]`` sections as a config file holds them (validated as one,
+so secrets are ``{env = …}`` or ``{file = …}``); default: none.
 """
 
 from __future__ import annotations
@@ -59,6 +62,11 @@ class RecordTargetContract(Contract):
         raise NotImplementedError("provide a `target_options` fixture: the target's options")
 
     @pytest.fixture
+    def target_remotes(self) -> Mapping[str, Mapping[str, Any]]:
+        """``[remotes.NAME]`` sections (as dicts) of the engine's config."""
+        return {}
+
+    @pytest.fixture
     def remote_keys(self, memory_remote: MemoryRemote) -> Callable[[], list[str]]:
         """The local key of every record on the remote, once per remote record."""
         return lambda: [str(item.get("key")) for item in memory_remote.items.values()]
@@ -86,7 +94,8 @@ class RecordTargetContract(Contract):
 
     @pytest.fixture
     def sync(self, syncd_store: Store, tmp_path: Path, target_options: Mapping[str, Any],
-             faults: Faults) -> Callable[..., Any]:
+             faults: Faults, target_remotes: Mapping[str, Mapping[str, Any]]
+             ) -> Callable[..., Any]:
         """``sync(records, **job)``: one run of a fresh engine (as a restarted daemon)."""
         target = instrument(self.adapter, faults)
 
@@ -97,7 +106,7 @@ class RecordTargetContract(Contract):
                     "batch_rows": self.batch_rows,
                     "retry": {"attempts": 2, "initial_s": 0.01, "max_s": 0.02}, **job}
             engine: Engine = make_engine(syncd_store, tmp_path / "state", {self.job: spec},
-                                         adapters=[target])
+                                         adapters=[target], remotes=target_remotes)
             return run_job(engine, self.job, dry_run=dry_run)
 
         return run
@@ -145,7 +154,7 @@ class RecordTargetContract(Contract):
         run, outcome = sync(changed)
         assert outcome.status == "completed", outcome.error
         assert syncd_store.counters(run)["updated"] == 1, syncd_store.counters(run)
-        assert faults.applied == [("update", "1")]
+        assert faults.applied == [("update", str(changed[1]["id"]))]
         self.assert_each_once(remote_keys, what="after an update")
 
     def test_a_removed_record_is_deleted_and_only_it(self, sync: Any, syncd_store: Store,

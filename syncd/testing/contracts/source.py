@@ -16,13 +16,19 @@ with records that cannot be read) is optional::
         @pytest.fixture
         def source_fields(self):
             return ["id", "name"]
+
+A source that reaches a remote system by name (``ctx.client(NAME)``, or an option
+``remote = "NAME"``) overrides ``source_remotes``: ``{"NAME": {"base_url": …, "auth":
+{…}}}``, the ``[remotes.NAME]`` sections as a config file holds them (validated as one,
+so secrets are ``{env = …}`` or ``{file = …}``); the suite's direct reads and its engine
+runs get them. Default: none.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,17 +37,20 @@ import pytest
 from syncd.adapters import AsyncSource, Batch, Checkpoint, Source
 from syncd.engine.memory import MemoryTarget
 from syncd.engine.reading import batches
+from syncd.remote.http import HttpFactory
 from syncd.testing.contracts.base import Contract, check_item_error, context
-from syncd.testing.engine import make_engine, run_job
+from syncd.testing.engine import make_engine, make_http, run_job
 
 AnySource = Source | AsyncSource
 MakeSource = Callable[[], AnySource]
 
 
 def read_all(source: AnySource, fields: Sequence[str], checkpoint: Checkpoint | None,
-             batch_rows: int, tmp_path: Path, limit: int | None = None) -> list[Batch]:
-    """The batches of one read from ``checkpoint`` (at most ``limit`` of them)."""
-    source.open(context(tmp_path))
+             batch_rows: int, tmp_path: Path, limit: int | None = None,
+             http: HttpFactory | None = None) -> list[Batch]:
+    """The batches of one read from ``checkpoint`` (at most ``limit`` of them); ``http``
+    makes the clients of the run's context (``ctx.client(NAME)``)."""
+    source.open(context(tmp_path, http=http))
     out: list[Batch] = []
     stream = batches(source, fields, checkpoint, batch_rows)
     try:
@@ -92,6 +101,18 @@ class SourceContract(Contract):
         """A source whose data holds records that cannot be read (None: not tested)."""
         return None
 
+    @pytest.fixture
+    def source_remotes(self) -> Mapping[str, Mapping[str, Any]]:
+        """``[remotes.NAME]`` sections (as dicts) the source reaches by ``ctx.client(NAME)``
+        or names in ``remote = "NAME"``; secrets as ``{env = …}`` or ``{file = …}``."""
+        return {}
+
+    @pytest.fixture
+    def source_http(self, source_remotes: Mapping[str, Mapping[str, Any]],
+                    tmp_path: Path) -> HttpFactory:
+        """The clients a direct read's context makes: ``source_remotes``, validated."""
+        return make_http(source_remotes, tmp_path)
+
     @pytest.fixture(params=["good", "bad"])
     def sources(self, request: pytest.FixtureRequest, make_source: MakeSource,
                 make_bad_source: MakeSource | None) -> MakeSource:
@@ -110,8 +131,10 @@ class SourceContract(Contract):
         assert source.identifier == make_source().identifier, "the identifier is not stable"
 
     def test_a_full_read_yields_records_and_json_checkpoints(
-            self, make_source: MakeSource, source_fields: Sequence[str], tmp_path: Path) -> None:
-        read = read_all(make_source(), source_fields, None, self.batch_rows, tmp_path)
+            self, make_source: MakeSource, source_fields: Sequence[str], tmp_path: Path,
+            source_http: HttpFactory) -> None:
+        read = read_all(make_source(), source_fields, None, self.batch_rows, tmp_path,
+                        http=source_http)
         rows = [row for batch in read for row in batch.rows]
         assert len(rows) >= 3, "make_source should give at least three records"
         for batch in read:
@@ -122,25 +145,30 @@ class SourceContract(Contract):
                 f"checkpoint {batch.checkpoint!r} changes through JSON")
 
     def test_reopening_at_every_checkpoint_yields_each_record_exactly_once(
-            self, sources: MakeSource, source_fields: Sequence[str], tmp_path: Path) -> None:
+            self, sources: MakeSource, source_fields: Sequence[str], tmp_path: Path,
+            source_http: HttpFactory) -> None:
         """As a run stopped after any batch and resumed by a new process would read."""
-        full = read_all(sources(), source_fields, None, self.batch_rows, tmp_path)
+        full = read_all(sources(), source_fields, None, self.batch_rows, tmp_path,
+                        http=source_http)
         for done in range(1, len(full) + 1):
             checkpoint = roundtrip(full[done - 1].checkpoint)
-            rest = read_all(sources(), source_fields, checkpoint, self.batch_rows, tmp_path)
+            rest = read_all(sources(), source_fields, checkpoint, self.batch_rows, tmp_path,
+                            http=source_http)
             assert records(full[:done]) + records(rest) == records(full), (
                 f"resumed at checkpoint {checkpoint!r} (after batch {done} of {len(full)}), "
                 "the records read differ from one uninterrupted read")
 
     def test_a_run_resumed_after_every_batch_reads_each_record_once(
-            self, sources: MakeSource, source_fields: Sequence[str], tmp_path: Path) -> None:
+            self, sources: MakeSource, source_fields: Sequence[str], tmp_path: Path,
+            source_http: HttpFactory) -> None:
         """Stopped after every single batch, each time by a fresh source."""
-        full = records(read_all(sources(), source_fields, None, self.batch_rows, tmp_path))
+        full = records(read_all(sources(), source_fields, None, self.batch_rows, tmp_path,
+                                http=source_http))
         seen: list[tuple[str, Any]] = []
         checkpoint: Checkpoint | None = None
         for _ in range(len(full) + 2):
             first = read_all(sources(), source_fields, checkpoint, self.batch_rows, tmp_path,
-                             limit=1)
+                             limit=1, http=source_http)
             if not first:
                 break
             [batch] = first
@@ -152,10 +180,11 @@ class SourceContract(Contract):
 
     def test_unreadable_records_are_item_errors_not_exceptions(
             self, make_bad_source: MakeSource | None, source_fields: Sequence[str],
-            tmp_path: Path) -> None:
+            tmp_path: Path, source_http: HttpFactory) -> None:
         if make_bad_source is None:
             pytest.skip("no make_bad_source fixture: data with unreadable records")
-        read = read_all(make_bad_source(), source_fields, None, self.batch_rows, tmp_path)
+        read = read_all(make_bad_source(), source_fields, None, self.batch_rows, tmp_path,
+                        http=source_http)
         errors = [error for batch in read for error in batch.errors]
         assert errors, "make_bad_source's data gave no ItemError"
         for error in errors:
@@ -174,35 +203,40 @@ class SourceContract(Contract):
         assert not missing, f"header() {header!r} does not name the fields {missing!r}"
 
     def test_the_fingerprint_is_stable_while_the_data_is_unchanged(
-            self, make_source: MakeSource, source_fields: Sequence[str], tmp_path: Path) -> None:
+            self, make_source: MakeSource, source_fields: Sequence[str], tmp_path: Path,
+            source_http: HttpFactory) -> None:
         first = make_source().fingerprint()
         assert first is None or roundtrip(first) == first
         assert make_source().fingerprint() == first, "two fingerprints of unchanged data differ"
         source = make_source()
-        read_all(source, source_fields, None, self.batch_rows, tmp_path)
+        read_all(source, source_fields, None, self.batch_rows, tmp_path, http=source_http)
         if first is not None:
             assert source.unchanged_since(first), "unchanged_since() is False after a read " \
                 "of unchanged data: every run would fail as 'changed while read'"
 
     def test_runs_through_the_engine_count_every_record_once(
             self, sources: MakeSource, source_fields: Sequence[str], syncd_store: Any,
-            tmp_path: Path) -> None:
+            tmp_path: Path, source_http: HttpFactory,
+            source_remotes: Mapping[str, Mapping[str, Any]]) -> None:
         """Into the memory target, keyed by the whole record: then nothing is new."""
         source = sources()
         mapping = {f"f{i}": field for i, field in enumerate(source_fields)}
-        full = records(read_all(sources(), source_fields, None, self.batch_rows, tmp_path))
+        full = records(read_all(sources(), source_fields, None, self.batch_rows, tmp_path,
+                                http=source_http))
         adapter = type(source)
         table = f"contract-{uuid.uuid4().hex}"
         job = {"source": {"type": adapter.name, **_options(source)},
                "target": {"type": "memory", "table": table, "key": ["record"]},
                "mapping": {"record": "<whole record>", **mapping},
                "batch_rows": self.batch_rows}
-        engine = make_engine(syncd_store, tmp_path / "state", {"j": job}, adapters=[adapter])
+        engine = make_engine(syncd_store, tmp_path / "state", {"j": job}, adapters=[adapter],
+                             remotes=source_remotes)
         run, outcome = run_job(engine, "j", identifier=source.identifier_override)
         assert outcome.status == "completed", outcome.error
         counters = syncd_store.counters(run)
         assert counters["processed"] == len(full), (counters, len(full))
-        engine = make_engine(syncd_store, tmp_path / "state", {"j": job}, adapters=[adapter])
+        engine = make_engine(syncd_store, tmp_path / "state", {"j": job}, adapters=[adapter],
+                             remotes=source_remotes)
         run, outcome = run_job(engine, "j", identifier=source.identifier_override)
         counters = syncd_store.counters(run)
         MemoryTarget.tables.pop(table, None)
