@@ -275,7 +275,8 @@ class SqlTarget(Target):
         cursor = self.sql.cursor()
         width = len(self.key)
         unique = list(dict.fromkeys(keys))
-        if width == 1 and self._lookup_all:
+        if width == 1 and self._lookup_all:  # probed in key order, as batches are written
+            unique.sort(key=lambda k: k or "")
             cursor.execute(self._lookup_all, (json.dumps(unique),))
             return {k: h if available else "" for k, h, available in cursor.fetchall()}
         chunk = self.dialect.lookup_chunk
