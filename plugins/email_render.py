@@ -14,16 +14,17 @@ and ``fields`` (the record's fields; for a removed one, as they were last mailed
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from jinja2 import TemplateError, TemplateSyntaxError, nodes
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from syncd.adapters import Change
+
+if TYPE_CHECKING:  # Jinja2 loads on the first template, not with the plugin (start-up time)
+    from jinja2.sandbox import SandboxedEnvironment
 
 DEFAULT = """\
 {% block text -%}
@@ -51,13 +52,19 @@ c.fields.items() %}<td>{{ name }}: {{ value }}</td>{% endfor %}</tr>
 {% endblock %}
 """
 
-TEXT = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
-HTML = SandboxedEnvironment(autoescape=True, keep_trailing_newline=True)
 LABELS = {"create": "new", "update": "changed", "delete": "removed"}
 
 
 class TemplateProblem(ValueError):
     """A template or subject that cannot be used (the message names the key)."""
+
+
+@functools.cache
+def _environment(html: bool) -> SandboxedEnvironment:
+    """The sandbox for text parts (no escaping) or HTML parts (autoescaping)."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(autoescape=html, keep_trailing_newline=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +91,10 @@ class Template:
         return template
 
     def check(self) -> None:
+        from jinja2 import TemplateSyntaxError, nodes
+
         try:
-            parsed = TEXT.parse(self.source)
+            parsed = _environment(html=False).parse(self.source)
         except TemplateSyntaxError as exc:
             raise TemplateProblem(f"{self.name} line {exc.lineno}: {exc.message}") from None
         blocks = {b.name for b in parsed.find_all(nodes.Block)}
@@ -95,9 +104,11 @@ class Template:
 
     def render(self, variables: Mapping[str, Any]) -> tuple[str, str | None]:
         """The text part and the HTML part (None when the template has no html block)."""
+        from jinja2 import TemplateError
+
         try:
-            text = _block(TEXT, self.source, "text", variables) or ""
-            html = _block(HTML, self.source, "html", variables)
+            text = _block(_environment(html=False), self.source, "text", variables) or ""
+            html = _block(_environment(html=True), self.source, "html", variables)
         except TemplateError as exc:
             raise TemplateProblem(f"{self.name}: {exc}") from None
         return text.strip() + "\n", html

@@ -11,12 +11,14 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import aiosmtplib
 
 from syncd.adapters import RunContext, Secret
 from syncd.errors import AdapterError, AuthError, NetworkError, RemoteRejected
+
+if TYPE_CHECKING:  # aiosmtplib loads with the first message, not with the plugin (start-up)
+    import aiosmtplib
 
 PORTS = {"smtp": 587, "smtps": 465}
 
@@ -73,6 +75,8 @@ class Mailer:
 
     async def send(self, message: EmailMessage) -> str:
         """Send ``message``; its ``Message-ID`` once the server accepted it."""
+        import aiosmtplib
+
         smtp = await self._connect()
         try:
             await smtp.send_message(message)
@@ -91,12 +95,16 @@ class Mailer:
     async def close(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is not None and smtp.is_connected:
+            import aiosmtplib
+
             try:
                 await smtp.quit()
             except (aiosmtplib.SMTPException, OSError):
                 smtp.close()
 
     async def _connect(self) -> aiosmtplib.SMTP:
+        import aiosmtplib
+
         if self._down is not None:  # not tried again for every record of this run
             raise self._down
         if self._smtp is not None and self._smtp.is_connected:

@@ -29,10 +29,13 @@ from urllib.parse import quote
 from syncd.adapters import ErrorType, ItemError
 from syncd.errors import AdapterError, AuthError, NetworkError, SourceError
 
-from .http_index_parse import Listed, ListingError, detect, parse
-
 if TYPE_CHECKING:
     from syncd.remote.http import HttpClient
+
+    from .http_index_parse import Listed
+
+# .http_index_parse (html.parser, xml.etree, its patterns) loads on the first listing,
+# not with the plugin: every command's start-up imports every plugin.
 
 FormatOption = Literal["auto", "nginx_json", "nginx_xml", "html"]
 #: what a path segment may hold unescaped (RFC 3986 ``pchar``), so that every listing
@@ -89,6 +92,8 @@ class Walker:
 
     async def _root(self) -> list[Listed]:
         """The start folder's entries; any failure there fails the read."""
+        from .http_index_parse import ListingError
+
         self._visited.add(self.root_url)
         try:
             return await self.list_folder(self.root_url)
@@ -101,6 +106,8 @@ class Walker:
 
     async def list_folder(self, url: str) -> list[Listed]:
         """One folder's entries, sorted by name, hidden names left out."""
+        from .http_index_parse import detect, parse
+
         response = await self.client.request("GET", url)
         self.listed += 1
         if self.format == "auto":
@@ -116,6 +123,8 @@ class Walker:
                       after_key: list[str] | None,
                       tasks: dict[str, asyncio.Task[list[Listed]]]
                       ) -> AsyncIterator[FileEntry | Unlisted]:
+        from .http_index_parse import ListingError
+
         plan: list[tuple[Listed, list[str] | None]] = []  # what to produce, in order
         for entry in entries:
             key = [*prefix, entry.name]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import Distribution, entry_points
 from types import ModuleType
 from typing import Any
 
@@ -19,8 +19,13 @@ class Origin:
     """Where an adapter class came from, for ``syncd plugins``."""
 
     plugin: str
-    distribution: str
+    dist: Distribution | None  # read only when asked: parsing its METADATA costs start-up
     module: str
+
+    @property
+    def distribution(self) -> str:
+        """``name version`` of the installed distribution, "" for a local plugin."""
+        return f"{self.dist.name} {self.dist.version}" if self.dist else ""
 
 
 @dataclass(slots=True)
@@ -32,7 +37,7 @@ class Registry:
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
     shadowed: list[tuple[str, str, Origin]] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # plugin name -> why it did not load
-    _current: Origin = Origin("", "", "")
+    _current: Origin = Origin("", None, "")
 
     def add_source(self, cls: type[Source | AsyncSource], name: str | None = None) -> None:
         """Offer ``cls`` under its ``name``, or under ``name`` (an alias, e.g. ``api``).
@@ -48,7 +53,7 @@ class Registry:
         name = alias or getattr(cls, "name", "")
         if not name:
             raise PluginError(f"{kind} class {cls.__qualname__} has no `name`")
-        origin = Origin(self._current.plugin, self._current.distribution, cls.__module__)
+        origin = Origin(self._current.plugin, self._current.dist, cls.__module__)
         if name in table:
             self.shadowed.append((kind, name, origin))
             return
@@ -80,7 +85,7 @@ def get_pluginmanager(
     pm = pluggy.PluginManager("syncd")
     pm.add_hookspecs(hookspecs)
     registry = Registry()
-    dists: dict[str, str] = {}
+    dists: dict[str, Distribution | None] = {}
     for plugin in plugins:
         pm.register(plugin)
     if load_entrypoints:
@@ -92,9 +97,8 @@ def get_pluginmanager(
             except Exception as exc:  # a broken third-party plugin must not stop the daemon
                 registry.failed[ep.name] = f"{type(exc).__name__}: {exc}"
                 continue
-            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else ""
             pm.register(module, name=ep.name)
-            dists[ep.name] = dist
+            dists[ep.name] = ep.dist
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -104,7 +108,7 @@ def get_pluginmanager(
     # pluggy calls implementations last-registered first, trylast ones at the end;
     # walking that order by hand lets each registration know its plugin.
     for impl in reversed(pm.hook.syncd_register_adapters.get_hookimpls()):
-        registry._current = Origin(impl.plugin_name, dists.get(impl.plugin_name, ""), "")
+        registry._current = Origin(impl.plugin_name, dists.get(impl.plugin_name), "")
         impl.function(registry=registry)
-    registry._current = Origin("", "", "")
+    registry._current = Origin("", None, "")
     return pm, registry

@@ -16,7 +16,6 @@ conflict, or already resolved; 2 bad input or config.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from typing import TYPE_CHECKING, Any
@@ -147,6 +146,8 @@ def cmd_resolve(args: argparse.Namespace, setup: Setup, store: Any) -> int:
 
 
 def cmd_check(args: argparse.Namespace, setup: Setup, store: Any) -> int:
+    import asyncio  # here, not at the top: `syncd --version` builds its parser from here
+
     from syncd.engine.check import check_job
 
     report = asyncio.run(check_job(setup.plans[args.job], store, setup.state_dir, args.file,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import shutil
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
+if TYPE_CHECKING:  # tqdm loads with the first bar: not at all off a terminal
+    from tqdm import tqdm
 
 
 class ProgressBars:
@@ -27,6 +28,8 @@ class ProgressBars:
         if kind == "progress":
             bar = self.bars.get(run_id)
             if bar is None:
+                from tqdm import tqdm
+
                 size = shutil.get_terminal_size()
                 bar = self.bars[run_id] = tqdm(
                     total=data["size"], unit="B", unit_scale=True, leave=False,

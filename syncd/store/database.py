@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import peewee as pw
-from playhouse.migrate import SchemaMigrator, migrate
 
 from syncd.errors import UserError
 from syncd.store.models import MODELS, SchemaVersion
@@ -227,12 +226,15 @@ def upgrade_schema(db: pw.Database) -> None:
     """
     with db.bind_ctx(MODELS), _schema_lock(db):
         db.create_tables(MODELS, safe=True)
-        migrator = SchemaMigrator.from_database(db)
         for model in MODELS:
             table = model._meta.table_name
             present = {c.name for c in db.get_columns(table)}
             missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
             if missing:
+                # playhouse.migrate loads the PostgreSQL extensions (and psycopg2): only now
+                from playhouse.migrate import SchemaMigrator, migrate
+
+                migrator = SchemaMigrator.from_database(db)
                 for field in missing:
                     if not field.null and field.default is None:
                         field = field.clone()  # a new NOT NULL column needs a default

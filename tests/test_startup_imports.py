@@ -1,0 +1,81 @@
+"""A SQLite sync imports no server driver and no run-only library (issue 13: a light start).
+
+Each check runs in a fresh interpreter, since this test process has long imported them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: What a CSV → SQLite sync must not load: server drivers, and what only other adapters'
+#: runs need. (rich is left out: structlog imports it when it is installed.)
+HEAVY = ("psycopg2", "psycopg", "pymysql", "MySQLdb", "cryptography", "playhouse.migrate",
+         "playhouse.postgres_ext", "jinja2", "aiosmtplib", "aiohttp", "playwright", "PIL",
+         "tqdm", "html.parser")
+
+CONFIG = """\
+[daemon]
+state_dir = "{state}"
+log_format = "json"
+
+[jobs.music.source]
+type = "csv"
+
+[jobs.music.target]
+type = "sql"
+table = "content_index"
+key = ["external_id"]
+
+[jobs.music.mapping]
+external_id = "id"
+title = "song_name"
+"""
+
+
+def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_a_sqlite_sync_loads_no_server_driver_and_no_run_only_library(tmp_path: Path) -> None:
+    config = tmp_path / "syncd.toml"
+    config.write_text(CONFIG.format(state=tmp_path / "state"))
+    csv = tmp_path / "five.csv"
+    csv.write_text("id,song_name\n" + "".join(f"{i},Song {i}\n" for i in range(1, 6)))
+    done = _python(
+        "import sys\n"
+        "from syncd.cli.main import main\n"
+        "rc = main(sys.argv[1:])\n"
+        f"print('LOADED', [m for m in {HEAVY!r} if m in sys.modules])\n"
+        "sys.exit(rc)\n",
+        "--config", str(config), "sync", "music", "--file", str(csv))
+    assert done.returncode == 0, done.stderr
+    assert "5 processed, 5 inserted" in done.stdout
+    assert "LOADED []" in done.stdout
+
+
+def test_version_loads_neither_the_store_nor_asyncio() -> None:
+    done = _python("import sys\n"
+                   "from syncd.cli.main import main\n"
+                   "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+                   "print('LOADED', [m for m in ('peewee', 'pydantic', 'asyncio') "
+                   "if m in sys.modules])\n")
+    assert "LOADED []" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("kind", [pytest.param("postgres", marks=pytest.mark.postgres),
+                                  pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_peewee_imported_after_syncd_binds_the_driver_of_a_server_database(kind: str) -> None:
+    make = ('peewee.PostgresqlDatabase("test", host="127.0.0.1", user="postgres")'
+            if kind == "postgres" else
+            'peewee.MySQLDatabase("test", host="127.0.0.1", user="root", password="")')
+    done = _python("import sys, syncd, peewee\n"
+                   "assert peewee.psycopg2 is None and peewee.mysql is None, 'not hidden'\n"
+                   f"db = {make}\n"
+                   "print('ANSWER', db.execute_sql('SELECT 1').fetchone()[0])\n")
+    assert done.returncode == 0, done.stderr
+    assert "ANSWER 1" in done.stdout
