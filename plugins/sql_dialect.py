@@ -7,6 +7,7 @@ is sent, and how a timestamp is passed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,8 +35,18 @@ class Dialect:
 
     def lookup_all(self, table: str, key: str) -> str | None:
         """One statement that looks up a whole batch of single-column keys, given as one
-        JSON list; None where the backend has none (``IN (…)`` chunks are used)."""
+        parameter (``lookup_param``); None where the backend has none (``IN (…)``
+        chunks are used)."""
         return None
+
+    def lookup_param(self, keys: list[Any]) -> Any:
+        """``lookup_all``'s one parameter: the keys as a JSON list."""
+        return json.dumps(keys)
+
+    def text_key(self, sql: Any, table: str, key: str) -> bool:
+        """Whether ``lookup_all`` may compare the key column with text: a table made by
+        syncd holds text keys; a server's own table may type them otherwise."""
+        return True
 
     def timestamp(self, moment: datetime) -> Any:
         return moment
@@ -63,6 +74,21 @@ class SqliteDialect(Dialect):
 @dataclass(frozen=True, slots=True)
 class PostgresDialect(Dialect):
     """psycopg2 sends one statement per row from ``executemany``: page the rows instead."""
+
+    def lookup_all(self, table: str, key: str) -> str | None:
+        # one text[] parameter instead of thousands of IN (…) placeholders: the keys'
+        # index is probed for each element, and psycopg2 quotes one array
+        return (f"SELECT {key}, content_hash, is_available FROM {table} "
+                f"WHERE {key} = ANY(%s)")
+
+    def lookup_param(self, keys: list[Any]) -> Any:
+        return keys  # psycopg2 sends a list as an array
+
+    def text_key(self, sql: Any, table: str, key: str) -> bool:
+        found = sql.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                            "WHERE attrelid = %s::regclass AND attname = %s",
+                            (table, key)).fetchone()
+        return bool(found) and str(found[0]).startswith(("text", "character varying"))
 
     def insert_many(self, cursor: Any, prefix: str, suffix: str, sql: str,
                     rows: list[tuple[Any, ...]]) -> None:

@@ -8,7 +8,6 @@ changed or unchanged by its content hash, then write only what changed.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -131,7 +130,9 @@ class SqlTarget(Target):
                            + " WHERE " + " AND ".join(f"{q(k)} = {p}" for k in self.key))
         self.update_positions = [written.index(c) for c in updated]
         self.key_columns = ", ".join(q(k) for k in self.key)
-        self._lookup_all = self.dialect.lookup_all(q(self.table), self.key_columns)
+        self._lookup_all = (self.dialect.lookup_all(q(self.table), self.key_columns)
+                            if len(self.key) == 1 and self.dialect.text_key(
+                                self.sql, q(self.table), self.key[0]) else None)
 
     @property
     def _param(self) -> str:
@@ -277,7 +278,7 @@ class SqlTarget(Target):
         unique = list(dict.fromkeys(keys))
         if width == 1 and self._lookup_all:  # probed in key order, as batches are written
             unique.sort(key=lambda k: k or "")
-            cursor.execute(self._lookup_all, (json.dumps(unique),))
+            cursor.execute(self._lookup_all, (self.dialect.lookup_param(unique),))
             return {k: h if available else "" for k, h, available in cursor.fetchall()}
         chunk = self.dialect.lookup_chunk
         for start in range(0, len(unique), chunk):
