@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .sql_copy import COPY_MIN_ROWS, copy_insert
+
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
@@ -92,6 +94,9 @@ class PostgresDialect(Dialect):
 
     def insert_many(self, cursor: Any, prefix: str, suffix: str, sql: str,
                     rows: list[tuple[Any, ...]]) -> None:
+        if len(rows) >= COPY_MIN_ROWS:
+            copy_insert(cursor, prefix, suffix, rows)
+            return
         from psycopg2.extras import execute_values
 
         execute_values(cursor, f"{prefix} %s {suffix}", rows, page_size=1000)

@@ -210,3 +210,19 @@ async def test_counters_are_exact_with_nul_rows_on_first_sync_and_re_sync(store,
         assert min(counts.values()) >= 0
         assert [e.item_identifier for e in store.errors_of(run_id)] == [
             "line 4", "line 7", "line 8"]
+
+
+async def test_a_large_batch_stores_every_character_exactly(store, tmp_path):
+    """600 rows in one batch: PostgreSQL sends them with COPY (text format), where tabs,
+    newlines, carriage returns, backslashes and a literal \\N must come back unchanged."""
+    tricky = ["tab\there", "new\nline", "cr\rlf\r\n", "back\\slash", "\\N", "", "ünï 🎵"]
+    recs = [{"id": f"k{i}", "song": tricky[i % len(tricky)] + str(i), "by": "",
+             "genre": tricky[(i + 3) % len(tricky)]} for i in range(600)]
+    run = await sync(store, tmp_path, music_job(recs, batch_rows=1000))
+    assert (run.items_inserted, run.items_failed) == (600, 0)
+    stored = {r[0]: r[1:] for r in rows(store, "SELECT external_id, title, artist, genre "
+                                               "FROM content_index")}
+    assert stored == {r["id"]: (r["song"], r["by"], r["genre"]) for r in recs}
+    assert rows(store, "SELECT MIN(id), MAX(id) FROM content_index") == [(1, 600)]
+    run = await sync(store, tmp_path, music_job(recs, batch_rows=1000))
+    assert (run.items_inserted, run.items_unchanged) == (0, 600)
