@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from syncd.store import Store
-from syncd.testing import make_engine, run_job
 from syncd_builtin.media_resize import Resize, resized, resized_path
-from syncd_builtin.rest_target import RestTarget
+from tests.builtin.test_rest_media import export as export_photos
 from tests.fakes.gallery import GalleryFake
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow (syncd[media]) is not installed")
@@ -35,18 +34,7 @@ def picture(path: Path, size: tuple[int, int], kind: str = "JPEG") -> Path:
 
 def export(store: Store, tmp_path: Path, fake: GalleryFake, records: list[dict[str, Any]],
            resize: dict[str, int]) -> Any:
-    engine = make_engine(store, tmp_path / "state", {"photos": {
-        "source": {"type": "memory", "records": records},
-        "mapping": {"id": "id", "title": "title", "photo_path": "photo_path"},
-        "target": {"type": "rest", "url": fake.url, "key": ["id"],
-                   "create": {"method": "POST", "path": "/photos"},
-                   "update": {"method": "PUT", "path": "/photos/{remote_id}"},
-                   "id_path": "photo.id", "files": {"photo": "photo_path"},
-                   "upload": {"path": "/media", "id_path": "media.id"},
-                   "resize": resize}}}, adapters=[RestTarget])
-    run, outcome = run_job(engine, "photos")
-    assert outcome.status == "completed", outcome.error
-    return run
+    return export_photos(store, tmp_path, fake, records, resize=resize)
 
 
 def test_a_large_image_arrives_scaled_down_and_is_uploaded_once(

@@ -22,7 +22,8 @@ def gallery() -> Iterator[GalleryFake]:
 
 
 def export(store: Store, tmp_path: Path, fake: GalleryFake,
-           records: list[dict[str, Any]]) -> Any:
+           records: list[dict[str, Any]], **target: Any) -> Any:
+    """One run of a REST export with photo uploads; ``target``: more target options."""
     engine = make_engine(store, tmp_path / "state", {"photos": {
         "source": {"type": "memory", "records": records},
         "mapping": {"id": "id", "title": "title", "photo_path": "photo_path"},
@@ -31,7 +32,7 @@ def export(store: Store, tmp_path: Path, fake: GalleryFake,
                    "update": {"method": "PUT", "path": "/photos/{remote_id}"},
                    "id_path": "photo.id",
                    "files": {"photo": "photo_path"},
-                   "upload": {"path": "/media", "id_path": "media.id"}}}},
+                   "upload": {"path": "/media", "id_path": "media.id"}, **target}}},
         adapters=[RestTarget])
     run, outcome = run_job(engine, "photos")
     assert outcome.status == "completed", outcome.error
