@@ -19,12 +19,10 @@ COPY_MIN_ROWS = 500
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def copy_insert(cursor: Any, prefix: str, on_conflict: str,
+def copy_insert(cursor: Any, table: str, columns: str, on_conflict: str,
                 rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` as ``prefix`` (``INSERT INTO "t" ("a", "b") VALUES``, the target's
-    names: checked identifiers, so neither holds " (") would, then ``on_conflict``."""
-    table, columns = prefix.removeprefix("INSERT INTO ").strip().removesuffix(
-        ") VALUES").split(" (", 1)
+    """Insert ``rows`` (values for ``columns``, quoted names) into ``table`` (quoted),
+    resolving a key that exists with ``on_conflict``."""
     staging = "syncd_copy_" + hashlib.blake2b(table.encode(), digest_size=6).hexdigest()
     # only the written columns, without defaults: the target's id sequence is not touched;
     # dropped at commit, so a rolled-back or committed batch leaves nothing behind

@@ -17,6 +17,16 @@ from .sql_copy import COPY_MIN_ROWS, copy_insert
 
 
 @dataclass(frozen=True, slots=True)
+class Insert:
+    """The target's insert: quoted table and columns, the upsert clause, one row's SQL."""
+
+    table: str
+    columns: str
+    on_conflict: str
+    sql: str
+
+
+@dataclass(frozen=True, slots=True)
 class Dialect:
     name: str
     lookup_chunk: int  # keys in one ``IN (…)`` lookup
@@ -53,9 +63,8 @@ class Dialect:
     def timestamp(self, moment: datetime) -> Any:
         return moment
 
-    def insert_many(self, cursor: Any, prefix: str, suffix: str, sql: str,
-                    rows: list[tuple[Any, ...]]) -> None:
-        cursor.executemany(sql, rows)
+    def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]]) -> None:
+        cursor.executemany(insert.sql, rows)
 
     def update_many(self, cursor: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         cursor.executemany(sql, rows)
@@ -92,14 +101,14 @@ class PostgresDialect(Dialect):
                             (table, key)).fetchone()
         return bool(found) and str(found[0]).startswith(("text", "character varying"))
 
-    def insert_many(self, cursor: Any, prefix: str, suffix: str, sql: str,
-                    rows: list[tuple[Any, ...]]) -> None:
+    def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]]) -> None:
         if len(rows) >= COPY_MIN_ROWS:
-            copy_insert(cursor, prefix, suffix, rows)
+            copy_insert(cursor, insert.table, insert.columns, insert.on_conflict, rows)
             return
         from psycopg2.extras import execute_values
 
-        execute_values(cursor, f"{prefix} %s {suffix}", rows, page_size=1000)
+        execute_values(cursor, f"INSERT INTO {insert.table} ({insert.columns}) VALUES %s "
+                       f"{insert.on_conflict}", rows, page_size=1000)
 
     def update_many(self, cursor: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         from psycopg2.extras import execute_batch

@@ -33,7 +33,7 @@ from syncd.adapters import (
 from syncd.errors import JobError
 
 from .sql_check import check_table
-from .sql_dialect import DIALECTS, Dialect
+from .sql_dialect import DIALECTS, Dialect, Insert
 from .sql_table import ensure_table
 from .sql_values import as_text, hashed_all, stored_rows
 
@@ -117,12 +117,11 @@ class SqlTarget(Target):
         values = ", ".join(p for _ in written)
         refreshed = [c for c in written if c not in self.key and c != "first_seen_at"]
         on_conflict = self.dialect.on_conflict(q, self.key, refreshed)
-        self.insert_prefix = f"INSERT INTO {q(self.table)} ({columns}) VALUES "
-        self.insert_sql = f"{self.insert_prefix}({values}) {on_conflict}"
-        self.insert_suffix = on_conflict
-        # SQLite: one upsert per row that skips identical rows (PERF-NOTES' fast path)
         table = q(self.table)
-        self.upsert_sql = (f"{self.insert_sql} WHERE {table}.content_hash IS NOT "
+        self.insert = Insert(table, columns, on_conflict,
+                             f"INSERT INTO {table} ({columns}) VALUES ({values}) {on_conflict}")
+        # SQLite: one upsert per row that skips identical rows (PERF-NOTES' fast path)
+        self.upsert_sql = (f"{self.insert.sql} WHERE {table}.content_hash IS NOT "
                            f"excluded.content_hash OR NOT {table}.is_available")
         updated = [c for c in written if c not in self.key and c != "first_seen_at"]
         self.update_sql = (f"UPDATE {q(self.table)} SET "
@@ -329,8 +328,7 @@ class SqlTarget(Target):
         inserts = [inserts[i] for i in self._in_key_order(inserts)]
         updates = [updates[i] for i in self._in_key_order(updates)]
         if inserts:
-            self.dialect.insert_many(cursor, self.insert_prefix, self.insert_suffix,
-                                     self.insert_sql, inserts)
+            self.dialect.insert_many(cursor, self.insert, inserts)
         if updates:
             positions, key_index = self.update_positions, self.key_index
             params = [tuple(full[i] for i in positions) + tuple(full[i] for i in key_index)
