@@ -195,9 +195,13 @@ class RunExecutor:
             if check.found():
                 rows, items = check.drop(rows, items, errors)
             result = target.write(rows, items)
+            cut = isinstance(target, Outbox) and target.interrupted
             with self.store.atomic():
                 _settle(target)
-                self._record(batch, result, errors)
+                if not cut:
+                    self._record(batch, result, errors)
+            if cut:  # what was sent is settled; the batch is read again on resume
+                raise _Stopped
             self.written = self.duplicates.count
             self._committed()
         self.progress.position = batch.progress
@@ -252,6 +256,10 @@ class RunExecutor:
                     self._probe_missing(key, on_missing)
                 if not in_transaction(target):  # sent first, settled below
                     missing = target.reconcile(self._keys(key), on_missing)
+                    if isinstance(target, Outbox) and target.interrupted:
+                        with self.store.atomic():
+                            _settle(target)
+                        raise _Stopped
                 self._finish(target)
                 with self.store.atomic():  # over the limit: raises, so nothing is removed
                     if in_transaction(target):

@@ -15,11 +15,8 @@ import asyncio
 import functools
 import hashlib
 import json
-import os
-import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from syncd.adapters import (
@@ -34,7 +31,7 @@ from syncd.adapters import (
     TargetSchema,
     WriteResult,
 )
-from syncd.engine import gather, references
+from syncd.engine import crashpoint, gather, references
 from syncd.engine.pair import PairLink
 from syncd.engine.preview import DryRunPlan, Report
 from syncd.errors import AdapterError
@@ -51,6 +48,7 @@ STATE = {"created": "synced", "adopted": "synced", "updated": "synced", "deleted
 #: outcomes after which the id map keeps the record as sent (``sent["fields"]``): a later
 #: delete, which carries no record, renders its path from them
 SENT = ("created", "adopted", "updated")
+NOT_SENT = "cancelled"  # the code of a record a stop kept from being sent
 UNAVAILABLE = "unavailable"  # the content hash recorded for a record marked unavailable
 
 
@@ -82,6 +80,7 @@ class Outbox:
     _pairs: dict[str, str] = field(default_factory=dict)  # key → shared-field hash
     _review: list[tuple[Change, Result]] = field(default_factory=list)
     _loop: asyncio.Runner | None = None
+    interrupted: bool = False  # a stop cut a batch short: it is read again on resume
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -205,7 +204,7 @@ class Outbox:
 
     def settle(self) -> None:
         """Write the batch's results into the id map: call inside the batch's transaction."""
-        crash_hook(self._settled)
+        crashpoint.before_settle(self._settled)
         idmap.settle(self.schema.job, self._settled)
         for change, outcome in self._review:
             conflicts.record(self.schema.job, change.key, outcome.remote_id or change.remote_id,
@@ -267,9 +266,7 @@ class Outbox:
         results = []
         for change in changes:
             if self.ctx.cancelled():  # the rest stay as they were: the batch is redone
-                results.append(Result.failed(ItemError(
-                    "system", "cancelled", "the run was stopped before this record", change.item,
-                    retryable=True)))
+                results.append(_not_sent(change))
                 continue
             results.append(_guarded(functools.partial(_adopt_or_apply, target, change, pending),
                                     change))
@@ -282,9 +279,7 @@ class Outbox:
         async def one(change: Change) -> Result:
             async with limit:
                 if self.ctx.cancelled():
-                    return Result.failed(ItemError("system", "cancelled", "the run was "
-                                                   "stopped before this record", change.item,
-                                                   retryable=True))
+                    return _not_sent(change)
                 try:
                     found = await target.find(change) if _ask(target, change, pending) else None
                     if found is None:
@@ -299,6 +294,9 @@ class Outbox:
         return list(await asyncio.gather(*(one(c) for c in changes)))
 
     def _record(self, change: Change, outcome: Result, result: WriteResult) -> None:
+        if outcome.error is not None and outcome.error.code == NOT_SENT:
+            self.interrupted = True  # the executor records only what was sent
+            return
         self._count(result, outcome.outcome)
         if self.ctx.dry_run and self.report is not None:
             self.report.add(change, outcome)
@@ -373,26 +371,16 @@ def _adopt_or_apply(target: RecordTarget, change: Change, pending: Pending) -> R
     return _adopted(target.apply(_as_update(change, found)), Result("adopted", found))
 
 
+def _not_sent(change: Change) -> Result:
+    return Result.failed(ItemError("system", NOT_SENT, "the run was stopped before this "
+                                   "record", change.item, retryable=True))
+
+
 def _guarded(send: Callable[[], Result], change: Change) -> Result:
     try:
         return send()
     except AdapterError as exc:
         return Result.failed(_item_error(exc, change))
-
-
-#: Tests only: kill -9 the process between a create's answer and its commit, once per
-#: marker file named by this variable (the file is made just before the kill).
-CRASH_BEFORE_SETTLE = "SYNCD_TEST_CRASH_BEFORE_SETTLE"
-
-
-def crash_hook(settled: Sequence[Settled]) -> None:
-    marker = os.environ.get(CRASH_BEFORE_SETTLE)
-    if not marker or not any(s.state == "synced" and s.remote_id for s in settled):
-        return
-    path = Path(marker)
-    if not path.exists():
-        path.touch()
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _item_error(exc: AdapterError, change: Change) -> ItemError:
