@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from syncd import hookimpl
-from syncd.adapters import WriteResult
+from syncd.adapters import ItemError, WriteResult
 from syncd.config import validate
 from syncd.engine import Engine, Request, resolve_jobs
+from syncd.engine.duplicates import DuplicateKeys
 from syncd.engine.executor import Progress, RunExecutor, Stop
 from syncd.errors import ConfigError, RetryableError
 from syncd.plugins import get_pluginmanager
@@ -178,6 +179,23 @@ async def test_a_duplicate_within_one_batch_is_caught_too(store, tmp_path):
     assert [e[2:4] for e in errors(store, run_id)] == [
         ("line 3", "key '1' already seen at line 2; line 3 not written")]
     assert table(store) == {"1": ("A", "a", True), "2": ("C", "c", True)}
+
+
+@pytest.mark.parametrize("items", [["line 2", "line 3", "line 4"],
+                                   ["a\0b", "c", "d"], ["\1odd", "e", "f"]])
+def test_the_index_names_the_earlier_item_whatever_its_text(items: list[str]) -> None:
+    index = DuplicateKeys([0])
+    try:
+        assert not index.check([("k1",), ("k2",), ("k3",)], items).found()
+        check = index.check([("k4",), ("k2",)], ["next 1", "next 2"])
+        assert check.found()
+        errors: list[ItemError] = []
+        assert check.drop([("k4",), ("k2",)], ["next 1", "next 2"], errors) == (
+            [("k4",)], ["next 1"])
+        assert [e.message for e in errors] == [
+            f"key 'k2' already seen at {items[1]}; next 2 not written"]
+    finally:
+        index.close()
 
 
 async def test_a_batch_retried_after_a_failed_write_is_no_duplicate_of_itself(store, tmp_path):
