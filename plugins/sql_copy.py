@@ -28,11 +28,35 @@ def copy_insert(cursor: Any, table: str, columns: str, on_conflict: str,
     # dropped at commit, so a rolled-back or committed batch leaves nothing behind
     cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS "
                    f"SELECT {columns} FROM {table} WITH NO DATA")
-    text = "".join("\t".join(_field(v) for v in row) + "\n" for row in rows)
+    text = copy_text(rows)
     cursor.copy_expert(f"COPY {staging} ({columns}) FROM STDIN", io.StringIO(text))
     cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
                    f"{on_conflict}")
     cursor.execute(f"TRUNCATE {staging}")
+
+
+def copy_text(rows: Sequence[tuple[Any, ...]]) -> str:
+    """The rows in COPY's text format. Built without escaping, then checked once: only
+    a batch where some value holds a backslash, tab, newline or carriage return is
+    built again value by value (escaping every value cost 4/5 of a first sync's
+    Python time on PostgreSQL)."""
+    text = "".join(["\t".join([_plain(v) for v in row]) + "\n" for row in rows])
+    width = len(rows[0]) if rows else 0
+    nulls = sum(row.count(None) for row in rows)  # each one is a "\N"
+    if (text.count("\t") == len(rows) * (width - 1) and text.count("\n") == len(rows)
+            and text.count("\\") == nulls and "\r" not in text):
+        return text
+    return "".join(["\t".join([_field(v) for v in row]) + "\n" for row in rows])
+
+
+def _plain(value: Any) -> str:
+    if value.__class__ is str:
+        return value
+    if value is None:
+        return "\\N"
+    if value is True or value is False:
+        return "t" if value else "f"
+    return str(value)
 
 
 def _field(value: Any) -> str:
