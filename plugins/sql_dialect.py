@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from .sql_copy import COPY_MIN_ROWS, copy_insert
+from .sql_mysql import values_insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,10 @@ class MysqlDialect(Dialect):
 
     def key_rows(self, rows: str) -> str:
         return f"({rows})"
+
+    def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]]) -> None:
+        if not values_insert(cursor, insert.table, insert.columns, insert.on_conflict, rows):
+            cursor.executemany(insert.sql, rows)
 
 
 DIALECTS: dict[str, Dialect] = {

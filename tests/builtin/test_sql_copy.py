@@ -1,4 +1,5 @@
-"""COPY's text format: the fast path (no value needs escaping) and the escaped one agree."""
+"""COPY (PostgreSQL) and multi-row VALUES (MySQL) texts: the fast paths agree with
+escaping each value on its own."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import random
 from datetime import datetime
 
 import pytest
+from pymysql import converters
+from pymysql.connections import Connection as MySQLConnection
+from pymysql.constants import SERVER_STATUS
 
 from syncd_builtin.sql_copy import copy_text
+from syncd_builtin.sql_mysql import row_texts
 
 PLAIN = ["title", "", "ünï 🎵", None, True, False, 1950, 2.5, datetime(2026, 11, 29, 19)]
 TRICKY = ["tab\there", "new\nline", "cr\rlf", "back\\slash", "\\N", "a\tb\\c"]
@@ -34,3 +39,28 @@ def test_copy_text_is_each_value_escaped_tab_separated_one_line_a_row(tricky: bo
     expected = "".join("\t".join(escaped(v) for v in row) + "\n" for row in rows)
     assert copy_text(rows) == expected
     assert copy_text([]) == ""
+
+
+class Escaper:
+    """pymysql's own escaping, which needs no server."""
+
+    encoders = converters.encoders
+    encoding = "utf8mb4"
+    escape = MySQLConnection.escape
+    _escape_string = MySQLConnection._escape_string
+
+    def __init__(self, server_status: int) -> None:
+        self.server_status = server_status
+
+
+@pytest.mark.parametrize("status", [0, SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES])
+@pytest.mark.parametrize("tricky", [False, True])
+def test_mysql_row_texts_escape_as_pymysql_does(tricky: bool, status: int) -> None:
+    rng = random.Random(11)
+    values = [*PLAIN, 1, 0, "Don't", 'say "hi"', "nul\0byte", "ctrl\x1az"] + (
+        TRICKY if tricky else [])
+    rows = [tuple(rng.choice(values) for _ in range(6)) for _ in range(300)]
+    conn = Escaper(status)
+    expected = ["(" + ",".join(conn.escape(v) for v in row) + ")" for row in rows]
+    assert row_texts(conn, rows) == expected
+    assert row_texts(conn, [("a\x01b",)]) is None  # holds the separator: pymysql's way
