@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from .sql_copy import COPY_MIN_ROWS, copy_insert
-from .sql_mysql import values_insert
+from .sql_mysql import row_texts, values_insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,11 @@ class Dialect:
         """One statement that looks up a whole batch of single-column keys, given as one
         parameter (``lookup_param``); None where the backend has none (``IN (…)``
         chunks are used)."""
+        return None
+
+    def inline_keys(self, cursor: Any, keys: list[tuple[Any, ...]]) -> str | None:
+        """Keys escaped into the statement's text, ``(a), (b)`` for ``IN (…)``, where
+        that is cheaper than the driver's parameters; None to send parameters."""
         return None
 
     def lookup_param(self, keys: list[Any]) -> Any:
@@ -93,6 +98,11 @@ class PostgresDialect(Dialect):
         return (f"SELECT {key}, content_hash, is_available FROM {table} "
                 f"WHERE {key} = ANY(%s)")
 
+    def inline_keys(self, cursor: Any, keys: list[tuple[Any, ...]]) -> str | None:
+        """Keys escaped into the statement's text, ``(a), (b)`` for ``IN (…)``, where
+        that is cheaper than the driver's parameters; None to send parameters."""
+        return None
+
     def lookup_param(self, keys: list[Any]) -> Any:
         return keys  # psycopg2 sends a list as an array
 
@@ -127,6 +137,10 @@ class MysqlDialect(Dialect):
     def key_rows(self, rows: str) -> str:
         return f"({rows})"
 
+    def inline_keys(self, cursor: Any, keys: list[tuple[Any, ...]]) -> str | None:
+        texts = row_texts(cursor.connection, keys)  # pymysql escapes key by key otherwise
+        return None if texts is None else ",".join(texts)
+
     def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]]) -> None:
         if not values_insert(cursor, insert.table, insert.columns, insert.on_conflict, rows):
             cursor.executemany(insert.sql, rows)
@@ -136,6 +150,6 @@ DIALECTS: dict[str, Dialect] = {
     "sqlite": SqliteDialect("sqlite", 2000, "TEXT", "DATETIME", "INTEGER PRIMARY KEY",
                             blind_upsert=True),
     "postgres": PostgresDialect("postgres", 5000, "TEXT", "TIMESTAMP", "SERIAL PRIMARY KEY"),
-    "mysql": MysqlDialect("mysql", 2000, "VARCHAR(191)", "DATETIME",
+    "mysql": MysqlDialect("mysql", 5000, "VARCHAR(191)", "DATETIME",
                           "INTEGER AUTO_INCREMENT PRIMARY KEY"),
 }

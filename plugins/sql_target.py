@@ -282,9 +282,13 @@ class SqlTarget(Target):
         chunk = self.dialect.lookup_chunk
         for start in range(0, len(unique), chunk):
             part = unique[start:start + chunk]
-            if width == 1:
+            inline = self.dialect.inline_keys(cursor, part if width > 1 else [(k,) for k in part])
+            params: list[Any] | None = None
+            if inline is not None:
+                where = f"({self.key_columns}) IN ({inline})"
+            elif width == 1:
                 where = f"{self.key_columns} IN ({self._placeholders(len(part))})"
-                params: list[Any] = part
+                params = part
             else:
                 group = "(" + ", ".join(self._param for _ in self.key) + ")"
                 rows = ", ".join(group for _ in part)

@@ -133,6 +133,21 @@ async def test_other_tables_are_made_from_the_mapping_and_grow_with_it(store, tm
     assert {"content_hash", "last_synced_at", "is_available"} <= columns
 
 
+@pytest.mark.parametrize("key", [["sku"], ["sku", "shop"]])
+async def test_keys_with_quotes_backslashes_and_percents_are_found_again(store, tmp_path,
+                                                                        key):
+    """Keys are looked up as the statement's text on MySQL: escaped, never formatted."""
+    odd = ["it's", 'say "hi"', "back\\slash", "50%", "%s", "tab\there", "ünï 🎵", "a\x01b"]
+    recs = [{"sku": f"{v}{i}", "shop": f"{v}", "price": str(i)} for i, v in enumerate(odd)]
+    job = {"source": {"type": "memory", "records": recs},
+           "target": {"type": "sql", "table": "odd_products", "key": key},
+           "mapping": {"sku": "sku", "shop": "shop", "price": "price"}}
+    run = await sync(store, tmp_path, job, name="odd")
+    assert run.items_inserted == len(odd)
+    run = await sync(store, tmp_path, job, name="odd")
+    assert (run.items_unchanged, run.items_inserted) == (len(odd), 0)
+
+
 async def test_a_database_of_an_older_version_is_upgraded_in_place(database_url, tmp_path):
     store = Store.open(database_url, tmp_path / "state")
     run_id = store.create_run(job="old", trigger="cli", source_type="csv",
