@@ -11,7 +11,7 @@ from pymysql import converters
 from pymysql.connections import Connection as MySQLConnection
 from pymysql.constants import SERVER_STATUS
 
-from syncd_builtin.sql_copy import copy_text
+from syncd_builtin.sql_copy import copy_insert, copy_text
 from syncd_builtin.sql_mysql import row_texts
 
 PLAIN = ["title", "", "ünï 🎵", None, True, False, 1950, 2.5, datetime(2026, 11, 29, 19)]
@@ -64,3 +64,20 @@ def test_mysql_row_texts_escape_as_pymysql_does(tricky: bool, status: int) -> No
     expected = ["(" + ",".join(conn.escape(v) for v in row) + ")" for row in rows]
     assert row_texts(conn, rows) == expected
     assert row_texts(conn, [("a\x01b",)]) is None  # holds the separator: pymysql's way
+
+
+@pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_copy_of_rows_one_of_which_another_writer_added_updates_that_one(store) -> None:
+    db = store.db
+    db.execute_sql('CREATE TABLE t (id SERIAL PRIMARY KEY, k TEXT UNIQUE, v TEXT)')
+    db.execute_sql("INSERT INTO t (k, v) VALUES ('k1', 'old')")  # since the lookup
+    with db.atomic():
+        copy_insert(db.cursor(), "t", "k, v", "ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                    [("k0", "a"), ("k1", "b\tc"), ("k2", None)])
+    assert db.execute_sql("SELECT k, v FROM t ORDER BY k").fetchall() == [
+        ("k0", "a"), ("k1", "b\tc"), ("k2", None)]
+    with db.atomic():  # all new: straight into the table
+        copy_insert(db.cursor(), "t", "k, v", "ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                    [("k3", "d")])
+    assert db.execute_sql("SELECT COUNT(*) FROM t").fetchone() == (4,)
