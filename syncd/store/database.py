@@ -23,10 +23,13 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",  # durable at each WAL checkpoint; a crash loses no committed batch
     "cache_size": -16 * 1024,  # 16 MiB: bounded memory; WAL keeps commits cheap
     "foreign_keys": 0,
-    # BEGIN IMMEDIATE (lock_type below): a batch takes the write lock up front and waits
-    # its turn, instead of failing when it upgrades from reading to writing.
-    "temp_store": "memory",
+    # savepoint journals and reconcile's key table in temporary files (the OS caches
+    # them): held in memory, a batch's journal grew with the key index, and a first
+    # sync's peak RSS with it (122 MB flat at 3M rows, instead of 150 MB and climbing)
+    "temp_store": "file",
 }
+# BEGIN IMMEDIATE (lock_type below): a batch takes the write lock up front and waits its
+# turn, instead of failing when it upgrades from reading to writing.
 
 
 def open_database(url: str, state_dir: Path) -> pw.Database:
