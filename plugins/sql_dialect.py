@@ -52,9 +52,10 @@ class Dialect:
         chunks are used)."""
         return None
 
-    def inline_keys(self, cursor: Any, keys: list[tuple[Any, ...]]) -> str | None:
-        """Keys escaped into the statement's text, ``(a), (b)`` for ``IN (…)``, where
-        that is cheaper than the driver's parameters; None to send parameters."""
+    def inline_keys(self, cursor: Any, keys: list[Any], width: int) -> str | None:
+        """Keys (tuples if ``width`` > 1) escaped into the statement's text, ``(a), (b)``
+        for ``IN (…)``, where that is cheaper than the driver's parameters; None to send
+        parameters."""
         return None
 
     def lookup_param(self, keys: list[Any]) -> Any:
@@ -98,9 +99,10 @@ class PostgresDialect(Dialect):
         return (f"SELECT {key}, content_hash, is_available FROM {table} "
                 f"WHERE {key} = ANY(%s)")
 
-    def inline_keys(self, cursor: Any, keys: list[tuple[Any, ...]]) -> str | None:
-        """Keys escaped into the statement's text, ``(a), (b)`` for ``IN (…)``, where
-        that is cheaper than the driver's parameters; None to send parameters."""
+    def inline_keys(self, cursor: Any, keys: list[Any], width: int) -> str | None:
+        """Keys (tuples if ``width`` > 1) escaped into the statement's text, ``(a), (b)``
+        for ``IN (…)``, where that is cheaper than the driver's parameters; None to send
+        parameters."""
         return None
 
     def lookup_param(self, keys: list[Any]) -> Any:
@@ -137,8 +139,9 @@ class MysqlDialect(Dialect):
     def key_rows(self, rows: str) -> str:
         return f"({rows})"
 
-    def inline_keys(self, cursor: Any, keys: list[tuple[Any, ...]]) -> str | None:
-        texts = row_texts(cursor.connection, keys)  # pymysql escapes key by key otherwise
+    def inline_keys(self, cursor: Any, keys: list[Any], width: int) -> str | None:
+        # pymysql escapes key by key otherwise
+        texts = row_texts(cursor.connection, keys if width > 1 else [(k,) for k in keys])
         return None if texts is None else ",".join(texts)
 
     def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]]) -> None:

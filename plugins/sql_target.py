@@ -282,7 +282,7 @@ class SqlTarget(Target):
         chunk = self.dialect.lookup_chunk
         for start in range(0, len(unique), chunk):
             part = unique[start:start + chunk]
-            inline = self.dialect.inline_keys(cursor, part if width > 1 else [(k,) for k in part])
+            inline = self.dialect.inline_keys(cursor, part, width)
             params: list[Any] | None = None
             if inline is not None:
                 where = f"({self.key_columns}) IN ({inline})"

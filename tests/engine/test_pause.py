@@ -6,7 +6,6 @@ twice. A browser target with a large batch stops within one record, not one batc
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from syncd.engine import Engine, Request
 from syncd.store import Store
 from syncd.store.models import IdMap, SyncError
 from tests.engine.test_engine import make_engine
+from tests.poll import wait_until
 
 
 class Pausing:
@@ -44,10 +44,7 @@ class Pausing:
                 if len(plugin.created) == plugin.after:
                     assert plugin.engine is not None and plugin.loop is not None
                     asyncio.run_coroutine_threadsafe(plugin.engine.shutdown(), plugin.loop)
-                    deadline = time.monotonic() + 30
-                    while not self.ctx.cancelled():
-                        assert time.monotonic() < deadline, "the stop never reached the run"
-                        time.sleep(0.01)
+                    wait_until(self.ctx.cancelled, message=lambda: "the stop never came")
                 return Result("created", f"r{change.key}")
 
         self.target = PausingTarget
