@@ -11,7 +11,6 @@ import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain, islice
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -34,6 +33,7 @@ from syncd.errors import JobError
 
 from .sql_check import check_table
 from .sql_dialect import DIALECTS, Dialect, Insert
+from .sql_reconcile import reconcile_table
 from .sql_table import ensure_table
 from .sql_values import as_text, hashed_all, stored_rows
 
@@ -145,7 +145,10 @@ class SqlTarget(Target):
     def write(self, rows: Sequence[Row], items: Sequence[str]) -> WriteResult:
         result = WriteResult()
         constants = self.constants
-        full, hashes = stored_rows([row + constants for row in rows] if constants else rows)
+        if constants and not self.schema.columns:  # nothing to hash them after
+            rows, constants = [row + constants for row in rows], ()
+        # ``full``: the rows as stored, but for the constants, added only to rows written
+        full, hashes = stored_rows(rows, constants)
         digests = hashes if hashed_all(hashes) else [d for d in hashes if d is not None]
         if len(digests) < len(hashes):  # NUL bytes: refuse those rows, keep the rest
             for i in [i for i, d in enumerate(hashes) if d is None]:
@@ -156,16 +159,17 @@ class SqlTarget(Target):
         if not full:
             return result
         if self.dialect.blind_upsert and not self.ctx.dry_run and self._mostly_new:
-            result = self._upsert_sqlite(full, digests, items, result)
+            result = self._upsert_sqlite(full, constants, digests, items, result)
         else:
-            result = self._classify_and_write(full, digests, items, result)
+            result = self._classify_and_write(full, constants, digests, items, result)
         # the next batch likely looks like this one: new data is cheapest to upsert
         # blindly, known data to look up first and leave alone
         self._mostly_new = result.unchanged * 2 < len(full)
         return result
 
-    def _upsert_sqlite(self, full: list[tuple], digests: list[str], items: Sequence[str],
-                       result: WriteResult) -> WriteResult:
+    def _upsert_sqlite(self, full: list[tuple], constants: tuple[str, ...],
+                       digests: list[str], items: Sequence[str], result: WriteResult
+                       ) -> WriteResult:
         """Upsert the batch in one ``executemany``; SQLite itself skips unchanged rows.
 
         Counting needs no lookup: the batch holds the write lock, so rows with an id
@@ -177,8 +181,8 @@ class SqlTarget(Target):
         before = cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
         refused = len(result.errors)  # NUL rows, already out of ``full``
         tail = self._tail()
-        params = [(*values, digest, True, *tail) for values, digest in zip(full, digests,
-                                                                             strict=True)]
+        params = [(*values, *constants, digest, True, *tail)
+                  for values, digest in zip(full, digests, strict=True)]
         order = self._in_key_order(params)
         params, items = [params[i] for i in order], [items[i] for i in order]
         try:
@@ -210,20 +214,18 @@ class SqlTarget(Target):
         return (schema.job, schema.scope, schema.source_type, schema.source_identifier, now,
                 now)
 
-    def _classify_and_write(self, full: list[tuple], digests: list[str],
-                            items: Sequence[str], result: WriteResult) -> WriteResult:
+    def _classify_and_write(self, full: list[tuple], constants: tuple[str, ...],
+                            digests: list[str], items: Sequence[str], result: WriteResult
+                            ) -> WriteResult:
         """Look the keys up, count each row, and write only the new and changed ones."""
-        key_index = self.key_index
-        if len(key_index) == 1:
-            [k] = key_index
-            keys: list[Any] = [values[k] for values in full]
-        else:
-            keys = [tuple(values[i] for i in key_index) for values in full]
+        keys = self._keys(full, constants)
         stored = self._lookup(keys)
         get = stored.get
-        if len(set(keys)) == len(keys):  # usual case: unchanged rows cost one comparison
-            changed = [i for i, (key, digest) in enumerate(zip(keys, digests, strict=True))
-                       if get(key) != digest]
+        batch = dict(zip(keys, digests, strict=True))
+        if len(batch) == len(keys):  # usual case: unchanged rows cost one comparison
+            changed = [] if batch == stored else [  # all unchanged: no Python per row
+                i for i, (key, digest) in enumerate(zip(keys, digests, strict=True))
+                if get(key) != digest]
             result.unchanged = len(keys) - len(changed)
         else:
             changed = list(range(len(keys)))
@@ -243,10 +245,21 @@ class SqlTarget(Target):
                 in_db, counted = earlier.in_db, earlier.counted
             outcome = "updated" if in_db or earlier is not None else "inserted"
             setattr(result, outcome, getattr(result, outcome) + 1)
-            final[key] = Pending(full[i], digest, in_db, items[i], [*counted, outcome])
+            final[key] = Pending(full[i] + constants, digest, in_db, items[i],
+                                 [*counted, outcome])
         if final and not self.ctx.dry_run:
             self._write_isolating(final, result)
         return result
+
+    def _keys(self, rows: list[tuple], constants: tuple[str, ...]) -> list[Any]:
+        """Each row's key: one value, or a tuple of several."""
+        key_index = self.key_index
+        if max(key_index) >= len(rows[0]):  # rare: a key among the constants
+            rows = [values + constants for values in rows]
+        if len(key_index) == 1:
+            [k] = key_index
+            return [values[k] for values in rows]
+        return [tuple([values[i] for i in key_index]) for values in rows]
 
     def _write_isolating(self, final: dict[Any, Pending], result: WriteResult) -> None:
         """Write the batch at once; if the database rejects it, find the rows it rejects.
@@ -274,11 +287,14 @@ class SqlTarget(Target):
         found: dict[Any, str] = {}
         cursor = self.sql.cursor()
         width = len(self.key)
-        unique = list(dict.fromkeys(keys))
         if width == 1 and self._lookup_all:  # probed in key order, as batches are written
-            unique.sort(key=lambda k: k or "")
+            try:
+                unique = sorted(set(keys))
+            except TypeError:  # a NULL among text keys
+                unique = sorted(set(keys), key=lambda k: k or "")
             cursor.execute(self._lookup_all, (self.dialect.lookup_param(unique),))
-            return {k: h if available else "" for k, h, available in cursor.fetchall()}
+            return dict(cursor.fetchall())
+        unique = list(dict.fromkeys(keys))
         chunk = self.dialect.lookup_chunk
         for start in range(0, len(unique), chunk):
             part = unique[start:start + chunk]
@@ -354,45 +370,8 @@ class SqlTarget(Target):
         """Mark unavailable (or delete) this job's rows whose key the source no longer has."""
         if on_missing == "keep":
             return 0
-        q, p = self._quote, self._param
-        seen = f"syncd_seen_{self.ctx.run_id}"
-        key_types = ", ".join(f"{q(k)} VARCHAR(191)" for k in self.key)
-        cursor = self.sql.cursor()
-        cursor.execute(f"DROP TABLE IF EXISTS {q(seen)}")
-        cursor.execute(f"CREATE TEMPORARY TABLE {q(seen)} ({key_types})")
-        insert = (f"INSERT INTO {q(seen)} ({self.key_columns}) "
-                  f"VALUES ({', '.join(p for _ in self.key)})")
-        while chunk := list(islice(seen_keys, 10_000)):
-            try:
-                "".join(chain.from_iterable(chunk))
-            except TypeError:  # a plugin's int keys: compared as the table stores them
-                chunk = [tuple([as_text(v) for v in key]) for key in chunk]
-            cursor.executemany(insert, chunk)
-        cursor.execute(f"CREATE INDEX {q(seen + '_key')} ON {q(seen)} ({self.key_columns})")
-        table = q(self.table)
-        matches = " AND ".join(f"s.{q(k)} = {table}.{q(k)}" for k in self.key)
-        where = (f"{table}.sync_job = {p} AND NOT EXISTS "
-                 f"(SELECT 1 FROM {q(seen)} s WHERE {matches})")
-        params: list[Any] = [self.schema.job]
-        if self.schema.scope is not None:  # e.g. one drive: others' records stay as they are
-            where += f" AND {table}.sync_scope = {p}"
-            params.append(self.schema.scope)
-        if on_missing == "mark_unavailable":
-            where += f" AND {table}.is_available = {p}"
-            params.append(True)
-        if self.ctx.dry_run:
-            cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", params)
-            count = cursor.fetchone()[0]
-        elif on_missing == "delete":
-            cursor.execute(f"DELETE FROM {table} WHERE {where}", params)
-            count = cursor.rowcount
-        else:
-            now = self.dialect.timestamp(self.sql.now())
-            cursor.execute(f"UPDATE {table} SET is_available = {p}, last_synced_at = {p} "
-                           f"WHERE {where}", [False, now, *params])
-            count = cursor.rowcount
-        cursor.execute(f"DROP TABLE {q(seen)}")
-        return count
+        return reconcile_table(self.sql, self.dialect, self.table, self.key, self.schema,
+                               self.ctx, seen_keys, on_missing)
 
 
 @hookimpl(trylast=True)

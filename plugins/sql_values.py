@@ -12,6 +12,8 @@ import json
 from collections.abc import Sequence
 from typing import Any, TypeGuard
 
+_BLAKE2B = hashlib.blake2b(digest_size=16)
+
 
 def content_hash(values: Sequence[Any]) -> str | None:
     """A digest of a record's values: equal digests mean nothing to rewrite.
@@ -27,21 +29,30 @@ def content_hashes(rows: Sequence[Sequence[Any]]) -> list[str | None]:
     return stored_rows(rows)[1]
 
 
-def stored_rows(rows: Sequence[Sequence[Any]]) -> tuple[list[Any], list[str | None]]:
+def stored_rows(rows: Sequence[Sequence[Any]], constants: tuple[str, ...] = ()
+                ) -> tuple[list[Any], list[str | None]]:
     """The rows as the table stores them (text, or NULL), and their content hashes.
 
     Every column is text, so a plugin's int key 7 is stored, looked up and hashed as
-    ``"7"``: the same record compares equal on every run and every backend.
+    ``"7"``: the same record compares equal on every run and every backend. Each
+    row's hash covers ``constants`` after its values, as if they were appended, but
+    they are not: a re-sync then builds no row it does not write. (Rows hold at least
+    one value when there are constants.)
     """
-    try:
-        joined = ["\x1f".join(values) for values in rows]  # the common case: all text (CSV)
+    suffix = "".join(["\x1f" + c for c in constants])
+    join = "\x1f".join
+    try:  # the common case: all text (CSV)
+        joined = [join(values) + suffix for values in rows] if suffix else [
+            join(values) for values in rows]
     except TypeError:
         rows = [tuple([as_text(v) for v in values]) for values in rows]
-        joined = ["\x1f".join(["" if v is None else v for v in values]) for values in rows]
-    blake2b = hashlib.blake2b
-    digests: list[str | None] = [
-        blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-        for text in joined]
+        joined = [join(["" if v is None else v for v in values]) + suffix for values in rows]
+    digests: list[str | None] = []
+    append, fresh = digests.append, _BLAKE2B.copy
+    for text in joined:  # a copy of a made hasher: a fifth cheaper than a new one
+        hasher = fresh()
+        hasher.update(text.encode("utf-8", "surrogatepass"))
+        append(hasher.hexdigest())
     if "\x00" in "".join(joined):
         digests = [None if "\x00" in text else d for text, d in zip(joined, digests,
                                                                       strict=True)]

@@ -11,7 +11,7 @@ from syncd.config import validate
 from syncd.engine import Engine, Request, memory, resolve_jobs
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store
-from syncd_builtin import csv_source, sql_target
+from syncd_builtin import csv_source, sql_target, sql_values
 from tests.conftest import BACKENDS
 
 pytestmark = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
@@ -198,6 +198,29 @@ async def test_keys_and_values_that_are_not_strings_match_what_the_table_stores(
     assert rows(store, "SELECT external_id, artist, genre FROM content_index "
                        "WHERE external_id = '7'") == [("7", "10.5", '[{"a": 7, "b": 1}]')]
     assert rows(store, "SELECT COUNT(*) FROM content_index WHERE is_available") == [(10,)]
+
+
+async def test_constants_count_in_the_key_and_the_hash_as_if_they_were_columns(store,
+                                                                               tmp_path):
+    """Constants are hashed after a row's values without being added to the rows that
+    are only compared: the digest is still that of the whole stored row."""
+    job = music_job(songs(6), target={"type": "sql", "table": "catalog",
+                                      "key": ["content_type", "external_id"]})
+    run = await sync(store, tmp_path, job)
+    assert (run.items_inserted, run.items_updated, run.items_unchanged) == (6, 0, 0)
+    run = await sync(store, tmp_path, {**job, "source": {"type": "memory",
+                                                         "records": songs(6, s3="New")}})
+    assert (run.items_inserted, run.items_updated, run.items_unchanged) == (0, 1, 5)
+    assert rows(store, "SELECT title, content_type FROM catalog WHERE external_id = 's3'"
+                ) == [("New", "music")]
+    assert rows(store, "SELECT content_hash FROM catalog WHERE external_id = 's0'") == [
+        (sql_values.content_hash(("s0", "Song 0", "Artist 0", "pop", "music")),)]
+
+    run = await sync(store, tmp_path, music_job(songs(6)))  # the constant changes
+    assert (run.items_inserted, run.items_updated, run.items_unchanged) == (6, 0, 0)
+    run = await sync(store, tmp_path, {**music_job(songs(6)), "constants": {
+        "content_type": "podcast"}})
+    assert (run.items_inserted, run.items_updated, run.items_unchanged) == (0, 6, 0)
 
 
 def csv_engine(store: Store, tmp_path: Path, body: bytes) -> Engine:
