@@ -222,6 +222,10 @@ class SqlTarget(Target):
         stored = self._lookup(keys)
         get = stored.get
         batch = dict(zip(keys, digests, strict=True))
+        if not stored and len(batch) == len(keys) and self._inserted(full, constants,
+                                                                     digests):
+            result.inserted = len(keys)  # a first sync: no row to classify
+            return result
         if len(batch) == len(keys):  # usual case: unchanged rows cost one comparison
             changed = [] if batch == stored else [  # all unchanged: no Python per row
                 i for i, (key, digest) in enumerate(zip(keys, digests, strict=True))
@@ -250,6 +254,22 @@ class SqlTarget(Target):
         if final and not self.ctx.dry_run:
             self._write_isolating(final, result)
         return result
+
+    def _inserted(self, full: list[tuple], constants: tuple[str, ...], digests: list[str]
+                  ) -> bool:
+        """Insert a batch of new keys at once; False, with nothing written, if the
+        database rejects it (each row is then classified and written alone)."""
+        if self.ctx.dry_run:
+            return True
+        tail = self._tail()
+        rows = [(*values, *constants, digest, True, *tail)
+                for values, digest in zip(full, digests, strict=True)]
+        try:
+            with self.sql.savepoint():
+                self._execute(self.sql.cursor(), rows, [])
+        except self.sql.rejected:
+            return False
+        return True
 
     def _keys(self, rows: list[tuple], constants: tuple[str, ...]) -> list[Any]:
         """Each row's key: one value, or a tuple of several."""
