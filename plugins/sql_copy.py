@@ -21,12 +21,12 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def copy_insert(cursor: Any, table: str, columns: str, on_conflict: str,
-                rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` (values for ``columns``, quoted names) into ``table`` (quoted),
-    resolving a key that exists with ``on_conflict``."""
+                rows: Sequence[tuple[Any, ...]], shared: tuple[Any, ...] = ()) -> None:
+    """Insert ``rows`` (values for ``columns``, quoted names, each followed by ``shared``)
+    into ``table`` (quoted), resolving a key that exists with ``on_conflict``."""
     from psycopg2.errors import UniqueViolation
 
-    text = copy_text(rows)
+    text = copy_text(rows, shared)
     # the rows are new (the lookup said so): straight into the table, a third less of
     # the server's time than through the temporary table; a key another writer added
     # since the lookup rolls this back and takes the temporary table's path
@@ -49,11 +49,18 @@ def copy_insert(cursor: Any, table: str, columns: str, on_conflict: str,
     cursor.execute(f"TRUNCATE {staging}")
 
 
-def copy_text(rows: Sequence[tuple[Any, ...]]) -> str:
-    """The rows in COPY's text format. Built without escaping, then checked once: only
-    a batch where some value holds a backslash, tab, newline or carriage return is
-    built again value by value (escaping every value cost 4/5 of a first sync's
-    Python time on PostgreSQL)."""
+def copy_text(rows: Sequence[tuple[Any, ...]], shared: tuple[Any, ...] = ()) -> str:
+    """The rows, each followed by ``shared``, in COPY's text format.
+
+    Built without escaping, then checked once: only a batch where some value holds a
+    backslash, tab, newline or carriage return is built again value by value (escaping
+    every value cost 4/5 of a first sync's Python time on PostgreSQL). The values every
+    row shares (bookkeeping, timestamps) are rendered once and appended to each line.
+    """
+    if shared:
+        suffix = "\t" + copy_text([shared])[:-1]
+        body = copy_text(rows)
+        return body.replace("\n", suffix + "\n")  # checked: a newline ends each row
     known: dict[tuple[type, Any], str] = {}  # a batch's timestamps are all one moment
 
     def other(value: Any) -> str:

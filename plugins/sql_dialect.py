@@ -74,8 +74,10 @@ class Dialect:
     def timestamp(self, moment: datetime) -> Any:
         return moment
 
-    def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]]) -> None:
-        cursor.executemany(insert.sql, rows)
+    def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]],
+                    shared: tuple[Any, ...] = ()) -> None:
+        """Insert ``rows``, each followed by the values in ``shared``."""
+        cursor.executemany(insert.sql, _whole(rows, shared))
 
     def update_many(self, cursor: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         cursor.executemany(sql, rows)
@@ -121,14 +123,16 @@ class PostgresDialect(Dialect):
                             (table, key)).fetchone()
         return bool(found) and str(found[0]).startswith(("text", "character varying"))
 
-    def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]]) -> None:
+    def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]],
+                    shared: tuple[Any, ...] = ()) -> None:
         if len(rows) >= COPY_MIN_ROWS:
-            copy_insert(cursor, insert.table, insert.columns, insert.on_conflict, rows)
+            copy_insert(cursor, insert.table, insert.columns, insert.on_conflict, rows,
+                        shared)
             return
         from psycopg2.extras import execute_values
 
         execute_values(cursor, f"INSERT INTO {insert.table} ({insert.columns}) VALUES %s "
-                       f"{insert.on_conflict}", rows, page_size=1000)
+                       f"{insert.on_conflict}", _whole(rows, shared), page_size=1000)
 
     def update_many(self, cursor: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         from psycopg2.extras import execute_batch
@@ -151,9 +155,15 @@ class MysqlDialect(Dialect):
         texts = row_texts(cursor.connection, keys if width > 1 else [(k,) for k in keys])
         return None if texts is None else ",".join(texts)
 
-    def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]]) -> None:
-        if not values_insert(cursor, insert.table, insert.columns, insert.on_conflict, rows):
-            cursor.executemany(insert.sql, rows)
+    def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]],
+                    shared: tuple[Any, ...] = ()) -> None:
+        if not values_insert(cursor, insert.table, insert.columns, insert.on_conflict, rows,
+                             shared):
+            cursor.executemany(insert.sql, _whole(rows, shared))
+
+
+def _whole(rows: list[tuple[Any, ...]], shared: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    return [row + shared for row in rows] if shared else rows
 
 
 DIALECTS: dict[str, Dialect] = {

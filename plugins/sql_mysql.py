@@ -20,9 +20,10 @@ _NEEDS_ESCAPE = re.compile("[\\\\'\"\0\n\r\x1a]")
 
 
 def values_insert(cursor: Any, table: str, columns: str, on_conflict: str,
-                  rows: Sequence[tuple[Any, ...]]) -> bool:
-    """Insert ``rows``; False (nothing sent) if a value holds the separator."""
-    texts = row_texts(cursor.connection, rows)
+                  rows: Sequence[tuple[Any, ...]], shared: tuple[Any, ...] = ()) -> bool:
+    """Insert ``rows``, each followed by ``shared``; False (nothing sent) if a value
+    holds the separator."""
+    texts = row_texts(cursor.connection, rows, shared)
     if texts is None:
         return False
     head, tail = f"INSERT INTO {table} ({columns}) VALUES ", f" {on_conflict}"
@@ -39,8 +40,16 @@ def values_insert(cursor: Any, table: str, columns: str, on_conflict: str,
     return True
 
 
-def row_texts(connection: Any, rows: Sequence[tuple[Any, ...]]) -> list[str] | None:
-    """Each row as ``(v1,v2,…)``, escaped as the connection would escape each value."""
+def row_texts(connection: Any, rows: Sequence[tuple[Any, ...]],
+              shared: tuple[Any, ...] = ()) -> list[str] | None:
+    """Each row, followed by ``shared``, as ``(v1,v2,…)``, escaped as the connection
+    would escape each value (the shared values once for all rows)."""
+    suffix = ")"
+    if shared:
+        texts = row_texts(connection, [shared])
+        if texts is None:
+            return None
+        suffix = "," + texts[0][1:]
     strings = [v for row in rows for v in row if v.__class__ is str]
     joined = SEPARATOR.join(strings)
     if joined.count(SEPARATOR) != max(len(strings) - 1, 0):
@@ -62,5 +71,5 @@ def row_texts(connection: Any, rows: Sequence[tuple[Any, ...]]) -> list[str] | N
                 if found is None:
                     found = others[(value.__class__, value)] = connection.escape(value)
                 parts.append(found)
-        out.append("(" + ",".join(parts) + ")")
+        out.append("(" + ",".join(parts) + suffix)
     return out

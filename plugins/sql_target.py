@@ -7,7 +7,6 @@ changed or unchanged by its content hash, then write only what changed.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -261,9 +260,7 @@ class SqlTarget(Target):
         database rejects it (each row is then classified and written alone)."""
         if self.ctx.dry_run:
             return True
-        tail = self._tail()
-        rows = [(*values, *constants, digest, True, *tail)
-                for values, digest in zip(full, digests, strict=True)]
+        rows = [(*row, *constants, digest) for row, digest in zip(full, digests, strict=True)]
         try:
             with self.sql.savepoint():
                 self._execute(self.sql.cursor(), rows, [])
@@ -323,7 +320,7 @@ class SqlTarget(Target):
             if inline is not None:
                 where = f"({self.key_columns}) IN ({inline})"
             elif width == 1:
-                where = f"{self.key_columns} IN ({self._placeholders(len(part))})"
+                where = f"{self.key_columns} IN ({', '.join([self._param] * len(part))})"
                 params = part
             else:
                 group = "(" + ", ".join(self._param for _ in self.key) + ")"
@@ -338,17 +335,15 @@ class SqlTarget(Target):
                 found[key] = row[width] if row[width + 1] else ""
         return found
 
-    @functools.cache  # noqa: B019 - one target per run, few distinct sizes
-    def _placeholders(self, count: int) -> str:
-        return ", ".join([self._param] * count)
-
     def _write(self, pending: Sequence[Pending]) -> None:
         tail = self._tail()
         inserts: list[Row] = []
         updates: list[Row] = []
         for entry in pending:
-            full = (*entry.values, entry.digest, True, *tail)
-            (updates if entry.in_db else inserts).append(full)
+            if entry.in_db:
+                updates.append((*entry.values, entry.digest, True, *tail))
+            else:
+                inserts.append((*entry.values, entry.digest))
         cursor = self.sql.cursor()
         with self.sql.savepoint():  # driver errors as the session's, alike on every backend
             self._execute(cursor, inserts, updates)
@@ -365,10 +360,12 @@ class SqlTarget(Target):
                       key=lambda i: tuple(rows[i][k] or "" for k in key_index))
 
     def _execute(self, cursor: Any, inserts: list[tuple], updates: list[tuple]) -> None:
+        """Insert rows of values and digest (the same bookkeeping follows each), update
+        whole rows."""
         inserts = [inserts[i] for i in self._in_key_order(inserts)]
         updates = [updates[i] for i in self._in_key_order(updates)]
         if inserts:
-            self.dialect.insert_many(cursor, self.insert, inserts)
+            self.dialect.insert_many(cursor, self.insert, inserts, (True, *self._tail()))
         if updates:
             positions, key_index = self.update_positions, self.key_index
             params = [tuple(full[i] for i in positions) + tuple(full[i] for i in key_index)

@@ -41,6 +41,20 @@ def test_copy_text_is_each_value_escaped_tab_separated_one_line_a_row(tricky: bo
     assert copy_text([]) == ""
 
 
+@pytest.mark.parametrize("tricky", [False, True])
+def test_values_shared_by_every_row_are_rendered_once_as_if_each_row_held_them(
+        tricky: bool) -> None:
+    rng = random.Random(5)
+    values = PLAIN + (TRICKY if tricky else [])
+    rows = [tuple(rng.choice(values) for _ in range(3)) for _ in range(200)]
+    shared = (True, None, "C:\\drive\tpath\n", datetime(2026, 11, 29, 23))
+    assert copy_text(rows, shared) == copy_text([row + shared for row in rows])
+    assert copy_text([], shared) == ""
+    conn = Escaper(0)
+    assert row_texts(conn, rows, shared) == row_texts(conn, [row + shared for row in rows])
+    assert row_texts(conn, rows, ("a\x01b",)) is None
+
+
 class Escaper:
     """pymysql's own escaping, which needs no server."""
 
