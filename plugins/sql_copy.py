@@ -35,6 +35,8 @@ def copy_insert(cursor: Any, table: str, columns: str, on_conflict: str,
         cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO(text))
     except UniqueViolation:
         cursor.execute("ROLLBACK TO SAVEPOINT syncd_copy")
+        if not on_conflict:  # the caller believed every key new, and wants to know
+            raise
     else:
         cursor.execute("RELEASE SAVEPOINT syncd_copy")
         return

@@ -32,6 +32,7 @@ from syncd.errors import JobError
 
 from .sql_check import check_table
 from .sql_dialect import DIALECTS, Dialect, Insert
+from .sql_lookup import stored_hashes
 from .sql_reconcile import reconcile_table
 from .sql_table import ensure_table
 from .sql_values import as_text, hashed_all, stored_rows
@@ -119,6 +120,9 @@ class SqlTarget(Target):
         table = q(self.table)
         self.insert = Insert(table, columns, on_conflict,
                              f"INSERT INTO {table} ({columns}) VALUES ({values}) {on_conflict}")
+        # keys believed new: a key that exists fails the batch instead of updating it
+        self.insert_new = Insert(table, columns, "",
+                                 f"INSERT INTO {table} ({columns}) VALUES ({values})")
         # SQLite: one upsert per row that skips identical rows (PERF-NOTES' fast path)
         self.upsert_sql = (f"{self.insert.sql} WHERE {table}.content_hash IS NOT "
                            f"excluded.content_hash OR NOT {table}.is_available")
@@ -218,12 +222,16 @@ class SqlTarget(Target):
                             ) -> WriteResult:
         """Look the keys up, count each row, and write only the new and changed ones."""
         keys = self._keys(full, constants)
+        batch = dict(zip(keys, digests, strict=True))
+        if self._mostly_new and len(batch) == len(keys) and not self.ctx.dry_run \
+                and self._inserted(full, constants, digests, self.insert_new):
+            result.inserted = len(keys)  # a first sync: no key to look up, no row to classify
+            return result
         stored = self._lookup(keys)
         get = stored.get
-        batch = dict(zip(keys, digests, strict=True))
         if not stored and len(batch) == len(keys) and self._inserted(full, constants,
-                                                                     digests):
-            result.inserted = len(keys)  # a first sync: no row to classify
+                                                                     digests, self.insert):
+            result.inserted = len(keys)
             return result
         if len(batch) == len(keys):  # usual case: unchanged rows cost one comparison
             changed = [] if batch == stored else [  # all unchanged: no Python per row
@@ -254,8 +262,8 @@ class SqlTarget(Target):
             self._write_isolating(final, result)
         return result
 
-    def _inserted(self, full: list[tuple], constants: tuple[str, ...], digests: list[str]
-                  ) -> bool:
+    def _inserted(self, full: list[tuple], constants: tuple[str, ...], digests: list[str],
+                  insert: Insert) -> bool:
         """Insert a batch of new keys at once; False, with nothing written, if the
         database rejects it (each row is then classified and written alone)."""
         if self.ctx.dry_run:
@@ -263,7 +271,7 @@ class SqlTarget(Target):
         rows = [(*row, *constants, digest) for row, digest in zip(full, digests, strict=True)]
         try:
             with self.sql.savepoint():
-                self._execute(self.sql.cursor(), rows, [])
+                self._execute(self.sql.cursor(), rows, [], insert)
         except self.sql.rejected:
             return False
         return True
@@ -300,40 +308,8 @@ class SqlTarget(Target):
                         setattr(result, outcome, getattr(result, outcome) - 1)
 
     def _lookup(self, keys: list[Any]) -> dict[Any, str]:
-        """Stored content hash of each key that exists; ``""`` if marked unavailable."""
-        found: dict[Any, str] = {}
-        cursor = self.sql.cursor()
-        width = len(self.key)
-        if width == 1 and self._lookup_all:  # probed in key order, as batches are written
-            try:
-                unique = sorted(set(keys))
-            except TypeError:  # a NULL among text keys
-                unique = sorted(set(keys), key=lambda k: k or "")
-            cursor.execute(self._lookup_all, (self.dialect.lookup_param(unique),))
-            return dict(cursor.fetchall())
-        unique = list(dict.fromkeys(keys))
-        chunk = self.dialect.lookup_chunk
-        for start in range(0, len(unique), chunk):
-            part = unique[start:start + chunk]
-            inline = self.dialect.inline_keys(cursor, part, width)
-            params: list[Any] | None = None
-            if inline is not None:
-                where = f"({self.key_columns}) IN ({inline})"
-            elif width == 1:
-                where = f"{self.key_columns} IN ({', '.join([self._param] * len(part))})"
-                params = part
-            else:
-                group = "(" + ", ".join(self._param for _ in self.key) + ")"
-                rows = ", ".join(group for _ in part)
-                values = self.dialect.key_rows(rows)
-                where = f"({self.key_columns}) IN {values}"
-                params = [v for key in part for v in key]
-            cursor.execute(f"SELECT {self.key_columns}, content_hash, is_available "
-                           f"FROM {self._quote(self.table)} WHERE {where}", params)
-            for row in cursor.fetchall():
-                key = row[0] if width == 1 else tuple(row[:width])
-                found[key] = row[width] if row[width + 1] else ""
-        return found
+        return stored_hashes(self.sql, self.dialect, self._quote(self.table),
+                             self.key_columns, len(self.key), self._lookup_all, keys)
 
     def _write(self, pending: Sequence[Pending]) -> None:
         tail = self._tail()
@@ -359,13 +335,15 @@ class SqlTarget(Target):
         return sorted(range(len(rows)),
                       key=lambda i: tuple(rows[i][k] or "" for k in key_index))
 
-    def _execute(self, cursor: Any, inserts: list[tuple], updates: list[tuple]) -> None:
+    def _execute(self, cursor: Any, inserts: list[tuple], updates: list[tuple],
+                 insert: Insert | None = None) -> None:
         """Insert rows of values and digest (the same bookkeeping follows each), update
         whole rows."""
         inserts = [inserts[i] for i in self._in_key_order(inserts)]
         updates = [updates[i] for i in self._in_key_order(updates)]
         if inserts:
-            self.dialect.insert_many(cursor, self.insert, inserts, (True, *self._tail()))
+            self.dialect.insert_many(cursor, insert or self.insert, inserts,
+                                     (True, *self._tail()))
         if updates:
             positions, key_index = self.update_positions, self.key_index
             params = [tuple(full[i] for i in positions) + tuple(full[i] for i in key_index)

@@ -65,6 +65,19 @@ async def test_upserts_by_key_and_counts_each_outcome(store, tmp_path):
                        "WHERE external_id = 's2'") == [("Changed", "music", "music")]
 
 
+async def test_new_batches_are_inserted_blind_until_one_holds_a_stored_key(store, tmp_path):
+    """After a batch of new keys only, the next is inserted without a lookup; a stored
+    key among its rows fails that insert, and the batch is looked up and counted."""
+    recs = songs(12)
+    await sync(store, tmp_path, music_job(recs[8:]))
+    run = await sync(store, tmp_path, music_job([*recs[:8], recs[8], {**recs[9], "song": "New"},
+                                                 *recs[10:]]))
+    assert (run.items_inserted, run.items_updated, run.items_unchanged) == (8, 1, 3)
+    assert rows(store, "SELECT COUNT(*), COUNT(DISTINCT external_id) FROM content_index") == [
+        (12, 12)]
+    assert rows(store, "SELECT title FROM content_index WHERE external_id = 's9'") == [("New",)]
+
+
 async def test_unchanged_rows_are_not_rewritten(store, tmp_path):
     await sync(store, tmp_path, music_job(songs(5)))
     before = rows(store, "SELECT external_id, last_synced_at FROM content_index "
