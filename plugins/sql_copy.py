@@ -72,10 +72,14 @@ def copy_text(rows: Sequence[tuple[Any, ...]], shared: tuple[Any, ...] = ()) -> 
             found = known[key] = _plain(value)
         return found
 
-    text = "".join(["\t".join([v if v.__class__ is str else other(v) for v in row]) + "\n"
-                    for row in rows])
+    try:  # all text, as from a CSV file: joined without a Python loop
+        text = "\n".join(map("\t".join, rows)) + "\n" if rows else ""
+        nulls = 0
+    except TypeError:
+        text = "".join(["\t".join([v if v.__class__ is str else other(v) for v in row])
+                        + "\n" for row in rows])
+        nulls = sum(row.count(None) for row in rows)  # each one is a "\N"
     width = len(rows[0]) if rows else 0
-    nulls = sum(row.count(None) for row in rows)  # each one is a "\N"
     if (text.count("\t") == len(rows) * (width - 1) and text.count("\n") == len(rows)
             and text.count("\\") == nulls and "\r" not in text):
         return text

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 SEPARATOR = "\x01"  # joins the batch's texts; never changed by escaping
+ROW_SEPARATOR = "\x02"  # and its rows, where every value is text
 MAX_STATEMENT = 1_000_000  # characters, as pymysql's ``max_stmt_length``
 #: what pymysql's escaping changes (a quote alone where NO_BACKSLASH_ESCAPES is set)
 _NEEDS_ESCAPE = re.compile("[\\\\'\"\0\n\r\x1a]")
@@ -50,6 +51,18 @@ def row_texts(connection: Any, rows: Sequence[tuple[Any, ...]],
         if texts is None:
             return None
         suffix = "," + texts[0][1:]
+    try:  # all text, as from a CSV file: joined and split without a loop over values
+        joined = ROW_SEPARATOR.join(map(SEPARATOR.join, rows))
+    except TypeError:
+        pass
+    else:
+        width = len(rows[0]) if rows else 0
+        if (joined.count(SEPARATOR) == len(rows) * (width - 1)
+                and joined.count(ROW_SEPARATOR) == max(len(rows) - 1, 0) and width):
+            if _NEEDS_ESCAPE.search(joined):
+                joined = connection.escape(joined)[1:-1]
+            return ["('" + text.replace(SEPARATOR, "','") + "'" + suffix
+                    for text in joined.split(ROW_SEPARATOR)]
     strings = [v for row in rows for v in row if v.__class__ is str]
     joined = SEPARATOR.join(strings)
     if joined.count(SEPARATOR) != max(len(strings) - 1, 0):

@@ -78,6 +78,11 @@ def test_mysql_row_texts_escape_as_pymysql_does(tricky: bool, status: int) -> No
     expected = ["(" + ",".join(conn.escape(v) for v in row) + ")" for row in rows]
     assert row_texts(conn, rows) == expected
     assert row_texts(conn, [("a\x01b",)]) is None  # holds the separator: pymysql's way
+    texts = [v for v in values if isinstance(v, str)]
+    rows = [tuple(rng.choice(texts) for _ in range(4)) for _ in range(300)]  # as from CSV
+    for text_rows in (rows, [*rows, ("row\x02separator", "", "x", "y")]):
+        assert row_texts(conn, text_rows) == [
+            "(" + ",".join(conn.escape(v) for v in row) + ")" for row in text_rows]
 
 
 @pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
