@@ -100,8 +100,8 @@ class SqlTarget(Target):
         else:
             ensure_table(self.sql, self.table, fields, key)
         self._prepare_statements()
-        self._mostly_new = self.sql.execute(
-            f"SELECT NOT EXISTS (SELECT 1 FROM {self._quote(self.table)})").fetchone()[0]
+        self._mostly_new = self._all_new = bool(self.sql.execute(
+            f"SELECT NOT EXISTS (SELECT 1 FROM {self._quote(self.table)})").fetchone()[0])
 
     def check(self, schema: TargetSchema, ctx: RunContext) -> str:
         """The database answers and the table exists or can be created (nothing kept)."""
@@ -168,6 +168,7 @@ class SqlTarget(Target):
         # the next batch likely looks like this one: new data is cheapest to upsert
         # blindly, known data to look up first and leave alone
         self._mostly_new = result.unchanged * 2 < len(full)
+        self._all_new = result.inserted == len(full)  # then the next is inserted unlooked
         return result
 
     def _upsert_sqlite(self, full: list[tuple], constants: tuple[str, ...],
@@ -223,7 +224,7 @@ class SqlTarget(Target):
         """Look the keys up, count each row, and write only the new and changed ones."""
         keys = self._keys(full, constants)
         batch = dict(zip(keys, digests, strict=True))
-        if self._mostly_new and len(batch) == len(keys) and not self.ctx.dry_run \
+        if self._all_new and len(batch) == len(keys) and not self.ctx.dry_run \
                 and self._inserted(full, constants, digests, self.insert_new):
             result.inserted = len(keys)  # a first sync: no key to look up, no row to classify
             return result
