@@ -224,17 +224,18 @@ class SqlTarget(Target):
         """Look the keys up, count each row, and write only the new and changed ones."""
         keys = self._keys(full, constants)
         batch = dict(zip(keys, digests, strict=True))
-        if self._all_new and len(batch) == len(keys) and not self.ctx.dry_run \
-                and self._inserted(full, constants, digests, self.insert_new):
-            result.inserted = len(keys)  # a first sync: no key to look up, no row to classify
+        unique = len(batch) == len(keys)  # usual case: no key twice in the batch
+        # a first sync: no key to look up after a batch of new ones, no row to classify
+        blind = self._all_new and unique and not self.ctx.dry_run
+        if blind and self._inserted(full, constants, digests, self.insert_new):
+            result.inserted = len(keys)
             return result
         stored = self._lookup(keys)
         get = stored.get
-        if not stored and len(batch) == len(keys) and self._inserted(full, constants,
-                                                                     digests, self.insert):
+        if unique and not stored and self._inserted(full, constants, digests, self.insert):
             result.inserted = len(keys)
             return result
-        if len(batch) == len(keys):  # usual case: unchanged rows cost one comparison
+        if unique:  # unchanged rows cost one comparison
             changed = [] if batch == stored else [  # all unchanged: no Python per row
                 i for i, (key, digest) in enumerate(zip(keys, digests, strict=True))
                 if get(key) != digest]
@@ -272,7 +273,7 @@ class SqlTarget(Target):
         rows = [(*row, *constants, digest) for row, digest in zip(full, digests, strict=True)]
         try:
             with self.sql.savepoint():
-                self._execute(self.sql.cursor(), rows, [], insert)
+                self._execute(self.sql.cursor(), rows, [], self._tail(), insert)
         except self.sql.rejected:
             return False
         return True
@@ -323,7 +324,7 @@ class SqlTarget(Target):
                 inserts.append((*entry.values, entry.digest))
         cursor = self.sql.cursor()
         with self.sql.savepoint():  # driver errors as the session's, alike on every backend
-            self._execute(cursor, inserts, updates)
+            self._execute(cursor, inserts, updates, tail)
 
     def _in_key_order(self, rows: Sequence[tuple]) -> list[int]:
         """The rows' positions sorted by key: the key index's B-tree is then walked in
@@ -337,14 +338,13 @@ class SqlTarget(Target):
                       key=lambda i: tuple(rows[i][k] or "" for k in key_index))
 
     def _execute(self, cursor: Any, inserts: list[tuple], updates: list[tuple],
-                 insert: Insert | None = None) -> None:
-        """Insert rows of values and digest (the same bookkeeping follows each), update
-        whole rows."""
+                 tail: tuple, insert: Insert | None = None) -> None:
+        """Insert rows of values and digest (``tail``, the bookkeeping, follows each),
+        update whole rows."""
         inserts = [inserts[i] for i in self._in_key_order(inserts)]
         updates = [updates[i] for i in self._in_key_order(updates)]
         if inserts:
-            self.dialect.insert_many(cursor, insert or self.insert, inserts,
-                                     (True, *self._tail()))
+            self.dialect.insert_many(cursor, insert or self.insert, inserts, (True, *tail))
         if updates:
             positions, key_index = self.update_positions, self.key_index
             params = [tuple(full[i] for i in positions) + tuple(full[i] for i in key_index)
