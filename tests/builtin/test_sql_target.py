@@ -236,6 +236,25 @@ async def test_constants_count_in_the_key_and_the_hash_as_if_they_were_columns(s
     assert (run.items_inserted, run.items_updated, run.items_unchanged) == (0, 6, 0)
 
 
+async def test_values_a_batch_shares_are_stored_as_if_bound_row_by_row(store, tmp_path):
+    """SQLite's first sync writes the constants and bookkeeping into the upsert's text:
+    quoted, they store what binding them does (a later update binds them)."""
+    odd = "it's \"odd\"; -- '' \\ \u00fc ?1 :x"
+    job = {**music_job(songs(6)), "constants": {"content_type": odd}}
+    run = await sync(store, tmp_path, job)
+    assert (run.items_inserted, run.items_updated, run.items_unchanged) == (6, 0, 0)
+    run = await sync(store, tmp_path, {**job, "source": {"type": "memory",
+                                                         "records": songs(6, s3="New")}})
+    assert (run.items_inserted, run.items_updated, run.items_unchanged) == (0, 1, 5)
+    columns = "content_type, is_available, sync_job, sync_scope, source_type"
+    if store.dialect == "sqlite":
+        columns += ", typeof(content_type), typeof(is_available), typeof(first_seen_at)"
+    inlined, bound = rows(store, f"SELECT {columns} FROM content_index WHERE external_id "
+                                 "IN ('s0', 's3') ORDER BY external_id")
+    assert inlined == bound
+    assert inlined[0] == odd and inlined[1]
+
+
 def csv_engine(store: Store, tmp_path: Path, body: bytes) -> Engine:
     (tmp_path / "music.csv").write_bytes(body)
     job = {"source": {"type": "csv", "path": str(tmp_path / "music.csv")},
