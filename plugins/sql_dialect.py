@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from syncd.adapters import SqlSession
+
 from .sql_copy import COPY_MIN_ROWS, copy_insert
+from .sql_load import load_insert
 from .sql_mysql import row_texts, values_insert
 
 #: a looked-up row's content hash, or "" when it is marked unavailable: such a row is
@@ -80,8 +83,9 @@ class Dialect:
         return None
 
     def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]],
-                    shared: tuple[Any, ...] = ()) -> None:
-        """Insert ``rows``, each followed by the values in ``shared``."""
+                    shared: tuple[Any, ...] = (), session: SqlSession | None = None) -> None:
+        """Insert ``rows``, each followed by the values in ``shared`` (``session``: the
+        store's database, where a dialect has a bulk path through it)."""
         cursor.executemany(insert.sql, _whole(rows, shared))
 
     def update_many(self, cursor: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
@@ -140,7 +144,7 @@ class PostgresDialect(Dialect):
         return bool(found) and str(found[0]).startswith(("text", "character varying"))
 
     def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]],
-                    shared: tuple[Any, ...] = ()) -> None:
+                    shared: tuple[Any, ...] = (), session: SqlSession | None = None) -> None:
         if len(rows) >= COPY_MIN_ROWS:
             copy_insert(cursor, insert.table, insert.columns, insert.on_conflict, rows,
                         shared)
@@ -172,7 +176,10 @@ class MysqlDialect(Dialect):
         return None if texts is None else ",".join(texts)
 
     def insert_many(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]],
-                    shared: tuple[Any, ...] = ()) -> None:
+                    shared: tuple[Any, ...] = (), session: SqlSession | None = None) -> None:
+        if session is not None and load_insert(session, cursor, insert.table, insert.columns,
+                                               rows, shared):
+            return
         if not values_insert(cursor, insert.table, insert.columns, insert.on_conflict, rows,
                              shared):
             cursor.executemany(insert.sql, _whole(rows, shared))

@@ -366,7 +366,8 @@ class SqlTarget(Target):
         inserts = [inserts[i] for i in self._in_key_order(inserts)]
         updates = [updates[i] for i in self._in_key_order(updates)]
         if inserts:
-            self.dialect.insert_many(cursor, insert or self.insert, inserts, (True, *tail))
+            self.dialect.insert_many(cursor, insert or self.insert, inserts, (True, *tail),
+                                     self.sql)
         if updates:
             positions, key_index = self.update_positions, self.key_index
             params = [tuple(full[i] for i in positions) + tuple(full[i] for i in key_index)

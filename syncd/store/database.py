@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 import peewee as pw
 
 from syncd.errors import UserError
+from syncd.store import local_files
 from syncd.store.models import MODELS, SchemaVersion
 
 #: Bumped when a migration below needs more than "add the missing columns".
@@ -53,6 +54,8 @@ def open_database(url: str, state_dir: Path) -> pw.Database:
     if scheme in ("mysql", "mariadb"):
         options = parse(url.replace("mariadb://", "mysql://", 1))
         options.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+        # LOAD DATA LOCAL for the SQL target's batches, guarded (local_files)
+        options.setdefault("local_infile", local_files.install())
         return _checked(ReconnectingMySQL(options.pop("database"), charset="utf8mb4",
                                           **options), "mysql")
     raise UserError(f"database URL scheme {scheme!r} is not supported",

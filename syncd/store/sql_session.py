@@ -10,6 +10,7 @@ from typing import Any
 import peewee as pw
 
 from syncd.adapters.context import Dialect
+from syncd.store import local_files
 from syncd.store.models import RESERVED_TABLES, utcnow
 
 #: what a database says when it refuses a row (not a connection or lock problem)
@@ -40,6 +41,13 @@ class StoreSqlSession:
         # peewee's stubs omit the module's exception wrapper, which exists at runtime
         with self._db.atomic(), pw.__exception_wrapper__:  # type: ignore[attr-defined]
             yield
+
+    @contextmanager
+    def local_file(self, path: str) -> Iterator[bool]:
+        """MySQL/MariaDB: within it, ``LOAD DATA LOCAL INFILE`` may send ``path`` and no
+        other file (yields False where the connection cannot send files at all)."""
+        with local_files.allowed(self._db.connection(), path) as allowed:
+            yield allowed
 
     def table_exists(self, table: str) -> bool:
         return bool(self._db.table_exists(table))
