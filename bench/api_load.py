@@ -53,6 +53,7 @@ CONFIG = """\
 [daemon]
 state_dir = "{state_dir}"
 log_format = "json"
+isolate_runs = {isolate}
 
 [api]
 listen = "127.0.0.1:{port}"
@@ -525,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--timeout", type=float, default=900, help="seconds for the sync to finish (default 900)"
     )
+    ap.add_argument("--isolate-runs", action="store_true",
+                    help="the daemon runs the sync in a worker process ([daemon] isolate_runs)")
     args = ap.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0:
         ap.error("--clients and --seconds must be positive")
@@ -537,7 +540,8 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     config = workdir / "syncd.toml"
     config.write_text(
-        CONFIG.format(state_dir=toml_str(state_dir), port=port, csv=toml_str(csv_path)),
+        CONFIG.format(state_dir=toml_str(state_dir), port=port, csv=toml_str(csv_path),
+                      isolate=str(args.isolate_runs).lower()),
         encoding="utf-8",
     )
     log_path = workdir / "daemon.log"
@@ -551,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
         "workdir": str(workdir),
         "csv": str(csv_path),
         "rows": args.rows,
+        "isolate_runs": args.isolate_runs,
         "clients": args.clients,
         "seconds": args.seconds,
         "load_before": os.getloadavg()[0],

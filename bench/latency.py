@@ -76,6 +76,7 @@ CONFIG = """\
 [daemon]
 state_dir = "{state_dir}"
 log_format = "json"
+isolate_runs = {isolate}
 
 [api]
 listen = "127.0.0.1:{port}"
@@ -559,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds for every burst run to finish (default 900)",
     )
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
+    ap.add_argument("--isolate-runs", action="store_true",
+                    help="the daemon runs each sync in a worker process ([daemon] isolate_runs)")
     args = ap.parse_args(argv)
     if min(args.drops, args.burst, args.gap) < 0 or min(args.rows, args.burst_rows) < 1:
         ap.error("--drops, --burst and --gap must be >= 0, --rows and --burst-rows >= 1")
@@ -571,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     config = workdir / "syncd.toml"
     config.write_text(
-        CONFIG.format(job=JOB, state_dir=toml_str(state_dir), port=port, inbox=toml_str(inbox)),
+        CONFIG.format(job=JOB, state_dir=toml_str(state_dir), port=port, inbox=toml_str(inbox),
+                      isolate=str(args.isolate_runs).lower()),
         encoding="utf-8",
     )
     log_path = workdir / "daemon.log"

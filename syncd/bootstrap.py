@@ -10,6 +10,7 @@ import pluggy
 
 from syncd.config import Config, Secret, load_config
 from syncd.engine.plan import JobPlan, resolve_jobs
+from syncd.engine.worker import AUTO_MIN_SIZE, WorkerSettings
 from syncd.errors import ConfigError
 from syncd.plugins import Registry, get_pluginmanager
 from syncd.remote.http import HttpFactory
@@ -33,21 +34,37 @@ class Setup:
         """HTTP clients for the runs: ``[remotes.NAME]`` settings, OAuth2 state in state_dir."""
         return HttpFactory.from_config(self.config.remotes, self.state_dir)
 
-    def open_store(self) -> Store:
+    def database_url(self) -> str:
+        """``[daemon] database``, a secret revealed."""
         database = self.config.daemon.database
         if isinstance(database, Secret):
             try:
-                database = database.reveal()
+                return database.reveal()
             except LookupError as exc:
                 raise ConfigError(self.path, "daemon.database", str(exc)) from None
+        return database
+
+    def open_store(self) -> Store:
         fleet = self.config.fleet
         claims = Claims(this_process(self.host), fleet.lease_seconds)
-        store = Store.open(database, self.state_dir, claims)
+        store = Store.open(self.database_url(), self.state_dir, claims)
         if fleet.enabled:
             from syncd.store.fleet import check_fleet_store
 
             check_fleet_store(store, self.path, fleet)
         return store
+
+    def worker_settings(self, store: Store) -> WorkerSettings | None:
+        """What runs in worker processes need (``[daemon] isolate_runs``), else None."""
+        daemon = self.config.daemon
+        if daemon.isolate_runs is False:
+            return None
+        min_size = AUTO_MIN_SIZE if daemon.isolate_runs == "auto" else 0
+        plugins = {c.__module__ for plan in self.plans.values()
+                   for c in (plan.source_cls, plan.target_cls)}
+        return WorkerSettings(self.database_url(), self.state_dir, store.claims.holder,
+                              store.claims.lease_s, daemon.log_format, tuple(sorted(plugins)),
+                              min_size)
 
     @property
     def host(self) -> str:

@@ -68,7 +68,7 @@ class Daemon:
         self.store = await asyncio.to_thread(setup.open_store)
         self.engine = Engine(self.store, setup.plans, setup.state_dir,
                              setup.config.daemon.max_concurrent_runs, pm=setup.pm,
-                             http=setup.http())
+                             http=setup.http(), worker=setup.worker_settings(self.store))
         self.engine.adhoc_planner = self._adhoc_plan
         self.engine.announce.notify = setup.config.notify
         if setup.config.fleet.enabled:

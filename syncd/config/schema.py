@@ -101,6 +101,10 @@ class DaemonConfig(Section):
     host: str = Field("", description="this daemon's name in a fleet; empty: the host name")
     stall_seconds: float = Field(900, gt=0, description="a run with no progress for this "
                                  "long stops the watchdog pings: systemd restarts syncd")
+    isolate_runs: bool | Literal["auto"] = Field(
+        "auto", description="true: runs that load a local source into the store's database "
+        "execute in a worker process of their own, at a lower CPU priority, so the API "
+        "keeps its pace under load; auto: only those of a source of 16 MiB or more")
 
 
 class UsbConfig(Section):

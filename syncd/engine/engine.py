@@ -26,6 +26,7 @@ from syncd.engine.locks import RunLock, take_lock
 from syncd.engine.plan import JobPlan, plan_named, plan_of_run
 from syncd.engine.preview import DryRunPlan
 from syncd.engine.runs import Outcome, Stop
+from syncd.engine.worker import WorkerSettings, execute_run
 from syncd.errors import JobError, RunConflict, SyncdError
 from syncd.remote.http import HttpFactory
 from syncd.store import Store
@@ -65,8 +66,11 @@ class Engine:
 
     def __init__(self, store: Store, plans: Mapping[str, JobPlan], state_dir: Path,
                  max_concurrent_runs: int = 4, pm: pluggy.PluginManager | None = None,
-                 http: HttpFactory | None = None) -> None:
+                 http: HttpFactory | None = None, worker: WorkerSettings | None = None
+                 ) -> None:
         self.store, self.plans, self.state_dir = store, dict(plans), state_dir
+        #: runs that qualify execute in a process of their own (``isolate_runs``)
+        self.worker = worker
         #: HTTP clients for adapters (``ctx.client``), configured by ``[remotes]``
         self.http = http or HttpFactory(state_dir=state_dir)
         self.log = structlog.get_logger("syncd.engine")
@@ -214,7 +218,7 @@ class Engine:
                 self._progressed[run_id] = time.monotonic()
                 await self.announce.started(run_id, executor.plan.name)
                 began = time.monotonic()
-                outcome = await asyncio.to_thread(executor.execute)
+                outcome = await asyncio.to_thread(execute_run, executor, self.worker)
                 executor.progress.duration = time.monotonic() - began
         except BaseException:
             self._forget(run_id)

@@ -1,0 +1,86 @@
+"""Which runs go to a worker process (``[daemon] isolate_runs``); the processes
+themselves are tested with a real daemon in ``tests/test_isolated_runs.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from syncd import bootstrap
+from syncd.engine.worker import AUTO_MIN_SIZE, qualifies
+from syncd.store import Store
+
+CONFIG = """\
+[daemon]
+state_dir = "{state}"
+{isolate}
+[jobs.music.source]
+type = "csv"
+path = "{csv}"
+[jobs.music.target]
+type = "sql"
+key = ["external_id"]
+[jobs.music.mapping]
+external_id = "id"
+[jobs.api.source]
+type = "rest"
+url = "http://127.0.0.1:9/items"
+[jobs.api.target]
+type = "sql"
+key = ["external_id"]
+[jobs.api.mapping]
+external_id = "id"
+[jobs.mail.source]
+type = "csv"
+path = "{csv}"
+[jobs.mail.target]
+type = "file"
+path = "{state}/out.csv"
+[jobs.mail.mapping]
+id = "id"
+"""
+
+
+def setup_with(tmp_path: Path, isolate: str) -> bootstrap.Setup:
+    csv = tmp_path / "music.csv"
+    csv.write_text("id\n1\n2\n", encoding="utf-8")
+    path = tmp_path / "syncd.toml"
+    path.write_text(CONFIG.format(state=tmp_path / "state", csv=csv, isolate=isolate),
+                    encoding="utf-8")
+    return bootstrap.load(path)
+
+
+@pytest.mark.parametrize(("line", "min_size"), [("", AUTO_MIN_SIZE),
+                                                ('isolate_runs = "auto"', AUTO_MIN_SIZE),
+                                                ("isolate_runs = true", 0),
+                                                ("isolate_runs = false", None)])
+def test_the_setting_chooses_which_runs_may_leave_the_daemon(tmp_path, line, min_size):
+    setup = setup_with(tmp_path, line)
+    store = Store.open("", tmp_path / "state")
+    settings = setup.worker_settings(store)
+    assert (settings and settings.min_size) == min_size
+    if settings is not None:  # the plugins are imported once, by the fork server
+        assert "syncd_builtin.csv_source" in settings.preload
+        assert settings.holder == store.claims.holder and settings.nice > 0
+    store.close()
+
+
+def test_only_local_sources_into_the_store_of_the_size_asked_for(tmp_path):
+    plans = setup_with(tmp_path, "").plans
+    music = plans["music"]
+    source = music.make_source()
+    size = (tmp_path / "music.csv").stat().st_size
+    assert qualifies(music, source, None, size)
+    assert not qualifies(music, source, None, size + 1)  # too small for auto
+    assert qualifies(music, source, None, 0)
+    assert not qualifies(music, source, object(), 0)  # a dry run of sync --all
+    assert not qualifies(plans["api"], plans["api"].make_source(), None, 0)  # remote
+    assert not qualifies(plans["mail"], plans["mail"].make_source(), None, 0)  # not the store
+    (tmp_path / "music.csv").unlink()  # unreadable: stays in a thread, which says so
+    assert not qualifies(music, source, None, 1)
+
+
+def test_a_bad_value_names_the_key(tmp_path):
+    with pytest.raises(Exception, match="isolate_runs"):
+        setup_with(tmp_path, 'isolate_runs = "sometimes"')
