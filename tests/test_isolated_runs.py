@@ -167,3 +167,19 @@ def test_a_killed_daemon_takes_its_worker_with_it(
     wait_until_completed(ws, proc)
     assert_synced(ws, read_csv(ws.csv), "daemon and worker killed, resumed")
     stop_daemon(ws, proc, notify)
+
+
+def test_a_cancelled_run_stops_in_its_worker(
+        isolated_ws: Callable[[int], Workspace], notify: Notifications) -> None:
+    ws = isolated_ws(50)
+    run_id = interrupted(ws)
+    proc = start_daemon(ws, notify)
+    notify.wait_for(proc, "READY=1", log=ws.log_tail)
+    pid = worker_pid(ws, proc, run_id)
+    cancel = ws.start("cancel", str(run_id))
+    assert cancel.wait(timeout=60) == 0, ws.log_tail()
+    wait_until(lambda: gone(pid), 30, message="the worker outlived its cancelled run")
+    state = run_state(ws.db)
+    assert state is not None and state.status == "cancelled", f"{state}\n{ws.log_tail()}"
+    assert proc.poll() is None
+    stop_daemon(ws, proc, notify)
