@@ -32,7 +32,7 @@ from types import ModuleType
 from typing import Any
 
 import aiohttp
-from daemonkit import BenchError, Daemon, free_port, iso_time, say, toml_str
+from daemonkit import BenchError, Daemon, free_port, iso_time, isolate_value, say, toml_str
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
@@ -503,6 +503,7 @@ def verdict(out: Outcome) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------- main
 
 
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     ingest = load_ingest()
@@ -526,8 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--timeout", type=float, default=900, help="seconds for the sync to finish (default 900)"
     )
-    ap.add_argument("--isolate-runs", action="store_true",
-                    help="the daemon runs the sync in a worker process ([daemon] isolate_runs)")
+    ap.add_argument("--isolate-runs", choices=("auto", "true", "false"), default="auto",
+                    help="[daemon] isolate_runs: whether the sync runs in a worker process "
+                    "(default: auto, the daemon's default)")
     args = ap.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0:
         ap.error("--clients and --seconds must be positive")
@@ -541,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     config = workdir / "syncd.toml"
     config.write_text(
         CONFIG.format(state_dir=toml_str(state_dir), port=port, csv=toml_str(csv_path),
-                      isolate=str(args.isolate_runs).lower()),
+                      isolate=isolate_value(args.isolate_runs)),
         encoding="utf-8",
     )
     log_path = workdir / "daemon.log"

@@ -138,3 +138,8 @@ async def wait_healthy(session: aiohttp.ClientSession, base: str, daemon: Daemon
             last = f"{type(exc).__name__}: {exc}"
         await asyncio.sleep(0.1)
     raise BenchError(f"GET /v1/health did not answer 200 within {HEALTH_TIMEOUT:.0f} s ({last})")
+
+
+def isolate_value(choice: str) -> str:
+    """A ``--isolate-runs`` choice as the TOML value of ``[daemon] isolate_runs``."""
+    return '"auto"' if choice == "auto" else choice

@@ -28,6 +28,10 @@ already ingested. Prints p50/p95 latency, burst files/s, the checks, and a verdi
     .venv/bin/python bench/latency.py [--drops 20] [--rows 1000] [--burst 1000]
                                       [--burst-rows 10] [--gap 1] [--workdir DIR]
                                       [--timeout 900] [--json FILE]
+                                      [--isolate-runs auto|true|false]
+
+``--isolate-runs true`` runs every sync in a worker process: what that costs a small
+file (the daemon's default, ``auto``, keeps these in threads).
 
 Exit status: 0 when both phases ran and every check passed; the verdict does not change it.
 """
@@ -57,6 +61,7 @@ from daemonkit import (
     Daemon,
     free_port,
     iso_time,
+    isolate_value,
     say,
     toml_str,
     wait_healthy,
@@ -534,6 +539,7 @@ def report(out: Outcome, args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- main
 
 
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -560,8 +566,9 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds for every burst run to finish (default 900)",
     )
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
-    ap.add_argument("--isolate-runs", action="store_true",
-                    help="the daemon runs each sync in a worker process ([daemon] isolate_runs)")
+    ap.add_argument("--isolate-runs", choices=("auto", "true", "false"), default="auto",
+                    help="[daemon] isolate_runs: whether each sync runs in a worker process "
+                    "(default: auto, the daemon's default)")
     args = ap.parse_args(argv)
     if min(args.drops, args.burst, args.gap) < 0 or min(args.rows, args.burst_rows) < 1:
         ap.error("--drops, --burst and --gap must be >= 0, --rows and --burst-rows >= 1")
@@ -575,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     config = workdir / "syncd.toml"
     config.write_text(
         CONFIG.format(job=JOB, state_dir=toml_str(state_dir), port=port, inbox=toml_str(inbox),
-                      isolate=str(args.isolate_runs).lower()),
+                      isolate=isolate_value(args.isolate_runs)),
         encoding="utf-8",
     )
     log_path = workdir / "daemon.log"
