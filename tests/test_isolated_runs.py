@@ -82,6 +82,15 @@ def worker_pid(ws: Workspace, proc: subprocess.Popen[bytes], run_id: int) -> int
     return pid
 
 
+def with_worker(ws: Workspace, notify: Notifications
+                ) -> tuple[subprocess.Popen[bytes], int, int]:
+    """A daemon resuming an interrupted run in a worker: (daemon, run id, worker pid)."""
+    run_id = interrupted(ws)
+    proc = start_daemon(ws, notify)
+    notify.wait_for(proc, "READY=1", log=ws.log_tail)
+    return proc, run_id, worker_pid(ws, proc, run_id)
+
+
 def gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -93,10 +102,7 @@ def gone(pid: int) -> bool:
 def test_a_resumed_run_completes_in_a_process_of_its_own(
         isolated_ws: Callable[[int], Workspace], notify: Notifications) -> None:
     ws = isolated_ws(500)
-    run_id = interrupted(ws)
-    proc = start_daemon(ws, notify)
-    notify.wait_for(proc, "READY=1", log=ws.log_tail)
-    worker_pid(ws, proc, run_id)
+    proc, run_id, _ = with_worker(ws, notify)
     wait_until_completed(ws, proc)
     assert_synced(ws, read_csv(ws.csv), "killed, resumed in a worker process")
     assert any(r.get("event") == "run completed" and r.get("run_id") == run_id
@@ -107,10 +113,7 @@ def test_a_resumed_run_completes_in_a_process_of_its_own(
 def test_a_killed_worker_fails_its_run_and_a_retry_lands_every_record_once(
         isolated_ws: Callable[[int], Workspace], notify: Notifications) -> None:
     ws = isolated_ws(200)
-    run_id = interrupted(ws)
-    proc = start_daemon(ws, notify)
-    notify.wait_for(proc, "READY=1", log=ws.log_tail)
-    pid = worker_pid(ws, proc, run_id)
+    proc, run_id, pid = with_worker(ws, notify)
     assert os.getpriority(os.PRIO_PROCESS, pid) == 10  # below the API's
     os.kill(pid, signal.SIGKILL)
     failed = wait_for_log(ws, proc, lambda r: r.get("event") == "run failed"
@@ -135,10 +138,7 @@ def test_a_killed_worker_fails_its_run_and_a_retry_lands_every_record_once(
 def test_sigterm_pauses_the_workers_run_and_the_next_start_finishes_it(
         isolated_ws: Callable[[int], Workspace], notify: Notifications) -> None:
     ws = isolated_ws(50)
-    run_id = interrupted(ws)
-    proc = start_daemon(ws, notify)
-    notify.wait_for(proc, "READY=1", log=ws.log_tail)
-    pid = worker_pid(ws, proc, run_id)
+    proc, _, pid = with_worker(ws, notify)
     os.kill(pid, signal.SIGTERM)  # systemd signals every process of the unit: the worker
     stop_daemon(ws, proc, notify)  # ignores it, and pauses when the daemon says so
     assert gone(pid)
@@ -155,10 +155,7 @@ def test_sigterm_pauses_the_workers_run_and_the_next_start_finishes_it(
 def test_a_killed_daemon_takes_its_worker_with_it(
         isolated_ws: Callable[[int], Workspace], notify: Notifications) -> None:
     ws = isolated_ws(200)
-    run_id = interrupted(ws)
-    proc = start_daemon(ws, notify)
-    notify.wait_for(proc, "READY=1", log=ws.log_tail)
-    pid = worker_pid(ws, proc, run_id)
+    proc, _, pid = with_worker(ws, notify)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     wait_until(lambda: gone(pid), 30, message="the worker outlived the killed daemon")
@@ -172,10 +169,7 @@ def test_a_killed_daemon_takes_its_worker_with_it(
 def test_a_cancelled_run_stops_in_its_worker(
         isolated_ws: Callable[[int], Workspace], notify: Notifications) -> None:
     ws = isolated_ws(50)
-    run_id = interrupted(ws)
-    proc = start_daemon(ws, notify)
-    notify.wait_for(proc, "READY=1", log=ws.log_tail)
-    pid = worker_pid(ws, proc, run_id)
+    proc, run_id, pid = with_worker(ws, notify)
     cancel = ws.start("cancel", str(run_id))
     assert cancel.wait(timeout=60) == 0, ws.log_tail()
     wait_until(lambda: gone(pid), 30, message="the worker outlived its cancelled run")
