@@ -17,15 +17,13 @@ daemon's rate limits, and dry runs of ``sync --all`` share their plan.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncd.adapters import AsyncSource, Source
 from syncd.engine.executor import RunExecutor
@@ -33,6 +31,9 @@ from syncd.engine.failures import fail_run
 from syncd.engine.plan import JobPlan
 from syncd.engine.runs import Outcome, Progress, Stop
 from syncd.errors import RetryableError
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 RUN_NICE = 10  # a run yields the CPU to the API (and everything else) when it is short
 #: ``isolate_runs = "auto"``: sources this large (a CSV file of ~250,000 rows) take a
@@ -94,6 +95,8 @@ _context: Any = None
 def _forkserver(preload: tuple[str, ...]) -> Any:
     global _context
     if _context is None:
+        import multiprocessing  # only a daemon with a large run pays for it
+
         _context = multiprocessing.get_context("forkserver")
         _context.set_forkserver_preload(["syncd.engine.worker", "syncd.store", *preload])
     return _context
