@@ -137,6 +137,7 @@ class Daemon:
             if self.engine:
                 self.engine.update_plans(setup.plans)
                 self.engine.http = setup.http()
+                self.engine.worker = setup.worker_settings(self.engine.store)
                 self.engine.announce.notify = setup.config.notify
             if self.scheduler is not None:
                 self.scheduler.reload(setup.config)

@@ -18,6 +18,7 @@ daemon's rate limits, and dry runs of ``sync --all`` share their plan.
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import threading
 from collections.abc import Callable
@@ -73,6 +74,10 @@ class WorkerDied(RetryableError):
     """The run's process ended without an outcome (killed, or crashed)."""
 
 
+class NotSent(Exception):
+    """The run could not be handed to a process (its source does not pickle)."""
+
+
 def qualifies(plan: JobPlan, source: Source | AsyncSource, dry_plan: Any,
               min_size: int = 0) -> bool:
     """Whether a run goes to a process: a local source (``min_size`` or larger) into the
@@ -113,6 +118,10 @@ def execute_run(executor: RunExecutor, settings: WorkerSettings | None) -> Outco
     try:
         outcome, progress = run_in_process(spec, executor.stop,
                                            executor.on_progress or (lambda _: None))
+    except NotSent as exc:  # nothing ran yet: the thread it is
+        executor.log.info("run stays in a thread: it cannot be sent to a process",
+                          reason=str(exc))
+        return executor.execute()
     except WorkerDied as exc:
         return fail_run(executor.store, executor.run_id, executor.log, exc)
     executor.progress = progress
@@ -127,8 +136,13 @@ def run_in_process(spec: RunSpec, stop: Stop,
     ours, theirs = context.Pipe()
     child = context.Process(target=_child, args=(theirs, spec), daemon=True,
                             name=f"syncd-run-{spec.run_id}")
-    child.start()
-    theirs.close()
+    try:
+        child.start()  # pickles the spec: a plugin's source may not allow it
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        ours.close()
+        raise NotSent(str(exc)) from exc
+    finally:
+        theirs.close()
     passed = ""
     try:
         while True:
@@ -145,6 +159,8 @@ def run_in_process(spec: RunSpec, stop: Stop,
                 break
             if kind == "progress":
                 on_progress(value)
+            elif kind == "crash":
+                raise WorkerDied(f"the run's worker process failed: {value}")
             else:
                 return value
     finally:
@@ -191,15 +207,19 @@ def _child(pipe: Connection, spec: RunSpec) -> None:
         with sending:
             pipe.send(("progress", replace(report, batch_errors=list(report.batch_errors))))
 
-    # the daemon made the store's schema current already
-    store = Store(open_database(settings.database, settings.state_dir),
-                  Claims(settings.holder, settings.lease_s))
+    try:  # the daemon made the store's schema current already
+        store = Store(open_database(settings.database, settings.state_dir),
+                      Claims(settings.holder, settings.lease_s))
+    except Exception as exc:  # the daemon records it: the run fails, retryably
+        with sending:
+            pipe.send(("crash", str(exc).strip()))
+        return
     try:
         executor = RunExecutor(store, spec.plan, spec.run_id, spec.source, stop,
                                on_progress=progress, dry_run=spec.dry_run,
                                state_dir=settings.state_dir,
                                allow_mass_missing=spec.allow_mass_missing)
-        outcome = executor.execute()
+        outcome = executor.execute()  # records every failure of the run itself
         with sending:
             pipe.send(("outcome", (outcome, executor.progress)))
     finally:

@@ -3,13 +3,19 @@ themselves are tested with a real daemon in ``tests/test_isolated_runs.py``."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from syncd import bootstrap
-from syncd.engine.worker import AUTO_MIN_SIZE, qualifies
+from syncd.engine import Engine
+from syncd.engine.memory import MemorySource
+from syncd.engine.worker import AUTO_MIN_SIZE, WorkerSettings, qualifies
 from syncd.store import Store
+from syncd.testing import make_engine, run_job
+from syncd_builtin import sql_target
 
 CONFIG = """\
 [daemon]
@@ -84,3 +90,45 @@ def test_only_local_sources_into_the_store_of_the_size_asked_for(tmp_path):
 def test_a_bad_value_names_the_key(tmp_path):
     with pytest.raises(Exception, match="isolate_runs"):
         setup_with(tmp_path, 'isolate_runs = "sometimes"')
+
+
+class LockedSource(MemorySource):
+    """A third party's source holding what cannot be pickled (a lock)."""
+
+    name = "locked"
+
+    def __init__(self, options: MemorySource.Options, identifier: str | None = None) -> None:
+        super().__init__(options, identifier)
+        self.lock = threading.Lock()
+
+
+def engine_with_worker(store: Store, tmp_path: Path, source: str,
+                       database: str = "") -> Engine:
+    job = {"source": {"type": source, "records": [{"id": f"r{i}"} for i in range(30)]},
+           "target": {"type": "sql", "key": ["external_id"]},
+           "mapping": {"external_id": "id"}, "batch_rows": 10}
+    engine = make_engine(store, tmp_path / "state", {"m": job}, adapters=[LockedSource],
+                         plugins=[sql_target])
+    engine.worker = WorkerSettings(database, tmp_path / "state", store.claims.holder,
+                                   store.claims.lease_s, "json")
+    return engine
+
+
+def test_a_source_that_cannot_be_sent_runs_in_a_thread(tmp_path):
+    store = Store.open("", tmp_path / "state")
+    with capture_logs() as logs:
+        run, outcome = run_job(engine_with_worker(store, tmp_path, "locked"), "m")
+    assert outcome.status == "completed" and run.items_inserted == 30
+    assert any(e["event"].startswith("run stays in a thread") for e in logs), logs
+    store.close()
+
+
+def test_a_worker_that_cannot_open_the_store_fails_its_run_retryably(tmp_path):
+    store = Store.open("", tmp_path / "state")
+    engine = engine_with_worker(store, tmp_path, "memory",
+                                database="sqlite:////nonexistent-dir/syncd.db")
+    run, outcome = run_job(engine, "m")
+    assert outcome.status == "failed" and "worker process failed" in (outcome.error or "")
+    [error] = store.errors_of(run.id)
+    assert error.is_retryable and run.items_processed == 0
+    store.close()
