@@ -21,10 +21,10 @@ from syncd.adapters import SqlSession
 from .sql_copy import copy_text
 
 LOAD_MIN_ROWS = 500  # fewer rows: one INSERT costs less than a file
-#: the server refuses LOCAL (local_infile = OFF, or a MySQL that never allows it)
-REFUSED = {1148, 3948, 4166}
+CLIENT_ERRORS = range(2000, 3000)  # the driver's own codes: a lost or broken connection
+#: tab, backslash and newline as hex literals: read alike with NO_BACKSLASH_ESCAPES
 LOAD = ("LOAD DATA LOCAL INFILE %s INTO TABLE {table} CHARACTER SET utf8mb4 "
-        "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({columns})")
+        "FIELDS TERMINATED BY X'09' ESCAPED BY X'5C' LINES TERMINATED BY X'0A' ({columns})")
 
 
 def load_insert(sql: SqlSession, cursor: Any, table: str, columns: str,
@@ -37,8 +37,11 @@ def load_insert(sql: SqlSession, cursor: Any, table: str, columns: str,
     text = copy_text(rows, tuple(_plain(v) for v in shared))
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", prefix="syncd-load-",
                                      suffix=".tsv") as batch:
-        batch.write(text)
-        batch.flush()
+        try:
+            batch.write(text)
+            batch.flush()
+        except OSError:  # no room for the file: the INSERTs need none
+            return False
         with sql.local_file(batch.name) as allowed:
             if not allowed:
                 return False
@@ -47,9 +50,12 @@ def load_insert(sql: SqlSession, cursor: Any, table: str, columns: str,
                 loaded = cursor.execute(LOAD.format(table=table, columns=columns),
                                         (batch.name,))
             except Exception as exc:
-                if getattr(exc, "args", (None,))[0] not in REFUSED:
-                    raise
-                connection._syncd_no_load = True  # said once per connection
+                code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+                if CLIENT_ERRORS.start <= code < CLIENT_ERRORS.stop:
+                    raise  # the connection, not the statement: the run retries
+                # refused (local_infile = OFF, a MySQL that never allows it) or unknown
+                # to this server: this connection stays with INSERT
+                connection._syncd_no_load = True
                 cursor.execute("ROLLBACK TO SAVEPOINT syncd_load")
                 return False
     if loaded != len(rows) or getattr(cursor, "warning_count", 1):

@@ -3,6 +3,8 @@ gets no file but the batch (a real MariaDB server)."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
 from syncd.store import Store
@@ -73,3 +75,33 @@ def test_the_server_is_sent_no_file_it_was_not_given(store, tmp_path):
             store.db.execute_sql(load)
     store.db.close()
     assert rows(store, "SELECT COUNT(*) FROM leak") == [(0,)]
+
+
+async def test_rows_load_alike_where_backslashes_do_not_escape(database_url, tmp_path):
+    """With NO_BACKSLASH_ESCAPES the statement's own escapes change meaning: the load's
+    separators are written as hex literals, and the file is read as before."""
+    mode = quote("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+    store = Store.open(f"{database_url}?init_command={mode}", tmp_path / "state")
+    try:
+        recs = [{"id": f"k{i}", "song": TRICKY[i % len(TRICKY)] + "\\" + str(i), "by": "",
+                 "genre": "\\N"} for i in range(1200)]
+        before = loads(store)
+        run = await sync(store, tmp_path, music_job(recs, batch_rows=600))
+        assert (run.items_inserted, run.items_failed) == (1200, 0)
+        assert loads(store) - before >= 2  # a load that failed is not tried again
+        stored = dict(rows(store, "SELECT external_id, title FROM content_index"))
+        assert stored == {r["id"]: r["song"] for r in recs}
+        assert rows(store, "SELECT DISTINCT genre FROM content_index") == [("\\N",)]
+    finally:
+        store.close()
+
+
+async def test_a_server_that_refuses_local_files_gets_inserts(store, tmp_path):
+    [(_, was)] = rows(store, "SHOW GLOBAL VARIABLES LIKE 'local_infile'")
+    store.db.execute_sql("SET GLOBAL local_infile = 0")
+    try:
+        run = await sync(store, tmp_path, music_job(songs(1200), batch_rows=600))
+    finally:
+        store.db.execute_sql(f"SET GLOBAL local_infile = {1 if was == 'ON' else 0}")
+    assert (run.items_inserted, run.items_failed) == (1200, 0)
+    assert rows(store, "SELECT COUNT(*) FROM content_index") == [(1200,)]
