@@ -300,3 +300,12 @@ def assert_synced(ws: Workspace, expected: set[Record], history: object = "") ->
         f"{len(extra)} unexpected, e.g. {sorted(extra)[:3]}")
 
 
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie not yet reaped by its new parent counts)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"

@@ -20,6 +20,7 @@ from tests import test_daemon
 from tests.crashkit import (
     Workspace,
     assert_synced,
+    gone,
     query,
     read_csv,
     run_state,
@@ -89,14 +90,6 @@ def with_worker(ws: Workspace, notify: Notifications
     proc = start_daemon(ws, notify)
     notify.wait_for(proc, "READY=1", log=ws.log_tail)
     return proc, run_id, worker_pid(ws, proc, run_id)
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_a_resumed_run_completes_in_a_process_of_its_own(

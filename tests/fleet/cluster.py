@@ -153,6 +153,7 @@ class Cluster:
     lease_seconds: float = 2.0
     jobs: str = ""
     max_concurrent_runs: int = 4
+    isolate_runs: str = '"auto"'  # [daemon] isolate_runs, as TOML
     daemons: list[Daemon] = field(default_factory=list)
 
     @property
@@ -170,6 +171,7 @@ database = "{url}"
 host = "{d.host}"
 log_format = "json"
 max_concurrent_runs = {self.max_concurrent_runs}
+isolate_runs = {self.isolate_runs}
 [fleet]
 enabled = true
 lease_seconds = {self.lease_seconds}

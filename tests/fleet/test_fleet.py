@@ -14,6 +14,7 @@ from collections import Counter
 
 import pytest
 
+from tests.crashkit import gone
 from tests.fleet.cluster import Cluster, job, write_csv
 from tests.poll import wait_until
 
@@ -171,6 +172,26 @@ def test_a_killed_daemons_run_is_taken_over_within_two_leases(cluster: Cluster) 
     assert new.rpartition(":")[0] != victim.host
     assert took <= 2 * cluster.lease_seconds, f"takeover took {took:.2f}s"
     print(f"takeover after kill -9: {took:.2f}s (lease {cluster.lease_seconds}s)")
+    wait_until(lambda: unfinished(cluster) == 0, 60, message=cluster.tails)
+    assert_exact(cluster, run_id, BIG)
+
+
+def test_a_killed_daemons_worker_goes_with_it_and_its_run_is_taken_over(
+        cluster: Cluster) -> None:
+    """Runs in worker processes: the child writes under its daemon's claim, dies with
+    it, and the daemon that takes the run over finishes it with every record once."""
+    cluster.isolate_runs = "true"
+    run_id, holder = start_big_run(cluster)
+    victim = cluster.by_holder(holder)
+    assert victim.proc is not None
+    worker = wait_until(lambda: next((r["pid"] for r in victim.records()
+                                      if r.get("event") == "run in a worker process"), None),
+                        30, message=cluster.tails)
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait(timeout=10)
+    wait_until(lambda: gone(worker), 30,
+               message=lambda: f"worker {worker} outlived its daemon\n{cluster.tails()}")
+    wait_for_new_holder(cluster, run_id, holder)
     wait_until(lambda: unfinished(cluster) == 0, 60, message=cluster.tails)
     assert_exact(cluster, run_id, BIG)
 
