@@ -231,7 +231,7 @@ def upgrade_schema(db: pw.Database) -> None:
     together must not create the same table twice.
     """
     with db.bind_ctx(MODELS), _schema_lock(db):
-        db.create_tables(MODELS, safe=True)
+        _create_missing(db)
         for model in MODELS:
             table = model._meta.table_name
             present = {c.name for c in db.get_columns(table)}
@@ -249,3 +249,17 @@ def upgrade_schema(db: pw.Database) -> None:
         current = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar() or 0
         if current < SCHEMA_VERSION:
             SchemaVersion.create(version=SCHEMA_VERSION)
+
+
+def _create_missing(db: pw.Database) -> None:
+    """Create the tables and indexes that are missing, and only those: on PostgreSQL even
+    ``CREATE INDEX IF NOT EXISTS`` waits for every open transaction writing the table,
+    so a daemon starting beside a frozen ``syncd sync`` would wait for ever."""
+    for model in pw.sort_models(MODELS):  # type: ignore[attr-defined]  # not in the stubs
+        table = model._meta.table_name
+        if not db.table_exists(table):
+            model.create_table(safe=True)
+            continue
+        present = {index.name for index in db.get_indexes(table)}
+        if any(index._name not in present for index in model._meta.fields_to_index()):
+            model._schema.create_indexes(safe=True)

@@ -201,3 +201,26 @@ def test_a_daemon_started_beside_a_running_sync_does_not_run_it_too(
                     proc.kill()
                     proc.wait()
         db.close()
+
+
+@pytest.mark.parametrize("database_url", [BACKENDS[1]], indirect=True)
+def test_a_store_opens_beside_a_transaction_writing_its_tables(
+        database_url: str, tmp_path: Path) -> None:
+    """What made the test above hang at times: a daemon starting while a frozen process
+    held a transaction open. Its schema check must not wait on the tables' locks."""
+    Store.open(database_url, tmp_path / "a").close()  # the tables exist
+    holder = Store.open(database_url, tmp_path / "b")
+    opened = threading.Event()
+
+    def open_store() -> None:
+        Store.open(database_url, tmp_path / "c").close()
+        opened.set()
+
+    try:
+        with holder.db.atomic():
+            holder.db.execute_sql("LOCK TABLE sync_runs, sync_errors, ingested_files "
+                                  "IN ROW EXCLUSIVE MODE")
+            threading.Thread(target=open_store, daemon=True).start()
+            assert opened.wait(30), "opening the store waited on a writer's transaction"
+    finally:
+        holder.close()
