@@ -91,6 +91,11 @@ class Dialect:
     def update_many(self, cursor: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         cursor.executemany(sql, rows)
 
+    def upsert_known(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]]) -> bool:
+        """Write whole rows whose keys are stored with the upsert, where that beats an
+        ``UPDATE`` per row; False (nothing written) to update them one by one."""
+        return False
+
 
 @dataclass(frozen=True, slots=True)
 class SqliteDialect(Dialect):
@@ -169,6 +174,11 @@ class MysqlDialect(Dialect):
 
     def key_rows(self, rows: str) -> str:
         return f"({rows})"
+
+    def upsert_known(self, cursor: Any, insert: Insert, rows: list[tuple[Any, ...]]) -> bool:
+        # pymysql's executemany sends an UPDATE per row, a round trip each: multi-row
+        # INSERT … ON DUPLICATE KEY UPDATE sets the same columns (first_seen_at kept)
+        return values_insert(cursor, insert.table, insert.columns, insert.on_conflict, rows)
 
     def inline_keys(self, cursor: Any, keys: list[Any], width: int) -> str | None:
         # pymysql escapes key by key otherwise

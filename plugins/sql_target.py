@@ -368,7 +368,7 @@ class SqlTarget(Target):
         if inserts:
             self.dialect.insert_many(cursor, insert or self.insert, inserts, (True, *tail),
                                      self.sql)
-        if updates:
+        if updates and not self.dialect.upsert_known(cursor, self.insert, updates):
             positions, key_index = self.update_positions, self.key_index
             params = [tuple(full[i] for i in positions) + tuple(full[i] for i in key_index)
                       for full in updates]

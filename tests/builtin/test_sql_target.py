@@ -65,6 +65,23 @@ async def test_upserts_by_key_and_counts_each_outcome(store, tmp_path):
                        "WHERE external_id = 's2'") == [("Changed", "music", "music")]
 
 
+async def test_an_update_keeps_the_rows_id_and_first_seen_at(store, tmp_path):
+    """However a backend writes updates (MariaDB: INSERT … ON DUPLICATE KEY UPDATE)."""
+    await sync(store, tmp_path, music_job(songs(10)))
+    query = ("SELECT external_id, id, first_seen_at, last_synced_at, title FROM content_index "
+             "ORDER BY external_id")
+    before = {r[0]: r[1:] for r in rows(store, query)}
+    run = await sync(store, tmp_path, music_job(songs(10, s2="New", s7="Newer")))
+    assert (run.items_inserted, run.items_updated, run.items_unchanged) == (0, 2, 8)
+    after = {r[0]: r[1:] for r in rows(store, query)}
+    for key in ("s2", "s7"):
+        assert after[key][:2] == before[key][:2]  # id, first_seen_at
+        assert after[key][2] >= before[key][2] and after[key][3].startswith("New")
+    assert {k: v for k, v in after.items() if k not in ("s2", "s7")} == {
+        k: v for k, v in before.items() if k not in ("s2", "s7")}
+    assert rows(store, "SELECT COUNT(*) FROM content_index") == [(10,)]
+
+
 async def test_new_batches_are_inserted_blind_until_one_holds_a_stored_key(store, tmp_path):
     """After a batch of new keys only, the next is inserted without a lookup; a stored
     key among its rows fails that insert, and the batch is looked up and counted."""
