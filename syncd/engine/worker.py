@@ -22,7 +22,7 @@ import pickle
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +48,7 @@ PARENT_GONE = 70  # the child's exit status when the daemon went away
 class WorkerSettings:
     """What a run's process needs of the daemon's setup (pickled to the child)."""
 
-    database: str  # the store's URL, secret revealed
+    database: str = field(repr=False)  # the store's URL, secret revealed: never shown
     state_dir: Path
     holder: str  # the daemon's claim name: the child writes as the daemon
     lease_s: float
