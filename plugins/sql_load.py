@@ -35,12 +35,16 @@ def load_insert(sql: SqlSession, cursor: Any, table: str, columns: str,
     if len(rows) < LOAD_MIN_ROWS or getattr(connection, "_syncd_no_load", False):
         return False
     text = copy_text(rows, tuple(_plain(v) for v in shared))
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", prefix="syncd-load-",
-                                     suffix=".tsv") as batch:
+    try:
+        batch = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by the with below
+            "w", encoding="utf-8", prefix="syncd-load-", suffix=".tsv")
+    except OSError:  # no room, or no writable temporary folder: the INSERTs need none
+        return False
+    with batch:
         try:
             batch.write(text)
             batch.flush()
-        except OSError:  # no room for the file: the INSERTs need none
+        except OSError:
             return False
         with sql.local_file(batch.name) as allowed:
             if not allowed:

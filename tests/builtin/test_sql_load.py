@@ -3,6 +3,7 @@ gets no file but the batch (a real MariaDB server)."""
 
 from __future__ import annotations
 
+import tempfile
 from urllib.parse import quote
 
 import pytest
@@ -104,4 +105,14 @@ async def test_a_server_that_refuses_local_files_gets_inserts(store, tmp_path):
     finally:
         store.db.execute_sql(f"SET GLOBAL local_infile = {1 if was == 'ON' else 0}")
     assert (run.items_inserted, run.items_failed) == (1200, 0)
+    assert rows(store, "SELECT COUNT(*) FROM content_index") == [(1200,)]
+
+
+async def test_without_a_writable_temporary_folder_rows_go_as_inserts(store, tmp_path,
+                                                                     monkeypatch):
+    before = loads(store)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    run = await sync(store, tmp_path, music_job(songs(1200), batch_rows=600))
+    assert (run.items_inserted, run.items_failed) == (1200, 0)
+    assert loads(store) == before  # no load was tried
     assert rows(store, "SELECT COUNT(*) FROM content_index") == [(1200,)]
