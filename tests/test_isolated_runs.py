@@ -92,6 +92,14 @@ def with_worker(ws: Workspace, notify: Notifications
     return proc, run_id, worker_pid(ws, proc, run_id)
 
 
+def finished_by_next_start(ws: Workspace, notify: Notifications, history: str) -> None:
+    """The next daemon start finishes the run: every record once."""
+    proc = start_daemon(ws, notify)
+    wait_until_completed(ws, proc)
+    assert_synced(ws, read_csv(ws.csv), history)
+    stop_daemon(ws, proc, notify)
+
+
 def test_a_resumed_run_completes_in_a_process_of_its_own(
         isolated_ws: Callable[[int], Workspace], notify: Notifications) -> None:
     ws = isolated_ws(500)
@@ -139,10 +147,7 @@ def test_sigterm_pauses_the_workers_run_and_the_next_start_finishes_it(
     assert paused is not None and paused.status == "pending", f"{paused}\n{ws.log_tail()}"
     assert paused.processed < ROWS, paused
 
-    proc = start_daemon(ws, notify)
-    wait_until_completed(ws, proc)
-    assert_synced(ws, read_csv(ws.csv), "paused by SIGTERM in a worker, resumed")
-    stop_daemon(ws, proc, notify)
+    finished_by_next_start(ws, notify, "paused by SIGTERM in a worker, resumed")
 
 
 def test_a_killed_daemon_takes_its_worker_with_it(
@@ -153,10 +158,7 @@ def test_a_killed_daemon_takes_its_worker_with_it(
     proc.wait(timeout=30)
     wait_until(lambda: gone(pid), 30, message="the worker outlived the killed daemon")
 
-    proc = start_daemon(ws, notify)
-    wait_until_completed(ws, proc)
-    assert_synced(ws, read_csv(ws.csv), "daemon and worker killed, resumed")
-    stop_daemon(ws, proc, notify)
+    finished_by_next_start(ws, notify, "daemon and worker killed, resumed")
 
 
 def test_a_cancelled_run_stops_in_its_worker(
