@@ -20,6 +20,7 @@ import structlog
 from syncd.adapters import AsyncSource, ItemError, Source
 from syncd.engine.announce import Announcer, Listener
 from syncd.engine.cancelling import NotCancellable, cancel_run
+from syncd.engine.creating import create_and_start
 from syncd.engine.executor import RunExecutor
 from syncd.engine.leases import renew_leases
 from syncd.engine.locks import RunLock, take_lock
@@ -27,7 +28,7 @@ from syncd.engine.plan import JobPlan, plan_named, plan_of_run
 from syncd.engine.preview import DryRunPlan
 from syncd.engine.runs import Outcome, Stop
 from syncd.engine.worker import WorkerSettings, execute_run
-from syncd.errors import JobError, RunConflict, SyncdError
+from syncd.errors import JobError, SyncdError
 from syncd.remote.http import HttpFactory
 from syncd.store import Store
 from syncd.store.database import unavailable
@@ -107,19 +108,17 @@ class Engine:
             assert queued is not None  # only a schedule's tick can be taken already
             return queued
         lock = await self._lock(plan.name, source.identifier)
+
+        def start(run_id: int) -> None:
+            self._launch(run_id, plan, source, lock, request.dry_run,
+                         allow_mass_missing=request.allow_mass_missing,
+                         dry_plan=request.dry_plan if request.dry_run else None)
+
         try:
-            run_id = await asyncio.to_thread(self._create_or_continue, plan, source, request,
-                                             resume)
+            return await create_and_start(self, plan, source, request, resume, start,
+                                          lock.release)
         except pw.PeeweeException as exc:  # a full disk, a server gone: one clear error
-            lock.release()
             raise unavailable(exc) from None
-        except BaseException:
-            lock.release()
-            raise
-        self._launch(run_id, plan, source, lock, request.dry_run,
-                     allow_mass_missing=request.allow_mass_missing,
-                     dry_plan=request.dry_plan if request.dry_run else None)
-        return run_id
 
     async def run(self, request: Request, resume: bool = True) -> tuple[int, Outcome]:
         """Start a run and wait for its outcome."""
@@ -163,25 +162,6 @@ class Engine:
         await self.announce.started(run_id, job)
         await self.announce.finished(run_id, job, "failed", message)
         return run_id
-
-    def _create_or_continue(self, plan: JobPlan, source: Source | AsyncSource, request: Request,
-                            resume: bool) -> int:
-        if resume and not request.dry_run:
-            run = self.store.find_unfinished(plan.name, source.identifier)
-            if run is not None:
-                holder = self.store.claims.claim(run.id)
-                if holder is not None:
-                    raise RunConflict(f"run {run.id} of job {plan.name!r} is being executed "
-                                      f"by {holder}")
-                self.log.info("continuing interrupted run", run_id=run.id, job=plan.name)
-                return run.id
-        return self.store.create_run(job=plan.name, trigger=request.trigger,
-                                     source_type=plan.source_cls.name,
-                                     source_identifier=source.identifier,
-                                     dry_run=request.dry_run, job_spec=request.spec,
-                                     device=request.device,
-                                     affinity=self.affinity(request.trigger, source.identifier)
-                                     if self.affinity else None)
 
     def _launch(self, run_id: int, plan: JobPlan, source: Source | AsyncSource, lock: RunLock,
                 dry_run: bool, allow_mass_missing: bool = False,
