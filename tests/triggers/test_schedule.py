@@ -44,9 +44,9 @@ async def test_an_interval_schedule_fires_repeatedly(store, tmp_path):
         await wait_for(lambda: len(runs("tick", "schedule")) >= 2)
     finally:
         scheduler.stop()
-    # a run the last fire started goes on after the scheduler stops: let it finish
-    await wait_for(lambda: not any(engine.is_running(r.id) for r in runs("tick")))
-    assert all(r.status == "completed" for r in runs("tick"))
+    # a run the last fire created goes on after the scheduler stops, even one whose
+    # record was still being made when the fire was cancelled: every one completes
+    await wait_for(lambda: all(r.status == "completed" for r in runs("tick")))
 
 
 async def test_a_fire_while_the_job_runs_is_coalesced_not_stacked(store, tmp_path):
