@@ -22,7 +22,7 @@ import pickle
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -204,8 +204,8 @@ def _child(pipe: Connection, spec: RunSpec) -> None:
     threading.Thread(target=listen, name="syncd-run-stop", daemon=True).start()
 
     def progress(report: Progress) -> None:
-        with sending:
-            pipe.send(("progress", replace(report, batch_errors=list(report.batch_errors))))
+        with sending:  # pickled as it is now: the run goes on changing it
+            pipe.send(("progress", report))
 
     try:  # the daemon made the store's schema current already
         store = Store(open_database(settings.database, settings.state_dir),
