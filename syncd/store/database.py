@@ -20,6 +20,10 @@ SCHEMA_VERSION = 1
 
 CONNECT_TIMEOUT_S = 10  # an unreachable server is reported, not waited on forever
 SQLITE_PRAGMAS = {
+    # 16 KiB pages for a new database (an existing one keeps its own): a batch's sorted
+    # keys land on fewer pages, so a 1M-row first sync takes 9 % less time (measured,
+    # README "Benchmarks"); must come before journal_mode, which fixes the page size
+    "page_size": 16384,
     "journal_mode": "wal",  # readers (the API) never wait for the writer
     "synchronous": "normal",  # durable at each WAL checkpoint; a crash loses no committed batch
     "cache_size": -16 * 1024,  # 16 MiB: bounded memory; WAL keeps commits cheap

@@ -54,6 +54,27 @@ def test_three_slashes_is_a_path_in_state_dir(tmp_path):
     assert not (tmp_path / "x.db").exists()
 
 
+def test_a_new_database_gets_16_kib_pages_and_an_old_one_keeps_its_own(tmp_path):
+    """New stores are made with 16 KiB pages (faster batches); a store made before, with
+    SQLite's 4 KiB, opens as it is and keeps its rows."""
+    new, old = tmp_path / "state" / "new.db", tmp_path / "state" / "old.db"
+    (tmp_path / "state").mkdir()
+    made = sqlite3.connect(old)
+    made.execute("PRAGMA journal_mode = wal")
+    made.execute("CREATE TABLE content_index (id INTEGER PRIMARY KEY, external_id TEXT, "
+                 "title TEXT)")
+    made.execute("INSERT INTO content_index (external_id, title) VALUES ('0', 'Zero')")
+    made.commit()
+    made.close()
+    for db, pages in ((new, 16384), (old, 4096)):
+        result = syncd("sync", "music", "--config", config(tmp_path, f"sqlite:///{db.name}"))
+        assert result.returncode == 0, result.stderr
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA page_size").fetchone() == (pages,)
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert titles(old) == [("Zero",), ("One",)]
+
+
 def one_line_with_a_hint(result: subprocess.CompletedProcess[str], says: str) -> str:
     assert result.returncode == 2, result.stdout + result.stderr
     error, hint = result.stderr.splitlines()
