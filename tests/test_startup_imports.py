@@ -39,18 +39,22 @@ def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=60)
 
 
-def test_a_sqlite_sync_loads_no_run_only_library(tmp_path: Path) -> None:
+def _sync_of_five_rows(tmp_path: Path) -> list[str]:
+    """The arguments of ``syncd sync`` of a 5-row CSV into SQLite in ``tmp_path``."""
     config = tmp_path / "syncd.toml"
     config.write_text(CONFIG.format(state=tmp_path / "state"))
     csv = tmp_path / "five.csv"
     csv.write_text("id,song_name\n" + "".join(f"{i},Song {i}\n" for i in range(1, 6)))
+    return ["--config", str(config), "sync", "music", "--file", str(csv)]
+
+
+def test_a_sqlite_sync_loads_no_run_only_library(tmp_path: Path) -> None:
     done = _python(
         "import sys\n"
         "from syncd.cli.main import main\n"
         "rc = main(sys.argv[1:])\n"
         f"print('LOADED', [m for m in {HEAVY!r} if m in sys.modules])\n"
-        "sys.exit(rc)\n",
-        "--config", str(config), "sync", "music", "--file", str(csv))
+        "sys.exit(rc)\n", *_sync_of_five_rows(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "5 processed, 5 inserted" in done.stdout
     assert "LOADED []" in done.stdout
@@ -70,10 +74,6 @@ def test_set_up_runs_without_the_cyclic_gc_and_the_command_with_it(tmp_path: Pat
     40 ms and freed nothing) and back on, with start-up's objects frozen, for the run
     itself, so a long run collects its garbage; a command that fails to set up leaves it
     on too."""
-    config = tmp_path / "syncd.toml"
-    config.write_text(CONFIG.format(state=tmp_path / "state"))
-    csv = tmp_path / "five.csv"
-    csv.write_text("id,song_name\n" + "".join(f"{i},Song {i}\n" for i in range(1, 6)))
     done = _python(
         "import gc, sys\n"
         "import syncd.cli.commands as commands\n"
@@ -92,8 +92,7 @@ def test_set_up_runs_without_the_cyclic_gc_and_the_command_with_it(tmp_path: Pat
         "print('AFTER', gc.isenabled())\n"
         "bad = main(['--config', sys.argv[2] + '.missing', 'sync', 'music'])\n"
         "print('AFTER FAILURE', bad, gc.isenabled())\n"
-        "sys.exit(rc)\n",
-        "--config", str(config), "sync", "music", "--file", str(csv))
+        "sys.exit(rc)\n", *_sync_of_five_rows(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "5 processed, 5 inserted" in done.stdout
     assert "SETUP False" in done.stdout
