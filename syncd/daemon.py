@@ -220,10 +220,11 @@ def read_token(setup: bootstrap.Setup) -> str | None:
     return token
 
 
-def run(path: Path) -> int:
+def run(setup: bootstrap.Setup) -> int:
+    """Serve with ``setup`` (the command line loaded it) until told to stop."""
     # Runs parse and hash in worker threads; a shorter GIL switch interval (5 ms by
     # default) keeps the API on the event loop answering promptly meanwhile.
     sys.setswitchinterval(API_SWITCH_INTERVAL_S)
-    daemon = Daemon(bootstrap.load(path))
+    daemon = Daemon(setup)
     asyncio.run(daemon.serve())
     return EXIT_OK if daemon.died is None else EXIT_FAILED

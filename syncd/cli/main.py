@@ -155,7 +155,7 @@ def _set_up(args: argparse.Namespace, path: Path) -> Callable[[], int]:
     if args.command == "run":
         from syncd import daemon
 
-        return partial(daemon.run, path)
+        return partial(daemon.run, setup)
     if args.command in LEDGER_COMMANDS:
         from syncd.cli.ledger import run_ledger_command
 
