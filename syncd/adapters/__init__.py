@@ -62,7 +62,7 @@ from syncd.config.secrets import Secret
 from syncd.globs import matcher as glob_matcher
 from syncd.globs import pattern_regex as glob_regex
 from syncd.store.hashing import remote_hash
-from syncd.store.models import BOOKKEEPING, RESERVED_TABLES
+from syncd.store.names import BOOKKEEPING, RESERVED_TABLES
 
 if TYPE_CHECKING:
     from syncd.hookspecs import DriveInfo, DriveJob

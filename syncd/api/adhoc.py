@@ -21,7 +21,8 @@ from syncd.engine.plan import JobPlan, resolve_job
 from syncd.engine.recordkey import RECORD_FIELD
 from syncd.errors import ConfigError
 from syncd.plugins import Registry
-from syncd.store.models import BOOKKEEPING, MODELS
+from syncd.store.models import MODELS
+from syncd.store.names import BOOKKEEPING
 
 IDENTIFIER = re.compile(r"[^a-z0-9_]+")
 RESERVED = ("id", *BOOKKEEPING)  # ad-hoc jobs always write through the SQL target

@@ -1,7 +1,28 @@
-"""The engine: plans, executors and the run manager."""
+"""The engine: plans, executors and the run manager.
 
-from syncd.engine.engine import Engine, Request
-from syncd.engine.plan import JobPlan, resolve_jobs
-from syncd.engine.runs import Outcome, Progress
+The names below are imported on first use, so that a module of the package (the
+duplicate-key index, in a reader process) can be imported without the whole engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syncd.engine.engine import Engine, Request
+    from syncd.engine.plan import JobPlan, resolve_jobs
+    from syncd.engine.runs import Outcome, Progress
+
+_HOMES = {"Engine": "engine", "Request": "engine", "JobPlan": "plan",
+          "resolve_jobs": "plan", "Outcome": "runs", "Progress": "runs"}
 
 __all__ = ["Engine", "JobPlan", "Outcome", "Progress", "Request", "resolve_jobs"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"syncd.engine.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value

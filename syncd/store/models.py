@@ -74,8 +74,6 @@ class SyncError(BaseModel):
 
 #: the columns the SQL target keeps in every table it writes, besides ``id``; shared by
 #: the built-in SQL target and the API, which must not name them
-BOOKKEEPING = ("content_hash", "is_available", "sync_job", "sync_scope", "source_type",
-               "source_identifier", "first_seen_at", "last_synced_at")
 
 
 class ContentIndex(BaseModel):
@@ -228,4 +226,3 @@ MODELS: tuple[type[BaseModel], ...] = (SyncRun, SyncError, ContentIndex, Ingeste
                                        IdMap, SyncConflict, WebhookDelivery, FleetDaemon,
                                        ScheduleTick, RateSlot, SchemaVersion)
 #: syncd's own tables, which no job may write into (content_index is a target like any)
-RESERVED_TABLES = frozenset(m._meta.table_name for m in MODELS) - {"content_index"}

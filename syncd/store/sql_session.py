@@ -11,7 +11,8 @@ import peewee as pw
 
 from syncd.adapters.context import Dialect
 from syncd.store import local_files
-from syncd.store.models import RESERVED_TABLES, utcnow
+from syncd.store.models import utcnow
+from syncd.store.names import RESERVED_TABLES
 
 #: what a database says when it refuses a row (not a connection or lock problem)
 REJECTED: tuple[type[Exception], ...] = (pw.IntegrityError, pw.DataError,
