@@ -54,7 +54,7 @@ class CsvSource(Source):
 
     name = "csv"
     description = "Rows of a CSV file, streamed; resumes from a byte offset."
-    capabilities = SourceCapabilities(complete=True, header=True)
+    capabilities = SourceCapabilities(complete=True, header=True, portable=True)
 
     class Options(AdapterOptions):
         """What a job's ``[jobs.NAME.source]`` table may say for ``type = "csv"``."""

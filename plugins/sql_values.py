@@ -59,6 +59,43 @@ def stored_rows(rows: Sequence[Sequence[Any]], constants: tuple[str, ...] = ()
     return list(rows), digests
 
 
+class KeyedRows(list):
+    """A batch as the SQL target's preparer leaves it: rows in key order, with each row's
+    content hash (over ``constants`` too) in ``digests``. A plain list means the batch
+    was not prepared."""
+
+    digests: list[str | None]
+    constants: tuple[str, ...]
+
+
+def keyed_rows(constants: tuple[str, ...], key_index: tuple[int, ...], rows: list[Any],
+               items: list[str]) -> tuple[list[Any], list[str]]:
+    """The SQL target's preparer (run by the engine, maybe in a reader process): hash the
+    rows and put them in key order; rows with a NUL byte are left to ``write``."""
+    full, hashes = stored_rows(rows, constants)
+    if not full or not hashed_all(hashes):
+        return rows, items
+    digests: list[str | None] = list(hashes)
+    if max(key_index) < len(full[0]):  # else the key is a constant: one order is as good
+        order = key_order(full, key_index)
+        full, digests = [full[i] for i in order], [digests[i] for i in order]
+        items = [items[i] for i in order]
+    keyed = KeyedRows(full)
+    keyed.digests, keyed.constants = digests, constants
+    return keyed, items
+
+
+def key_order(rows: Sequence[Sequence[Any]], key_index: Sequence[int]) -> list[int]:
+    """The rows' positions sorted by key: the key index's B-tree is then walked in order,
+    page after page, instead of at random (shuffled keys: a quarter off a first sync of
+    1M rows on SQLite)."""
+    if len(key_index) == 1:
+        [k] = key_index
+        keys = [row[k] or "" for row in rows]
+        return sorted(range(len(rows)), key=keys.__getitem__)
+    return sorted(range(len(rows)), key=lambda i: tuple(rows[i][k] or "" for k in key_index))
+
+
 def hashed_all(digests: list[str | None]) -> TypeGuard[list[str]]:
     """No row of ``stored_rows`` was refused for a NUL byte."""
     return None not in digests

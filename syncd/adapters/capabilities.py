@@ -19,6 +19,10 @@ class SourceCapabilities:
     remote: bool = False
     #: reads tables of the store's own database through ``ctx.sql`` (``SELECT`` only)
     store: bool = False
+    #: once opened, the source can be pickled and ``read`` in another process (it keeps
+    #: nothing of ``open``'s context): the engine then reads a large one there, a batch
+    #: ahead of the writes, and asks the copy that read it ``unchanged_since``
+    portable: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ record; the target answers one ``Result`` per change.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from syncd.adapters.capabilities import TargetCapabilities
@@ -45,6 +45,21 @@ class Target(_TargetBase, abc.ABC):
     @abc.abstractmethod
     def write(self, rows: Sequence[Row], items: Sequence[str]) -> WriteResult:
         """Upsert ``rows`` (values in ``schema.columns`` order) and count each outcome."""
+
+    def preparer(self) -> Callable[[list[Row], list[str]], tuple[list[Row], list[str]]] | None:
+        """Work on a batch that needs neither the database nor the run (content hashes,
+        key order), which the engine may do in another process while the batch before
+        it is written (a large file of a ``portable`` source).
+
+        A picklable function (module-level, or a ``functools.partial`` of one) of a
+        batch's rows and items, returning them as ``write`` wants them: reordered if
+        the order does not matter to the target, as a ``list`` subclass carrying what
+        it computed. ``write`` must still take plain rows: the engine hands it those
+        whenever it read the source itself or changed the batch (a dropped duplicate,
+        a pair's import). Called after ``open``; None (the default) prepares nothing, and
+        the run then reads its source in its own thread.
+        """
+        return None
 
     def forget(self, keys: Sequence[Row]) -> None:
         """Forget what was last written for these keys (e.g. its content hash): another

@@ -20,6 +20,7 @@ from tenacity.wait import wait_exponential_jitter
 from syncd.adapters import (
     AsyncSource,
     Batch,
+    Checkpoint,
     ItemError,
     Row,
     Source,
@@ -28,7 +29,7 @@ from syncd.adapters import (
     WriteResult,
 )
 from syncd.engine import guard, pair
-from syncd.engine.duplicates import DuplicateKeys
+from syncd.engine.duplicates import Check, DuplicateKeys
 from syncd.engine.failures import (
     SourceChanged,
     fail_run,
@@ -38,8 +39,10 @@ from syncd.engine.grouping import READ_ROWS, GroupCommit
 from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
 from syncd.engine.preview import DryRunPlan
+from syncd.engine.readahead import InThread, ReadAhead, reader
 from syncd.engine.reading import batches
 from syncd.engine.runs import Outcome, Progress, Stop
+from syncd.engine.screening import Screen, drop_keyless
 from syncd.engine.targets import Writer, in_transaction, open_target, run_context
 from syncd.errors import ClaimLost
 from syncd.remote.http import HttpFactory
@@ -140,17 +143,28 @@ class RunExecutor:
         try:
             if not (checkpoint and checkpoint.get("phase") == RECONCILE):
                 rows = self.plan.config.batch_rows
-                with GroupCommit(self.store, self._committed, rows) as group:
-                    for batch in batches(self.source, self.plan.fields, checkpoint,
-                                         min(rows, READ_ROWS)):
-                        self._commit(target, batch, schema.key, group)
+                with self._reader(target, checkpoint, schema.key) as stream, \
+                        GroupCommit(self.store, self._committed, rows) as group:
+                    for batch in stream:
+                        self._commit(target, batch, schema.key, group, stream.screened)
                         if self.stop.is_set():
                             group.commit()
                             return self._stopped()
+                self.source = stream.source  # as its read left it, here or in a child
             self._check_unchanged(fingerprint)
             return self._complete(target, schema.key)
         finally:
             target.close()
+
+    def _reader(self, target: Writer, checkpoint: Checkpoint | None,
+                key: tuple[str, ...]) -> ReadAhead | InThread:
+        """The batches to write, read here or by a reader process that screens them and
+        runs the target's preparer (not for a pair's import, which screens after it)."""
+        rows = min(self.plan.config.batch_rows, READ_ROWS)
+        screen = None if self.plan.pair is not None else Screen(
+            self.duplicates.positions, ", ".join(k for k in key if k in self.plan.columns))
+        prepare = target.preparer() if isinstance(target, Target) else None
+        return reader(self.source, self.plan.fields, checkpoint, rows, prepare, screen)
 
     def _check_unchanged(self, fingerprint: dict | None) -> None:
         """Fail (retryably) a run whose source changed while it was read."""
@@ -168,14 +182,19 @@ class RunExecutor:
         return open_target(self.plan, schema, self.store, **self._context(dry_run))
 
     def _commit(self, target: Writer, batch: Batch, key: tuple[str, ...],
-                group: GroupCommit) -> None:
-        rows, items, errors = _drop_keyless(batch, key, self.plan)
+                group: GroupCommit, screened: bool) -> None:
+        rows, items, errors = batch.rows, batch.items, list(batch.errors)
         paired = None
-        if self.plan.pair is not None and self.plan.pair.role == "import" \
-                and in_transaction(target):
-            paired = pair.incoming(self.plan.pair, rows, items)
-            rows, items = paired.rows, paired.items
-        check = self.duplicates.check(rows, items)  # runs beside the write
+        if screened:  # by the reader process: nothing repeats, every row has its key
+            check = Check(None, 0, None)
+        else:
+            rows, items = drop_keyless(rows, items, errors, self.duplicates.positions,
+                                       ", ".join(k for k in key if k in self.plan.columns))
+            if self.plan.pair is not None and self.plan.pair.role == "import" \
+                    and in_transaction(target):
+                paired = pair.incoming(self.plan.pair, rows, items)
+                rows, items = paired.rows, paired.items
+            check = self.duplicates.check(rows, items)  # runs beside the write
         if in_transaction(target):  # the batch, counters and checkpoint commit together
             group.begin()  # …with the batches before it, about once a second
             try:
@@ -363,27 +382,3 @@ class _Stopped(Exception):
 
 class _Repeated(Exception):
     """Rolls back a batch written with a key seen before in the run."""
-
-
-def _drop_keyless(batch: Batch, key: tuple[str, ...], plan: JobPlan
-                  ) -> tuple[list[Row], list[str], list[ItemError]]:
-    """Rows missing a key value become validation errors; the rest go on."""
-    positions = [plan.columns.index(k) for k in key if k in plan.columns]
-    rows, items, errors = batch.rows, batch.items, list(batch.errors)
-    if not positions:
-        return rows, items, errors
-    if len(positions) == 1:
-        [p] = positions
-        bad = [i for i, row in enumerate(rows) if row[p] == "" or row[p] is None]
-    else:
-        bad = [i for i, row in enumerate(rows)
-               if any(row[p] is None or row[p] == "" for p in positions)]
-    if not bad:
-        return rows, items, errors
-    names = ", ".join(k for k in key if k in plan.columns)
-    for i in bad:
-        errors.append(ItemError("validation", "missing_key", f"no value for key {names}",
-                                item=items[i] if i < len(items) else ""))
-    skip = set(bad)
-    keep = [i for i in range(len(rows)) if i not in skip]
-    return [rows[i] for i in keep], [items[i] for i in keep], errors
