@@ -27,6 +27,7 @@ runs get them. Default: none.
 from __future__ import annotations
 
 import json
+import pickle
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -143,6 +144,21 @@ class SourceContract(Contract):
                 "a row has one value per requested field")
             assert roundtrip(batch.checkpoint) == batch.checkpoint, (
                 f"checkpoint {batch.checkpoint!r} changes through JSON")
+
+    def test_a_portable_source_reads_alike_once_pickled(
+            self, make_source: MakeSource, source_fields: Sequence[str], tmp_path: Path,
+            source_http: HttpFactory) -> None:
+        """A source declaring ``portable`` is opened, pickled to a reader process and
+        read there: the copy must read what the source itself reads."""
+        if not self.adapter.capabilities.portable:
+            pytest.skip("not portable: read in the run's thread only")
+        source = make_source()
+        source.open(context(tmp_path, http=source_http))
+        copy = pickle.loads(pickle.dumps(source))
+        direct = read_all(make_source(), source_fields, None, self.batch_rows, tmp_path,
+                          http=source_http)
+        assert records(list(batches(copy, source_fields, None, self.batch_rows))) == \
+            records(direct), "read after pickling, the source yields other records"
 
     def test_reopening_at_every_checkpoint_yields_each_record_exactly_once(
             self, sources: MakeSource, source_fields: Sequence[str], tmp_path: Path,

@@ -18,6 +18,7 @@ target holds now: one ``(key, available)`` pair per stored record)::
 
 from __future__ import annotations
 
+import pickle
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -108,6 +109,30 @@ class StoreTargetContract(Contract):
         assert (first.inserted, first.updated, first.unchanged) == (self.count, 0, 0), first
         assert (again.inserted, again.updated, again.unchanged) == (0, 0, self.count), again
         self.assert_holds(stored, [r[0] for r in self.rows()], "after a batch written twice")
+
+    def test_a_prepared_batch_is_written_as_the_plain_one(
+            self, open_target: Any, syncd_store: Store, stored: Stored) -> None:
+        """What ``preparer`` makes (in a reader process: it is pickled there and back)
+        is written as the plain rows are, and hashed alike: the plain batch written
+        after it is all unchanged."""
+        target = open_target()
+        prepare = target.preparer()
+        if prepare is None:
+            target.close()
+            pytest.skip("no preparer: every batch is written as read")
+        rows = self.rows()
+        prepared, items = pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(prepare))(
+            rows, [f"record {r[0]}" for r in rows])))
+        assert sorted(zip(items, prepared, strict=True)) == sorted(
+            (f"record {r[0]}", r) for r in rows), "the preparer changed or lost rows"
+        with syncd_store.atomic():
+            first = target.write(prepared, items)
+        again = self.write(syncd_store, target, rows)
+        target.close()
+        assert (first.inserted, first.updated, first.unchanged) == (self.count, 0, 0), first
+        assert (again.inserted, again.updated, again.unchanged) == (0, 0, self.count), (
+            f"the plain batch after the prepared one counted {again}: hashed differently")
+        self.assert_holds(stored, [r[0] for r in rows], "after a prepared batch")
 
     @pytest.mark.parametrize("change", ["new", "changed"])
     def test_a_batch_replayed_after_a_crash_is_written_exactly_once(
