@@ -6,8 +6,9 @@ contract uses, is then imported without the config's models.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from syncd.lazy import lazy_names
 
 if TYPE_CHECKING:
     from syncd.config.loader import config_path, dependency_order, load_config, validate
@@ -20,10 +21,4 @@ _HOMES = {"config_path": "loader", "dependency_order": "loader", "load_config": 
 __all__ = ["Config", "JobConfig", "Secret", "config_path", "dependency_order", "load_config",
            "validate"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"syncd.config.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOMES, globals())

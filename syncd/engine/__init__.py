@@ -6,8 +6,9 @@ duplicate-key index, in a reader process) can be imported without the whole engi
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from syncd.lazy import lazy_names
 
 if TYPE_CHECKING:
     from syncd.engine.engine import Engine, Request
@@ -19,10 +20,4 @@ _HOMES = {"Engine": "engine", "Request": "engine", "JobPlan": "plan",
 
 __all__ = ["Engine", "JobPlan", "Outcome", "Progress", "Request", "resolve_jobs"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"syncd.engine.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOMES, globals())

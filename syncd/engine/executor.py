@@ -162,9 +162,13 @@ class RunExecutor:
         runs the target's preparer (not for a pair's import, which screens after it)."""
         rows = min(self.plan.config.batch_rows, READ_ROWS)
         screen = None if self.plan.pair is not None else Screen(
-            self.duplicates.positions, ", ".join(k for k in key if k in self.plan.columns))
+            self.duplicates.positions, self._key_names(key))
         prepare = target.preparer() if isinstance(target, Target) else None
         return reader(self.source, self.plan.fields, checkpoint, rows, prepare, screen)
+
+    def _key_names(self, key: tuple[str, ...]) -> str:
+        """The key's mapped fields, as errors name them."""
+        return ", ".join(k for k in key if k in self.plan.columns)
 
     def _check_unchanged(self, fingerprint: dict | None) -> None:
         """Fail (retryably) a run whose source changed while it was read."""
@@ -189,7 +193,7 @@ class RunExecutor:
             check = Check(None, 0, None)
         else:
             rows, items = drop_keyless(rows, items, errors, self.duplicates.positions,
-                                       ", ".join(k for k in key if k in self.plan.columns))
+                                       self._key_names(key))
             if self.plan.pair is not None and self.plan.pair.role == "import" \
                     and in_transaction(target):
                 paired = pair.incoming(self.plan.pair, rows, items)

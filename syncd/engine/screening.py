@@ -2,8 +2,8 @@
 
 A file read in the run's thread is screened there, its duplicate check running beside
 the write (``executor``). A file read ahead by a reader process (``readahead``) is
-screened in that process, so the run's thread only writes; a retried attempt's reader
-then knows the keys read from the attempt's checkpoint on, as a resumed run does.
+screened in that process, so the run's thread only writes; an attempt after it knows
+the keys read from its own checkpoint on, as a resumed run does.
 """
 
 from __future__ import annotations

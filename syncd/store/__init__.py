@@ -6,8 +6,9 @@ contract uses, is then imported without peewee and its drivers (20 MB, 70 ms).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from syncd.lazy import lazy_names
 
 if TYPE_CHECKING:
     from syncd.store.runs import COUNTERS, Store, checkpoint_of, fingerprint_of
@@ -16,10 +17,4 @@ _HOMES = {"COUNTERS": "runs", "Store": "runs", "checkpoint_of": "runs", "fingerp
 
 __all__ = ["COUNTERS", "Store", "checkpoint_of", "fingerprint_of"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"syncd.store.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOMES, globals())
