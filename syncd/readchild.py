@@ -1,8 +1,9 @@
 """The reader process (``syncd.engine.readahead``'s child): read a source, send batches.
 
-Kept out of ``syncd.engine``, whose import would cost the child a quarter of a second.
-The job comes pickled on stdin: the opened source, the fields, the checkpoint, the
-batch size and the target's preparer. Each message on stdout is a length and a pickle.
+A module of its own, so that the child imports only what reading needs. The job comes
+pickled on stdin: the opened source, the fields, the checkpoint, the batch size, the
+engine's ``Screen`` and the target's preparer. Each message on stdout is a length and
+a pickle.
 """
 
 from __future__ import annotations
