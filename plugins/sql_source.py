@@ -22,7 +22,7 @@ from syncd import hookimpl
 from syncd.adapters import Batch, Checkpoint, Options, RunContext, Source, SourceCapabilities
 from syncd.errors import JobError, SourceError
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+from .sql_options import IDENTIFIER
 
 
 class External:

@@ -7,20 +7,16 @@ changed or unchanged by its content hash, then write only what changed.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from pydantic import Field, field_validator
-
 from syncd import hookimpl
 from syncd.adapters import (
     BOOKKEEPING,
-    RESERVED_TABLES,
     ItemError,
-    Options,
+    Preparer,
     Row,
     RunContext,
     SqlSession,
@@ -34,11 +30,11 @@ from syncd.errors import JobError
 from .sql_check import check_table
 from .sql_dialect import DIALECTS, Dialect, Insert
 from .sql_lookup import stored_hashes
+from .sql_options import IDENTIFIER
+from .sql_options import Options as SqlOptions
 from .sql_reconcile import reconcile_table
 from .sql_table import ensure_table
 from .sql_values import KeyedRows, as_text, hashed_all, key_order, keyed_rows, stored_rows
-
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 @dataclass(slots=True)
@@ -59,19 +55,7 @@ class SqlTarget(Target):
     description = "SQL table in the store's database (SQLite, PostgreSQL, MySQL/MariaDB)"
     capabilities = TargetCapabilities(store=True, delete=True, mark_unavailable=True)
 
-    class Options(Options):
-        table: str = Field("content_index", description="table to upsert into")
-        key: list[str] = Field(["external_id"], min_length=1,
-                               description="fields identifying a record across runs")
-
-        @field_validator("table")
-        @classmethod
-        def _identifier(cls, value: str) -> str:
-            if not IDENTIFIER.match(value):
-                raise ValueError("a table name is letters, digits and '_'")
-            if value.lower() in RESERVED_TABLES or value.lower().startswith("syncd_"):
-                raise ValueError(f"{value} is one of syncd's own tables; choose another name")
-            return value
+    Options = SqlOptions
 
     def open(self, schema: TargetSchema, ctx: RunContext) -> None:
         self.schema, self.ctx = schema, ctx
@@ -104,7 +88,7 @@ class SqlTarget(Target):
         self._mostly_new = self._all_new = bool(self.sql.execute(
             f"SELECT NOT EXISTS (SELECT 1 FROM {self._quote(self.table)})").fetchone()[0])
 
-    def preparer(self) -> Callable[[list[Row], list[str]], tuple[list[Row], list[str]]] | None:
+    def preparer(self) -> Preparer | None:
         """Hash a batch and put it in key order (``keyed_rows``), ahead of ``write``: for
         a table still empty only. Writing a first load keeps the run's thread busy; a
         re-sync's thread mostly waits for lookups, and reading it ahead made it slower

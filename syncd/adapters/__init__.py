@@ -57,7 +57,7 @@ from syncd.adapters.records import (
     unsent_id,
 )
 from syncd.adapters.source import AsyncSource, Source
-from syncd.adapters.target import AsyncRecordTarget, RecordTarget, Target
+from syncd.adapters.target import AsyncRecordTarget, Preparer, RecordTarget, Target
 from syncd.config.secrets import Secret
 from syncd.globs import matcher as glob_matcher
 from syncd.globs import pattern_regex as glob_regex
@@ -86,6 +86,7 @@ __all__ = [
     "Options",
     "Outcome",
     "Planned",
+    "Preparer",
     "RecordTarget",
     "Registry",
     "Result",

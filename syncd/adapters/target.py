@@ -21,6 +21,9 @@ from syncd.adapters.capabilities import TargetCapabilities
 from syncd.adapters.context import RunContext
 from syncd.adapters.records import Change, Options, Result, Row, TargetSchema, WriteResult
 
+#: ``Target.preparer``'s function: a batch's rows and items, as ``write`` wants them
+Preparer = Callable[[list[Row], list[str]], tuple[list[Row], list[str]]]
+
 
 class _TargetBase:
     name: ClassVar[str]
@@ -46,7 +49,7 @@ class Target(_TargetBase, abc.ABC):
     def write(self, rows: Sequence[Row], items: Sequence[str]) -> WriteResult:
         """Upsert ``rows`` (values in ``schema.columns`` order) and count each outcome."""
 
-    def preparer(self) -> Callable[[list[Row], list[str]], tuple[list[Row], list[str]]] | None:
+    def preparer(self) -> Preparer | None:
         """Work on a batch that needs neither the database nor the run (content hashes,
         key order), which the engine may do in another process while the batch before
         it is written (a large file of a ``portable`` source).
