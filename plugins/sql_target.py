@@ -85,8 +85,11 @@ class SqlTarget(Target):
         else:
             ensure_table(self.sql, self.table, fields, key)
         self._prepare_statements()
-        self._mostly_new = self._all_new = bool(self.sql.execute(
+        self._mostly_new = self._all_new = self._empty = bool(self.sql.execute(
             f"SELECT NOT EXISTS (SELECT 1 FROM {self._quote(self.table)})").fetchone()[0])
+
+    def empty(self) -> bool:
+        return self._empty
 
     def preparer(self) -> Preparer | None:
         """Hash a batch and put it in key order (``keyed_rows``), ahead of ``write``: for

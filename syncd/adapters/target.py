@@ -64,6 +64,17 @@ class Target(_TargetBase, abc.ABC):
         """
         return None
 
+    def empty(self) -> bool:
+        """Whether the target held no record when ``open`` looked (a first load).
+
+        Every key the run writes is then new to it, unless the run wrote it before: a
+        large file read ahead is screened batch by batch only, and a key repeated
+        across batches shows in ``write``'s counts (a row counted updated or unchanged,
+        not inserted), which the run then checks and writes again. False (the default)
+        has every key indexed as it is read.
+        """
+        return False
+
     def forget(self, keys: Sequence[Row]) -> None:
         """Forget what was last written for these keys (e.g. its content hash): another
         job changed their rows since, so the next ``write`` of them writes, even what

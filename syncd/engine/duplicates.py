@@ -146,8 +146,13 @@ class DuplicateKeys:
             self._db = None
 
     def message(self, row: Row, earlier: str, item: str) -> str:
-        value = ", ".join(_excerpt(row[p]) for p in self.positions)
-        return f"key {value} already seen at {earlier}; {item or 'this record'} not written"
+        return repeat_message(row, self.positions, earlier, item)
+
+
+def repeat_message(row: Row, positions: Sequence[int], earlier: str, item: str) -> str:
+    """The error of a row whose key (at ``positions``) the row ``earlier`` had first."""
+    value = ", ".join(_excerpt(row[p]) for p in positions)
+    return f"key {value} already seen at {earlier}; {item or 'this record'} not written"
 
 
 def _open() -> sqlite3.Connection:

@@ -15,7 +15,6 @@ from typing import Any
 
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 from syncd.adapters import (
     AsyncSource,
@@ -30,11 +29,7 @@ from syncd.adapters import (
 )
 from syncd.engine import guard, pair
 from syncd.engine.duplicates import Check, DuplicateKeys
-from syncd.engine.failures import (
-    SourceChanged,
-    fail_run,
-    is_transient,
-)
+from syncd.engine.failures import SourceChanged, fail_run, is_transient, retry_wait
 from syncd.engine.grouping import READ_ROWS, GroupCommit
 from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
@@ -42,24 +37,18 @@ from syncd.engine.preview import DryRunPlan
 from syncd.engine.readahead import InThread, ReadAhead, reader
 from syncd.engine.reading import batches
 from syncd.engine.runs import Outcome, Progress, Stop
-from syncd.engine.screening import Screen, drop_keyless
+from syncd.engine.screening import (
+    Screen,
+    drop_keyless,
+    drop_repeated_in_batch,
+    index_again,
+)
 from syncd.engine.targets import Writer, in_transaction, open_target, run_context
 from syncd.errors import ClaimLost
 from syncd.remote.http import HttpFactory
 from syncd.store import Store, checkpoint_of, fingerprint_of
 
 RECONCILE = "reconcile"  # checkpoint phase once every batch is in
-
-
-def _wait(initial: float, maximum: float) -> Callable[[RetryCallState], float]:
-    exponential = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
-
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        after = getattr(exc, "retry_after", None) or 0.0
-        return max(float(after), exponential(state))
-
-    return wait
 
 
 class RunExecutor:
@@ -85,7 +74,7 @@ class RunExecutor:
     def execute(self) -> Outcome:
         retry = self.plan.config.retry
         retrying = Retrying(
-            stop=stop_after_attempt(retry.attempts), wait=_wait(retry.initial_s, retry.max_s),
+            stop=stop_after_attempt(retry.attempts), wait=retry_wait(retry.initial_s, retry.max_s),
             retry=retry_if_exception(is_transient), sleep=self._sleep, reraise=True,
             before_sleep=self._log_retry)
         if self.stop.is_set() and self.stop.reason == "cancel":
@@ -146,7 +135,7 @@ class RunExecutor:
                 with self._reader(target, checkpoint, schema.key) as stream, \
                         GroupCommit(self.store, self._committed, rows) as group:
                     for batch in stream:
-                        self._commit(target, batch, schema.key, group, stream.screened)
+                        self._commit(target, batch, schema.key, group, stream)
                         if self.stop.is_set():
                             group.commit()
                             return self._stopped()
@@ -161,8 +150,11 @@ class RunExecutor:
         """The batches to write, read here or by a reader process that screens them and
         runs the target's preparer (not for a pair's import, which screens after it)."""
         rows = min(self.plan.config.batch_rows, READ_ROWS)
+        # an empty target's write tells a repeated key (a dry run's writes nothing)
+        across = not (isinstance(target, Target) and target.empty() and not self.dry_run
+                      and self.duplicates.count == 0)
         screen = None if self.plan.pair is not None else Screen(
-            self.duplicates.positions, self._key_names(key))
+            self.duplicates.positions, self._key_names(key), across)
         prepare = target.preparer() if isinstance(target, Target) else None
         return reader(self.source, self.plan.fields, checkpoint, rows, prepare, screen)
 
@@ -186,29 +178,35 @@ class RunExecutor:
         return open_target(self.plan, schema, self.store, **self._context(dry_run))
 
     def _commit(self, target: Writer, batch: Batch, key: tuple[str, ...],
-                group: GroupCommit, screened: bool) -> None:
+                group: GroupCommit, stream: ReadAhead | InThread) -> None:
         rows, items, errors = batch.rows, batch.items, list(batch.errors)
         paired = None
-        if screened:  # by the reader process: nothing repeats, every row has its key
-            check = Check(None, 0, None)
-        else:
+        if not stream.screened:  # else the reader process did: every row has its key
             rows, items = drop_keyless(rows, items, errors, self.duplicates.positions,
                                        self._key_names(key))
+            if stream.repeats == "write":
+                rows, items = drop_repeated_in_batch(rows, items, errors,
+                                                     self.duplicates.positions)
             if self.plan.pair is not None and self.plan.pair.role == "import" \
                     and in_transaction(target):
                 paired = pair.incoming(self.plan.pair, rows, items)
                 rows, items = paired.rows, paired.items
-            check = self.duplicates.check(rows, items)  # runs beside the write
+        check = self.duplicates.check(rows, items) if stream.repeats == "run" else Check(
+            None, 0, None)  # the check runs beside the write
         if in_transaction(target):  # the batch, counters and checkpoint commit together
             group.begin()  # …with the batches before it, about once a second
             try:
                 with self.store.atomic():
                     result = self._write_paired(target, rows, items, paired)
-                    if check.found():
+                    if check.found() or (stream.repeats == "write" and (
+                            result.updated or result.unchanged)):
                         raise _Repeated
                     self._record(batch, result, errors)
             except _Repeated:  # rare: write the batch again, without the repeated keys
-                rows, items = check.drop(rows, items, errors)
+                if stream.repeats == "write":
+                    check = self._index_from_now_on(stream, rows, items, key)
+                if check.found():  # (else another writer had the key: write it again)
+                    rows, items = check.drop(rows, items, errors)
                 with self.store.atomic():
                     self._record(batch, self._write_paired(target, rows, items, paired),
                                  errors)
@@ -230,6 +228,16 @@ class RunExecutor:
         self.progress.position = batch.progress
         if self.on_progress:
             self.on_progress(self.progress)
+
+    def _index_from_now_on(self, stream: ReadAhead | InThread, rows: list[Row], items: list[str],
+                           key: tuple[str, ...]) -> Check:
+        """A first load's write found a key it had: index the keys read before, then
+        check this batch and each one after it here."""
+        self.log.info("a key repeats across batches; indexing the keys read so far")
+        positions = self.duplicates.positions
+        index_again(self.duplicates, stream.read_again(), positions, self._key_names(key))
+        stream.repeats = "run"
+        return self.duplicates.check(rows, items)
 
     def _write_paired(self, target: Writer, rows: list[Row], items: list[str],
                       paired: pair.Incoming | None) -> WriteResult:

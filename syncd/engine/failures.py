@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import peewee as pw
+from tenacity import RetryCallState
+from tenacity.wait import wait_exponential_jitter
 
 from syncd.adapters import ItemError
 from syncd.engine.runs import Outcome
@@ -33,6 +36,19 @@ DRIVERS = ("sqlite3", "psycopg2", "psycopg", "pymysql", "MySQLdb")
 def is_database_error(exc: BaseException) -> bool:
     """Peewee's errors, and a driver's own (a target may use the DB-API cursor directly)."""
     return isinstance(exc, pw.PeeweeException) or type(exc).__module__.split(".")[0] in DRIVERS
+
+
+def retry_wait(initial: float, maximum: float) -> Callable[[RetryCallState], float]:
+    """An attempt's backoff: exponential with jitter, never shorter than the
+    ``retry_after`` the failure asked for (a remote's 429 or 503)."""
+    exponential = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        after = getattr(exc, "retry_after", None) or 0.0
+        return max(float(after), exponential(state))
+
+    return wait
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -7,6 +7,11 @@ pickled to a child process, which reads it from the run's checkpoint and runs th
 target's ``preparer`` (content hashes, key order) on each batch, while the run's
 thread unpickles the batch before and writes it.
 
+Who finds keys repeated across batches (``repeats``): the run's own index when it reads
+in its thread; the reader's, in general; the write, for a first load into an empty
+target (``Target.empty``), where the run asks for the batches read so far again
+(``read_again``) only once the write's counts show a repeat.
+
 Nothing about checkpoints changes: a batch counts once the run commits it. A child
 that dies fails the attempt retryably, and the next one reads again from the last
 commit. A run that stops, fails or is killed closes the pipe, and the child exits
@@ -16,6 +21,7 @@ commit. A run that stops, fails or is killed closes the pipe, and the child exit
 from __future__ import annotations
 
 import contextlib
+import itertools
 import pickle
 import subprocess
 import sys
@@ -39,17 +45,31 @@ def reader(source: Source | AsyncSource, fields: Sequence[str], checkpoint: Chec
     """The source's batches from ``checkpoint`` on: read by a child that screens and
     prepares them where it pays (a large file, a target with a preparer) and the source
     allows it (``portable``, ``screen`` given), else read in this thread as they are."""
-    size = source.size() if source.capabilities.portable and screen and prepare else None
-    if isinstance(source, Source) and size is not None and size >= READ_AHEAD_BYTES:
-        try:
+    job = None
+    if isinstance(source, Source) and source.capabilities.portable and screen:
+        with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
             job = pickle.dumps((source, tuple(fields), checkpoint, batch_rows, prepare,
                                 screen), protocol=pickle.HIGHEST_PROTOCOL)
-        except (pickle.PicklingError, TypeError, AttributeError):
-            pass  # a source that keeps something it cannot share: read it here
-        else:
-            with contextlib.suppress(OSError):  # no process to be had: read it here
-                return ReadAhead(source, job)
-    return InThread(source, batches(source, fields, checkpoint, batch_rows))
+    # (a source that keeps something it cannot share is read here, and indexed)
+    if job and screen and prepare and isinstance(source, Source) \
+            and (source.size() or 0) >= READ_AHEAD_BYTES:
+        with contextlib.suppress(OSError):  # no process to be had: read it here
+            return ReadAhead(source, job, "reader" if screen.across else "write")
+    repeats = "write" if job and screen and not screen.across else "run"
+    return InThread(source, batches(source, fields, checkpoint, batch_rows), job, repeats)
+
+
+def read_again(job: bytes, count: int) -> Iterator[Batch]:
+    """The first ``count`` batches of a job, read again in this process as they were
+    read (a ``portable`` source reads alike once pickled), unscreened and unprepared."""
+    source, fields, checkpoint, batch_rows, *_ = pickle.loads(job)
+    stream = source.read(fields, checkpoint, batch_rows)
+    try:
+        yield from itertools.islice(stream, count)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 class InThread:
@@ -57,11 +77,21 @@ class InThread:
 
     screened = False
 
-    def __init__(self, source: Source | AsyncSource, stream: Iterator[Batch]) -> None:
-        self.source, self._stream = source, stream
+    def __init__(self, source: Source | AsyncSource, stream: Iterator[Batch],
+                 job: bytes | None = None, repeats: str = "run") -> None:
+        self.source, self._stream, self._job = source, stream, job
+        self.repeats = repeats  # as ``ReadAhead``'s
+        self.sent = 0
 
     def __iter__(self) -> Iterator[Batch]:
-        return self._stream
+        for batch in self._stream:
+            self.sent += 1
+            yield batch
+
+    def read_again(self) -> Iterator[Batch]:
+        """The batches read before the last one, read again."""
+        assert self._job is not None  # (``repeats`` is "write" only with a job)
+        return read_again(self._job, self.sent - 1)
 
     def __enter__(self) -> InThread:
         return self
@@ -77,9 +107,13 @@ class ReadAhead:
 
     screened = True  # keyless rows and repeated keys are in each batch's errors
 
-    def __init__(self, source: Source, job: bytes) -> None:
+    def __init__(self, source: Source, job: bytes, repeats: str = "reader") -> None:
         self.source = source  # replaced by the child's own once it read to the end
-        self._done = False
+        #: keys repeated across batches are found by the "reader", or by the "write"
+        #: until the run indexes them itself ("run")
+        self.repeats = repeats
+        self.sent = 0  # batches received
+        self._job, self._done = job, False
         # -P: never import from the working directory (a watched folder, say)
         self.process = subprocess.Popen(
             [sys.executable, "-P", "-m", "syncd.readchild"],
@@ -96,6 +130,7 @@ class ReadAhead:
         while True:
             kind, payload, *rest = self._receive()
             if kind == BATCH:
+                self.sent += 1
                 yield unpack(payload, rest[0]) if rest[0] is not None else payload
             elif kind == END:
                 self.source, self._done = payload, True
@@ -103,6 +138,10 @@ class ReadAhead:
             else:  # it failed, and exits
                 self._done = True
                 raise payload from (Remote(rest[0]) if rest and rest[0] else None)
+
+    def read_again(self) -> Iterator[Batch]:
+        """The batches received before the last one, read again here."""
+        return read_again(self._job, self.sent - 1)
 
     def _receive(self) -> tuple[Any, ...]:
         head = self._out.read(HEADER.size)

@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from plugins.sql_target import SqlTarget
 from syncd import hookimpl
 from syncd.adapters import Batch, Checkpoint, Source, SourceCapabilities
 from syncd.engine import Request, readahead
+from syncd.engine.executor import RunExecutor
 from syncd.engine.readahead import ReadAhead
 from syncd.errors import RetryableError
 from syncd.store import Store
@@ -69,15 +71,20 @@ async def test_a_file_read_ahead_ends_as_one_read_in_the_run_thread(
     path = tmp_path / "music.csv"
     path.write_text(CSV, encoding="utf-8")
     results = []
-    for threshold in (10**12, 0):  # the run's thread, then the reader process
+    # the run's thread with every key indexed as read, as for a table not empty; then
+    # the index made only once a key repeats across batches, in the run's thread and
+    # in the reader process
+    for threshold, indexed in ((10**12, True), (10**12, False), (0, False)):
         monkeypatch.setattr(readahead, "READ_AHEAD_BYTES", threshold)
+        monkeypatch.setattr(SqlTarget, "empty", lambda self, i=indexed: not i and self._empty)
         engine = engine_for(store, path, tmp_path, batch_rows=batch_rows)
         run_id, _ = await engine.run(Request("music", "cli"))
         results.append((table(store), outcome(store, run_id), sorted(errors(store, run_id))))
         store.db.execute_sql("DROP TABLE songs")
-    here, there = results
-    assert there == here
-    rows, counts, found = here
+    indexed, here, there = results
+    assert here == indexed
+    assert there == indexed
+    rows, counts, found = indexed
     assert rows["1"][0] == "One" and rows["2"][0] == "Two"  # the first of a key wins
     assert rows["3"][0] == "Three\nlines" and rows["7"][0] == "Se\x1fven"
     assert counts == ("completed", 12, 7, 0, 0, 5)
@@ -95,6 +102,37 @@ def test_the_reader_is_a_child_process_that_is_gone_when_the_run_ends(
     [reader] = ahead
     assert reader.process.pid != os.getpid()
     assert reader.process.returncode == 0  # it read to the end and exited by itself
+
+
+@pytest.mark.parametrize(("text", "indexings", "repeated"), [
+    (CSV, 1, {"line 4": "line 2", "line 11": "line 3"}),
+    (CSV.replace("2,Two again", "12,Twelve"), 0, {"line 4": "line 2"})],
+    ids=["a key repeated across batches", "only within a batch"])
+@pytest.mark.parametrize("threshold", [0, 10**12], ids=["reader", "run's thread"])
+def test_a_first_load_indexes_keys_only_once_one_repeats_across_batches(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str,
+        indexings: int, repeated: dict[str, str], threshold: int) -> None:
+    """Into an empty table each batch is screened alone; the write's counts show a key
+    repeated in a later batch, and the run indexes the keys from then on."""
+    monkeypatch.setattr(readahead, "READ_AHEAD_BYTES", threshold)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    calls: list[int] = []
+    index = RunExecutor._index_from_now_on
+
+    def counted(self: RunExecutor, *args: Any) -> Any:
+        calls.append(self.duplicates.count)
+        return index(self, *args)
+
+    monkeypatch.setattr(RunExecutor, "_index_from_now_on", counted)
+    path = tmp_path / "music.csv"
+    path.write_text(text, encoding="utf-8")
+    run_id, result = _sync(store, path, tmp_path, batch_rows=3)
+    assert result.status == "completed", result.error
+    assert calls == [0] * indexings  # nothing indexed before
+    found = {e[2]: e[3] for e in errors(store, run_id) if e[1] == "duplicate_key"}
+    assert {item: message.partition("already seen at ")[2].partition(";")[0]
+            for item, message in found.items()} == repeated, found
+    assert outcome(store, run_id)[2] == 7 + (1 - indexings)  # inserted
 
 
 def test_a_reader_killed_mid_file_is_replaced_and_nothing_is_lost(

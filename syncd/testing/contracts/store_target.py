@@ -134,6 +134,34 @@ class StoreTargetContract(Contract):
             f"the plain batch after the prepared one counted {again}: hashed differently")
         self.assert_holds(stored, [r[0] for r in rows], "after a prepared batch")
 
+    def test_an_empty_target_counts_a_key_written_again_as_not_inserted(
+            self, open_target: Any, syncd_store: Store) -> None:
+        """``empty``: true of a target that holds nothing, and then a key written before
+        in the run is counted updated or unchanged, never inserted: that is how a large
+        first load finds a key repeated across its batches."""
+        target = open_target()
+        if not target.empty():
+            target.close()
+            pytest.skip("never says it is empty: every key of a run is indexed as read")
+        rows = self.rows()
+        half = len(rows) // 2
+        first = self.write(syncd_store, target, rows[:half])
+        batch = [self.row(0, "renamed"), rows[1], *rows[half:]]
+        items = [f"record {r[0]}" for r in batch]
+        prepare = target.preparer()
+        if prepare is not None:  # as a reader process hands it over
+            batch, items = prepare(batch, items)
+        with syncd_store.atomic():
+            again = target.write(batch, items)
+        target.close()
+        assert first.inserted == half, first
+        assert again.inserted == len(rows) - half, (
+            f"a key written before counted as inserted: {again}")
+        assert (again.updated, again.unchanged) == (1, 1), again
+        reopened = open_target()
+        assert not reopened.empty(), "a target holding records says it is empty"
+        reopened.close()
+
     @pytest.mark.parametrize("change", ["new", "changed"])
     def test_a_batch_replayed_after_a_crash_is_written_exactly_once(
             self, change: str, open_target: Any, syncd_store: Store, stored: Stored) -> None:
