@@ -52,15 +52,15 @@ class Check:
              ) -> tuple[list[Row], list[str]]:
         """The rows whose key is new in the run; an error for each other one."""
         assert self.index is not None
-        first = self.index.first_of(self.hashes)
-        keep: list[int] = []
-        for i, (h, item) in enumerate(zip(self.hashes, items, strict=True)):
-            number, earlier = first[h]
-            if number == self.start + i:
-                keep.append(i)
-            else:
-                errors.append(ItemError("validation", "duplicate_key", self.index.message(
-                    rows[i], earlier, item), item=item))
+        hashes = self.hashes
+        first = self.index.first_of(hashes)
+        repeated = [i for i, h in enumerate(hashes) if first[h] != self.start + i]
+        earlier = self.index.items_of([first[hashes[i]] for i in repeated])
+        for i in repeated:
+            errors.append(ItemError("validation", "duplicate_key", self.index.message(
+                rows[i], earlier[first[hashes[i]]], items[i]), item=items[i]))
+        skip = set(repeated)
+        keep = [i for i in range(len(rows)) if i not in skip]
         return [rows[i] for i in keep], [items[i] for i in keep]
 
 
@@ -104,23 +104,35 @@ class DuplicateKeys:
         db.execute("COMMIT")
         return added
 
-    def first_of(self, hashes: list[int]) -> dict[int, tuple[int, str]]:
-        """For each hash: the number and item of the row that first had it."""
+    def first_of(self, hashes: list[int]) -> dict[int, int]:
+        """For each hash: the number of the row that first had it."""
         assert self._worker is not None
         return self._worker.submit(self._first_of, hashes).result()
 
-    def _first_of(self, hashes: list[int]) -> dict[int, tuple[int, str]]:
+    def _first_of(self, hashes: list[int]) -> dict[int, int]:
         assert self._db is not None
-        found: dict[int, tuple[int, str]] = {}
+        found: dict[int, int] = {}
         unique = list(dict.fromkeys(hashes))
         for start in range(0, len(unique), LOOKUP_CHUNK):
             part = unique[start:start + LOOKUP_CHUNK]
             marks = ", ".join("?" * len(part))
-            for h, number, first, item in self._db.execute(
-                    f"SELECT s.h, s.n, i.start, i.list FROM seen s JOIN items i ON i.start = "
-                    f"(SELECT MAX(start) FROM items WHERE start <= s.n) "
-                    f"WHERE s.h IN ({marks})", part):
-                found[h] = (number, _split(item)[number - first])
+            found.update(self._db.execute(f"SELECT h, n FROM seen WHERE h IN ({marks})", part))
+        return found
+
+    def items_of(self, numbers: list[int]) -> dict[int, str]:
+        """The item of each row number (each batch's list is read and split once)."""
+        assert self._worker is not None
+        return self._worker.submit(self._items_of, numbers).result()
+
+    def _items_of(self, numbers: list[int]) -> dict[int, str]:
+        assert self._db is not None
+        db, lists, found = self._db, {}, {}
+        for n in set(numbers):
+            [start] = db.execute("SELECT MAX(start) FROM items WHERE start <= ?", (n,)).fetchone()
+            if start not in lists:
+                [text] = db.execute("SELECT list FROM items WHERE start = ?", (start,)).fetchone()
+                lists[start] = _split(text)
+            found[n] = lists[start][n - start]
         return found
 
     def rewind(self, count: int) -> None:
