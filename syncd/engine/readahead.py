@@ -105,7 +105,7 @@ class InThread:
 class ReadAhead:
     """The child; iterate it for the batches, then ask ``source`` how the read ended."""
 
-    screened = True  # keyless rows and repeated keys are in each batch's errors
+    screened = True  # keyless rows and keys repeated (see ``repeats``) are errors
 
     def __init__(self, source: Source, job: bytes, repeats: str = "reader") -> None:
         self.source = source  # replaced by the child's own once it read to the end

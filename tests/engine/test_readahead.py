@@ -21,7 +21,7 @@ from syncd import hookimpl
 from syncd.adapters import Batch, Checkpoint, Source, SourceCapabilities
 from syncd.engine import Request, readahead
 from syncd.engine.executor import RunExecutor
-from syncd.engine.readahead import ReadAhead
+from syncd.engine.readahead import InThread, ReadAhead
 from syncd.errors import RetryableError
 from syncd.store import Store
 from tests.conftest import BACKENDS
@@ -133,6 +133,33 @@ def test_a_first_load_indexes_keys_only_once_one_repeats_across_batches(
     assert {item: message.partition("already seen at ")[2].partition(";")[0]
             for item, message in found.items()} == repeated, found
     assert outcome(store, run_id)[2] == 7 + (1 - indexings)  # inserted
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+def test_a_key_another_writer_added_during_a_first_load_is_updated_not_refused(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table was empty when the run began, so the write taking a key for one the
+    run wrote before is checked against the keys read so far: none repeats, and the
+    row is written again, as an update."""
+    monkeypatch.setattr(readahead, "READ_AHEAD_BYTES", 10**12)  # the run's thread
+    path = tmp_path / "music.csv"
+    path.write_text("id,title,artist\n" + "".join(f"{i},Song {i},A\n" for i in range(1, 10)),
+                    encoding="utf-8")
+    each = InThread.__iter__
+
+    def another_writer_after_a_batch(self: InThread) -> Iterator[Batch]:
+        for n, batch in enumerate(each(self)):
+            yield batch
+            if n == 0:  # in the run's transaction, as if committed by someone else
+                store.db.execute_sql("INSERT INTO songs (external_id, title, artist) "
+                                     "VALUES ('5', 'Someone else', 'Z')")
+
+    monkeypatch.setattr(InThread, "__iter__", another_writer_after_a_batch)
+    run_id, result = _sync(store, path, tmp_path, batch_rows=3)
+    assert result.status == "completed", result.error
+    assert errors(store, run_id) == []
+    assert outcome(store, run_id) == ("completed", 9, 8, 1, 0, 0)
+    assert table(store) == {str(i): (f"Song {i}", "A", True) for i in range(1, 10)}
 
 
 def test_a_reader_killed_mid_file_is_replaced_and_nothing_is_lost(
