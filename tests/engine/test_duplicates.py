@@ -4,29 +4,38 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.adapters import ItemError
+from syncd.adapters import ItemError, Row
 from syncd.engine import duplicates
 from syncd.engine.duplicates import DuplicateKeys
 
+Batch = tuple[list[Row], list[str]]
 
-def batch(start: int, count: int) -> tuple[list[tuple[str, str]], list[str]]:
-    rows = [(str(i), f"title {i}") for i in range(start, start + count)]
+
+def batch(start: int, count: int) -> Batch:
+    rows: list[Row] = [(str(i), f"title {i}") for i in range(start, start + count)]
     return rows, [f"line {i + 2}" for i in range(start, start + count)]
 
 
-def test_repeats_in_and_across_batches_name_the_first_row() -> None:
+def screened(earlier: list[Batch], rows: list[Row], items: list[str]
+             ) -> tuple[list[Row], list[str], list[ItemError]]:
+    """Index the ``earlier`` batches (none repeats a key), then screen this one."""
     index = DuplicateKeys([0])
+    errors: list[ItemError] = []
     try:
-        first_rows, first_items = batch(0, 5)
-        assert not index.check(first_rows, first_items).found()
-        rows = [("7", "a"), ("3", "b"), ("7", "c"), ("8", "d")]
-        items = ["line 20", "line 21", "line 22", "line 23"]
+        for before in earlier:
+            assert not index.check(*before).found()
         check = index.check(rows, items)
         assert check.found()
-        errors: list[ItemError] = []
         kept, kept_items = check.drop(rows, items, errors)
     finally:
         index.close()
+    return kept, kept_items, errors
+
+
+def test_repeats_in_and_across_batches_name_the_first_row() -> None:
+    kept, kept_items, errors = screened(
+        [batch(0, 5)], [("7", "a"), ("3", "b"), ("7", "c"), ("8", "d")],
+        ["line 20", "line 21", "line 22", "line 23"])
     assert kept == [("7", "a"), ("8", "d")] and kept_items == ["line 20", "line 23"]
     assert [(e.item, e.message) for e in errors] == [
         ("line 21", "key '3' already seen at line 5; line 21 not written"),
@@ -46,18 +55,9 @@ def test_naming_the_first_rows_reads_each_batch_list_once(
         return split(text)
 
     monkeypatch.setattr(duplicates, "_split", counted)
-    index = DuplicateKeys([0])
-    try:
-        for start in (0, 10_000):
-            assert not index.check(*batch(start, 10_000)).found()
-        rows, items = batch(0, 20_000)
-        items = [f"again {i}" for i in range(20_000)]
-        check = index.check(rows, items)
-        assert check.found()
-        errors: list[ItemError] = []
-        kept, _ = check.drop(rows, items, errors)
-    finally:
-        index.close()
+    rows, _ = batch(0, 20_000)
+    kept, _, errors = screened([batch(0, 10_000), batch(10_000, 10_000)], rows,
+                               [f"again {i}" for i in range(20_000)])
     assert kept == [] and len(errors) == 20_000
     assert errors[-1].message == "key '19999' already seen at line 20001; again 19999 not written"
     assert len(splits) == 2
