@@ -31,9 +31,10 @@ class ProgressBars:
                 from tqdm import tqdm
 
                 size = shutil.get_terminal_size()
+                # the rows from the first drawing on: a run faster than a redraw shows
                 bar = self.bars[run_id] = tqdm(
                     total=data["size"], unit="B", unit_scale=True, leave=False,
-                    desc=f"{data['job']} #{run_id}",
+                    desc=f"{data['job']} #{run_id}", postfix={"rows": data["processed"]},
                     file=sys.stderr, ncols=size.columns, nrows=size.lines)
             bar.set_postfix(rows=data["processed"], refresh=False)
             bar.update(data["position"] - bar.n)
