@@ -67,11 +67,11 @@ class Target(_TargetBase, abc.ABC):
     def empty(self) -> bool:
         """Whether the target held no record when ``open`` looked (a first load).
 
-        Every key the run writes is then new to it, unless the run wrote it before: a
-        large file read ahead is screened batch by batch only, and a key repeated
-        across batches shows in ``write``'s counts (a row counted updated or unchanged,
-        not inserted), which the run then checks and writes again. False (the default)
-        has every key indexed as it is read.
+        Every key the run writes is then new to it, unless the run wrote it before: the
+        batches of a ``portable`` source are screened each on its own, and a key
+        repeated across batches shows in ``write``'s counts (a row counted updated or
+        unchanged, not inserted), which the run then checks and writes again. False
+        (the default) has every key indexed as it is read.
         """
         return False
 

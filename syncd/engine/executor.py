@@ -150,7 +150,7 @@ class RunExecutor:
         """The batches to write, read here or by a reader process that screens them and
         runs the target's preparer (not for a pair's import, which screens after it)."""
         rows = min(self.plan.config.batch_rows, READ_ROWS)
-        # an empty target's write tells a repeated key (a dry run's writes nothing)
+        # an empty target's write tells a repeated key (a dry run writes nothing)
         across = not (isinstance(target, Target) and target.empty() and not self.dry_run
                       and self.duplicates.count == 0)
         screen = None if self.plan.pair is not None else Screen(
