@@ -192,7 +192,7 @@ def _child(pipe: Connection, spec: RunSpec) -> None:
     structlog.get_logger("syncd.run").info("run in a worker process", run_id=spec.run_id,
                                            job=spec.plan.name, pid=os.getpid())
     stop = Stop()
-    sending = threading.Lock()
+    send = sender(pipe)
 
     def listen() -> None:
         try:
@@ -202,25 +202,34 @@ def _child(pipe: Connection, spec: RunSpec) -> None:
             os._exit(PARENT_GONE)  # the daemon is gone: so is its run, until it resumes
 
     threading.Thread(target=listen, name="syncd-run-stop", daemon=True).start()
-
-    def progress(report: Progress) -> None:
-        with sending:  # pickled as it is now: the run goes on changing it
-            pipe.send(("progress", report))
-
     try:  # the daemon made the store's schema current already
         store = Store(open_database(settings.database, settings.state_dir),
                       Claims(settings.holder, settings.lease_s))
     except Exception as exc:  # the daemon records it: the run fails, retryably
-        with sending:
-            pipe.send(("crash", str(exc).strip()))
+        send(("crash", str(exc).strip()))
         return
     try:
         executor = RunExecutor(store, spec.plan, spec.run_id, spec.source, stop,
-                               on_progress=progress, dry_run=spec.dry_run,
-                               state_dir=settings.state_dir,
+                               on_progress=lambda report: send(("progress", report)),
+                               dry_run=spec.dry_run, state_dir=settings.state_dir,
                                allow_mass_missing=spec.allow_mass_missing)
         outcome = executor.execute()  # records every failure of the run itself
-        with sending:
-            pipe.send(("outcome", (outcome, executor.progress)))
+        send(("outcome", (outcome, executor.progress)))
     finally:
         store.close()
+
+
+def sender(pipe: Connection) -> Callable[[tuple[str, Any]], None]:
+    """Sends to the daemon from any thread; exits at once, as ``listen`` does, when the
+    daemon is gone. Else the run would take the broken pipe for its own failure and
+    record itself failed, and the next start would not resume it."""
+    sending = threading.Lock()
+
+    def send(message: tuple[str, Any]) -> None:
+        try:
+            with sending:  # pickled as it is now: the run goes on changing it
+                pipe.send(message)
+        except (EOFError, OSError):  # BrokenPipeError, ConnectionResetError
+            os._exit(PARENT_GONE)
+
+    return send

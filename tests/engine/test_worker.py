@@ -3,6 +3,7 @@ themselves are tested with a real daemon in ``tests/test_isolated_runs.py``."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from syncd import bootstrap
-from syncd.engine import Engine
+from syncd.engine import Engine, worker
 from syncd.engine.memory import MemorySource
 from syncd.engine.worker import AUTO_MIN_SIZE, WorkerSettings, qualifies
 from syncd.store import Store
@@ -132,3 +133,25 @@ def test_a_worker_that_cannot_open_the_store_fails_its_run_retryably(tmp_path):
     [error] = store.errors_of(run.id)
     assert error.is_retryable and run.items_processed == 0
     store.close()
+
+
+class _Exited(Exception):
+    pass
+
+
+def test_a_worker_whose_daemon_is_gone_exits_instead_of_failing_its_run(monkeypatch):
+    """A progress report sent after the daemon died ends the worker at once, as its stop
+    listener does: the broken pipe must not become the run's own failure (recorded
+    ``failed``, the next start would not resume it)."""
+    def exit_(code: int) -> None:
+        raise _Exited(code)
+
+    monkeypatch.setattr(worker.os, "_exit", exit_)
+    ours, theirs = multiprocessing.Pipe()
+    send = worker.sender(theirs)
+    send(("progress", 1))
+    assert ours.recv() == ("progress", 1)
+    ours.close()  # the daemon is gone
+    with pytest.raises(_Exited) as exited:
+        send(("progress", 2))
+    assert exited.value.args == (worker.PARENT_GONE,)
