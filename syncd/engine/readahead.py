@@ -45,8 +45,9 @@ def reader(source: Source | AsyncSource, fields: Sequence[str], checkpoint: Chec
     """The source's batches from ``checkpoint`` on: read by a child that screens and
     prepares them where it pays (a large file, a target with a preparer) and the source
     allows it (``portable``, ``screen`` given), else read in this thread as they are."""
-    job = None
-    if isinstance(source, Source) and source.capabilities.portable and screen:
+    job = None  # the read, pickled: for a child, or to read again (a first load only)
+    if isinstance(source, Source) and source.capabilities.portable and screen \
+            and (prepare or not screen.across):
         with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
             job = pickle.dumps((source, tuple(fields), checkpoint, batch_rows, prepare,
                                 screen), protocol=pickle.HIGHEST_PROTOCOL)
@@ -59,61 +60,67 @@ def reader(source: Source | AsyncSource, fields: Sequence[str], checkpoint: Chec
     return InThread(source, batches(source, fields, checkpoint, batch_rows), job, repeats)
 
 
-def read_again(job: bytes, count: int) -> Iterator[Batch]:
-    """The first ``count`` batches of a job, read again in this process as they were
-    read (a ``portable`` source reads alike once pickled), unscreened and unprepared."""
-    source, fields, checkpoint, batch_rows, *_ = pickle.loads(job)
-    stream = source.read(fields, checkpoint, batch_rows)
-    try:
-        yield from itertools.islice(stream, count)
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
+def _close(stream: Iterator[Batch]) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
 
 
-class InThread:
+class _Stream:
+    """What both kinds of read share: who finds keys repeated across batches, and the
+    batches so far, to read again once the write shows one."""
+
+    def __init__(self, job: bytes | None, repeats: str) -> None:
+        #: the run's own index ("run"), the reader's ("reader"), or the write's counts
+        #: ("write") until the run indexes the keys itself
+        self.repeats = repeats
+        self.sent = 0  # batches handed to the run
+        self._job = job
+
+    def read_again(self) -> Iterator[Batch]:
+        """The batches handed over before the last one, read again here as they were
+        read (a ``portable`` source reads alike once pickled), unscreened and
+        unprepared."""
+        assert self._job is not None  # (``repeats`` is "write" only with a job)
+        source, fields, checkpoint, batch_rows, *_ = pickle.loads(self._job)
+        stream = source.read(fields, checkpoint, batch_rows)
+        try:
+            yield from itertools.islice(stream, self.sent - 1)
+        finally:
+            _close(stream)
+
+
+class InThread(_Stream):
     """Batches read in the run's thread, with the same face as ``ReadAhead``."""
 
     screened = False
 
     def __init__(self, source: Source | AsyncSource, stream: Iterator[Batch],
                  job: bytes | None = None, repeats: str = "run") -> None:
-        self.source, self._stream, self._job = source, stream, job
-        self.repeats = repeats  # as ``ReadAhead``'s
-        self.sent = 0
+        super().__init__(job, repeats)
+        self.source, self._stream = source, stream
 
     def __iter__(self) -> Iterator[Batch]:
         for batch in self._stream:
             self.sent += 1
             yield batch
 
-    def read_again(self) -> Iterator[Batch]:
-        """The batches read before the last one, read again."""
-        assert self._job is not None  # (``repeats`` is "write" only with a job)
-        return read_again(self._job, self.sent - 1)
-
     def __enter__(self) -> InThread:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        close = getattr(self._stream, "close", None)
-        if close is not None:
-            close()
+        _close(self._stream)
 
 
-class ReadAhead:
+class ReadAhead(_Stream):
     """The child; iterate it for the batches, then ask ``source`` how the read ended."""
 
     screened = True  # keyless rows and keys repeated (see ``repeats``) are errors
 
     def __init__(self, source: Source, job: bytes, repeats: str = "reader") -> None:
+        super().__init__(job, repeats)
         self.source = source  # replaced by the child's own once it read to the end
-        #: keys repeated across batches are found by the "reader", or by the "write"
-        #: until the run indexes them itself ("run")
-        self.repeats = repeats
-        self.sent = 0  # batches received
-        self._job, self._done = job, False
+        self._done = False
         # -P: never import from the working directory (a watched folder, say)
         self.process = subprocess.Popen(
             [sys.executable, "-P", "-m", "syncd.readchild"],
@@ -138,10 +145,6 @@ class ReadAhead:
             else:  # it failed, and exits
                 self._done = True
                 raise payload from (Remote(rest[0]) if rest and rest[0] else None)
-
-    def read_again(self) -> Iterator[Batch]:
-        """The batches received before the last one, read again here."""
-        return read_again(self._job, self.sent - 1)
 
     def _receive(self) -> tuple[Any, ...]:
         head = self._out.read(HEADER.size)
