@@ -31,7 +31,7 @@ class ProgressBars:
                 from tqdm import tqdm
 
                 size = shutil.get_terminal_size()
-                # the rows from the first drawing on: a run faster than a redraw shows
+                # rows from the first drawing on: a run over before a redraw shows them
                 bar = self.bars[run_id] = tqdm(
                     total=data["size"], unit="B", unit_scale=True, leave=False,
                     desc=f"{data['job']} #{run_id}", postfix={"rows": data["processed"]},

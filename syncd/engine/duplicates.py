@@ -126,7 +126,9 @@ class DuplicateKeys:
 
     def _items_of(self, numbers: list[int]) -> dict[int, str]:
         assert self._db is not None
-        db, lists, found = self._db, {}, {}
+        db = self._db
+        lists: dict[int, list[str]] = {}  # by batch start
+        found: dict[int, str] = {}
         for n in set(numbers):
             [start] = db.execute("SELECT MAX(start) FROM items WHERE start <= ?", (n,)).fetchone()
             if start not in lists:
