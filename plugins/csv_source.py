@@ -139,6 +139,10 @@ class CsvSource(Source):
             raise self._unreadable(exc) from exc
         return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
 
+    def content_digest(self, fingerprint: dict[str, Any]) -> str | None:
+        """The file's sha256: the same bytes give the same records (options are the job's)."""
+        return fingerprint.get("sha256")
+
     def _open(self) -> io.FileIO:
         """The file, never through a link or into a FIFO or device.
 

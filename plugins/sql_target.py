@@ -173,6 +173,8 @@ class SqlTarget(Target):
         # blindly, known data to look up first and leave alone
         self._mostly_new = result.unchanged * 2 < len(full)
         self._all_new = result.inserted == len(full)  # then the next is inserted unlooked
+        if (result.inserted or result.updated) and not self.ctx.dry_run:
+            self.sql.note_write(self.table)
         return result
 
     def _upsert_sqlite(self, full: list[tuple], constants: tuple[str, ...],
@@ -378,6 +380,7 @@ class SqlTarget(Target):
         self.sql.cursor().executemany(
             f"UPDATE {self._quote(self.table)} SET content_hash = NULL WHERE {where}",
             [tuple(as_text(v) for v in key) for key in keys])
+        self.sql.note_write(self.table)
 
     # -- after a full sync ------------------------------------------------------
 
@@ -385,8 +388,22 @@ class SqlTarget(Target):
         """Mark unavailable (or delete) this job's rows whose key the source no longer has."""
         if on_missing == "keep":
             return 0
-        return reconcile_table(self.sql, self.dialect, self.table, self.key, self.schema,
-                               self.ctx, seen_keys, on_missing)
+        missing = reconcile_table(self.sql, self.dialect, self.table, self.key, self.schema,
+                                  self.ctx, seen_keys, on_missing)
+        if missing and not self.ctx.dry_run:
+            self.sql.note_write(self.table)
+        return missing
+
+    def revision(self) -> dict[str, Any]:
+        """Rows, largest id and each job's writes (``note_write``): a row added or deleted
+        by hand changes the first two, any run writing the table the third. (An UPDATE by
+        hand changes none; a run reading the file again would not see one either, unless
+        it changed ``content_hash`` or ``is_available``.)"""
+        q, table = self._quote, self._quote(self.table)
+        rows, last = self.sql.execute(  # apart, each is answered from an index alone
+            f"SELECT (SELECT COUNT(*) FROM {table}), (SELECT MAX({q('id')}) FROM {table})"
+        ).fetchone()
+        return {"rows": int(rows), "last_id": last, "writes": self.sql.writes(self.table)}
 
 
 @hookimpl(trylast=True)

@@ -57,6 +57,13 @@ class SqlSession(Protocol):
     def now(self) -> datetime:
         """The current UTC time as this database stores timestamps."""
         ...
+    def note_write(self, table: str) -> None:
+        """Count a write of the run's job into ``table``: call it in every transaction
+        that changes rows of the table, so ``writes`` tells another writer happened."""
+        ...
+    def writes(self, table: str) -> dict[str, int]:
+        """Each job's count of writes into ``table`` (``note_write``), for a revision."""
+        ...
 
 
 class IdMapView(Protocol):

@@ -43,6 +43,13 @@ class _SourceBase:
         """
         return self.fingerprint() == fingerprint
 
+    def content_digest(self, fingerprint: dict[str, Any]) -> str | None:
+        """A digest of every record the source holds, told by this run's ``fingerprint``
+        alone (a whole file's sha256), or None (the default). Equal digests must mean
+        equal records: a run whose digest, job and target match its job's last
+        completed run completes without reading (``syncd.engine.unchanged``)."""
+        return None
+
     def size(self) -> int | None:
         """Total progress units (e.g. bytes) when known, for progress bars."""
         return None

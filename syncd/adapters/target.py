@@ -75,6 +75,16 @@ class Target(_TargetBase, abc.ABC):
         """
         return False
 
+    def revision(self) -> Any:
+        """What the target holds, as a JSON value that any write into it changes (by this
+        run's job or any other), or None (the default) when it cannot tell cheaply.
+
+        Asked before a run reads, and when a run completes, inside its last transaction:
+        a run finding the revision its job's last completed run left, for the same source
+        content and job, completes without reading (``syncd.engine.unchanged``).
+        """
+        return None
+
     def forget(self, keys: Sequence[Row]) -> None:
         """Forget what was last written for these keys (e.g. its content hash): another
         job changed their rows since, so the next ``write`` of them writes, even what

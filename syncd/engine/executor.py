@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -27,7 +27,7 @@ from syncd.adapters import (
     TargetSchema,
     WriteResult,
 )
-from syncd.engine import guard, pair
+from syncd.engine import guard, pair, unchanged
 from syncd.engine.duplicates import Check, DuplicateKeys
 from syncd.engine.failures import SourceChanged, fail_run, is_transient, retry_wait
 from syncd.engine.grouping import READ_ROWS, GroupCommit
@@ -47,6 +47,9 @@ from syncd.engine.targets import Writer, in_transaction, open_target, run_contex
 from syncd.errors import ClaimLost
 from syncd.remote.http import HttpFactory
 from syncd.store import Store, checkpoint_of, fingerprint_of
+
+if TYPE_CHECKING:
+    from syncd.store.models import SyncRun
 
 RECONCILE = "reconcile"  # checkpoint phase once every batch is in
 
@@ -68,6 +71,7 @@ class RunExecutor:
         self.progress = Progress(run_id, plan.name)
         self.duplicates = DuplicateKeys()
         self.started_at: datetime | None = None  # the run's first start (kept on resume)
+        self.digest: str | None = None  # of the content and job (``unchanged``)
         self.indexed = 0  # keys in ``duplicates`` whose batch committed
         self.written = 0  # …whose batch was written, maybe not committed yet
 
@@ -130,6 +134,9 @@ class RunExecutor:
                                      sql=self.source.capabilities.store,
                                      **self._context(self.dry_run)))
         try:
+            last = self._same_as_last(target, checkpoint, fingerprint)
+            if last is not None:
+                return self._complete_unchanged(last)
             if not (checkpoint and checkpoint.get("phase") == RECONCILE):
                 rows = self.plan.config.batch_rows
                 with self._reader(target, checkpoint, schema.key) as stream, \
@@ -144,6 +151,22 @@ class RunExecutor:
             return self._complete(target, schema.key)
         finally:
             target.close()
+
+    def _same_as_last(self, target: Writer, checkpoint: Checkpoint | None,
+                      fingerprint: dict[str, Any] | None) -> SyncRun | None:
+        """The job's last completed run, if reading again would change nothing it left."""
+        self.digest = unchanged.job_digest(self.plan, self.source, fingerprint, target)
+        return None if checkpoint else unchanged.last_alike(self.store, self.plan.name,
+                                                            target, self.digest)
+
+    def _complete_unchanged(self, last: SyncRun) -> Outcome:
+        self.progress.processed += unchanged.complete(self.store, self.run_id, last,
+                                                      self.dry_run)
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
+        self.log.info("run completed; nothing read: the same content as a run that left "
+                      "the target as it is", same_as_run=last.id)
+        return Outcome("completed")
 
     def _reader(self, target: Writer, checkpoint: Checkpoint | None,
                 key: tuple[str, ...]) -> ReadAhead | InThread:
@@ -302,16 +325,20 @@ class RunExecutor:
                     # the source's last checkpoint stays (an incremental read starts there)
                     self.store.advance(self.run_id, {"missing": missing},
                                        {**(checkpoint_of(run) or {}), "phase": RECONCILE})
-                    self.store.finish(self.run_id, "completed")
+                    self.store.finish(self.run_id, "completed", target_mark=self._mark(target))
                 self.log.info("run completed", missing=missing)
                 return Outcome("completed")
         self._finish(target)
         with self.store.atomic():
             _settle(target)
             _save_report(target)
-            self.store.finish(self.run_id, "completed")
+            self.store.finish(self.run_id, "completed", target_mark=self._mark(target))
         self.log.info("run completed")
         return Outcome("completed")
+
+    def _mark(self, target: Writer) -> str | None:
+        return None if self.dry_run else unchanged.mark(self.store, self.run_id, target,
+                                                        self.digest)
 
     def _finish(self, target: Writer) -> None:
         """Make the run's output final (a file renamed into place, a digest sent) before

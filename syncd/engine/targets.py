@@ -43,7 +43,7 @@ def run_context(plan: JobPlan, store: Store, *, run_id: int,
                       dry_run=dry_run, cancelled=cancelled,
                       http=http or HttpFactory(state_dir=state_dir),
                       previous_checkpoint=previous_checkpoint, started_at=started_at,
-                      sql=StoreSqlSession(store.db, store.dialect) if sql else None,
+                      sql=StoreSqlSession(store.db, store.dialect, plan.name) if sql else None,
                       idmap=JobIdMap(plan.name))
 
 

@@ -54,6 +54,9 @@ class SyncRun(BaseModel):
     started_at = pw.DateTimeField(null=True)
     completed_at = pw.DateTimeField(null=True)
     updated_at = pw.DateTimeField(null=True)
+    #: JSON {digest, revision}: what a completed run read and left in its target
+    #: (``syncd.engine.unchanged``); the next run of the same content may skip reading
+    target_mark = pw.TextField(null=True)
 
     class Meta:
         table_name = "sync_runs"
@@ -214,6 +217,20 @@ class RateSlot(BaseModel):
         table_name = "sync_rate_slots"
 
 
+class TableWrite(BaseModel):
+    """How many transactions each job wrote into a target table. A run compares these
+    counts with the ones its job's last run left, to tell whether anything else of syncd
+    wrote the table since (``syncd.engine.unchanged``)."""
+
+    table_name = pw.CharField(max_length=191)
+    job = pw.CharField(max_length=191)
+    writes = pw.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "sync_table_writes"
+        indexes = ((("table_name", "job"), True),)
+
+
 class SchemaVersion(BaseModel):
     version = pw.IntegerField()
     applied_at = pw.DateTimeField(default=utcnow)
@@ -224,5 +241,6 @@ class SchemaVersion(BaseModel):
 
 MODELS: tuple[type[BaseModel], ...] = (SyncRun, SyncError, ContentIndex, IngestedFile,
                                        IdMap, SyncConflict, WebhookDelivery, FleetDaemon,
-                                       ScheduleTick, RateSlot, SchemaVersion)
+                                       ScheduleTick, RateSlot, TableWrite,
+                                       SchemaVersion)
 #: syncd's own tables, which no job may write into (content_index is a target like any)

@@ -14,5 +14,6 @@ BOOKKEEPING = ("content_hash", "is_available", "sync_job", "sync_scope", "source
 #: syncd's own tables: no job may write into one
 RESERVED_TABLES = frozenset({
     "id_map", "ingested_files", "sync_conflicts", "sync_daemons", "sync_errors",
-    "sync_rate_slots", "sync_runs", "sync_schedule_ticks", "syncd_schema",
+    "sync_rate_slots", "sync_runs", "sync_schedule_ticks", "sync_table_writes",
+    "syncd_schema",
     "webhook_deliveries"})

@@ -25,6 +25,13 @@ def _tuples(query: pw.ModelSelect[Any]) -> Iterator[tuple[Any, ...]]:
 class RunQueries:
     """The store's read-only questions about runs."""
 
+    def last_completed(self, job: str) -> SyncRun | None:
+        """The newest completed run of ``job`` on any source (not a dry run)."""
+        return (SyncRun.select()
+                .where(SyncRun.job == job, SyncRun.status == "completed",
+                       SyncRun.dry_run == False)  # noqa: E712
+                .order_by(SyncRun.id.desc()).first())
+
     def last_checkpoint(self, job: str, source_identifier: str) -> dict[str, Any] | None:
         """The final checkpoint of the newest completed run of ``job`` on a source (not a
         dry run): what an incremental source reads on from (``RunContext``)."""

@@ -209,12 +209,15 @@ class Store(RunQueries):
                 values[column] = column + count
         self._update_claimed(run_id, values)
 
-    def finish(self, run_id: int, status: str, error_message: str | None = None) -> None:
-        """Set the run's final (or paused) status and end this process's lease on it."""
+    def finish(self, run_id: int, status: str, error_message: str | None = None,
+               target_mark: str | None = None) -> None:
+        """Set the run's final (or paused) status and end this process's lease on it;
+        a completed run may leave its ``target_mark`` (``syncd.engine.unchanged``)."""
         held = (SyncRun.claimed_by == self.claims.holder) | SyncRun.claimed_by.is_null()
         SyncRun.update({SyncRun.status: status, SyncRun.error_message: error_message,
                         SyncRun.completed_at: utcnow() if status != "pending" else None,
-                        SyncRun.updated_at: utcnow(), SyncRun.lease_until: None}
+                        SyncRun.updated_at: utcnow(), SyncRun.lease_until: None,
+                        SyncRun.target_mark: target_mark}
                        ).where(SyncRun.id == run_id, held).execute()
 
     def retry_run(self, run_id: int) -> int:

@@ -24,8 +24,8 @@ class StoreSqlSession:
 
     rejected = REJECTED
 
-    def __init__(self, db: pw.Database, dialect: Dialect) -> None:
-        self._db = db
+    def __init__(self, db: pw.Database, dialect: Dialect, job: str = "") -> None:
+        self._db, self._job = db, job
         self.dialect: Dialect = dialect
         self.param = "%s" if dialect in ("postgres", "mysql") else "?"
         self.reserved_tables = RESERVED_TABLES
@@ -67,3 +67,21 @@ class StoreSqlSession:
 
     def now(self) -> datetime:
         return utcnow()
+
+    def note_write(self, table: str) -> None:
+        """Count one more write of this run's job into ``table`` (in the batch's
+        transaction, so it rolls back with the batch)."""
+        p = self.param
+        count = (f"INSERT INTO sync_table_writes (table_name, job, writes) VALUES ({p}, {p}, 1) ")
+        if self.dialect == "mysql":
+            count += "ON DUPLICATE KEY UPDATE writes = writes + 1"
+        else:
+            count += ("ON CONFLICT (table_name, job) DO UPDATE "
+                      "SET writes = sync_table_writes.writes + 1")
+        self.execute(count, (table, self._job))
+
+    def writes(self, table: str) -> dict[str, int]:
+        """How many writes each job made into ``table``, as ``note_write`` counted them."""
+        found = self.execute("SELECT job, writes FROM sync_table_writes WHERE table_name = "
+                             f"{self.param}", (table,))
+        return {job: int(n) for job, n in found.fetchall()}

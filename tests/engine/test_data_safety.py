@@ -242,6 +242,8 @@ def test_a_file_truncated_while_read_fails_retryably_and_removes_nothing(store, 
         return run_id, executor.execute()
 
     assert run()[1].status == "completed"
+    path.write_text(path.read_text(encoding="utf-8").replace("Song 40", "Song Forty"),
+                    encoding="utf-8")  # the same file as synced would not be read again
     truncated = threading.Event()
 
     def truncate(progress: Progress) -> None:

@@ -69,7 +69,7 @@ class StoreTargetContract(Contract):
             key = tuple(getattr(options, "key", ()) or ()) or self.columns[:1]
             schema = TargetSchema(job=self.job, columns=self.columns, key=key, constants={},
                                   source_type="memory", source_identifier="contract")
-            sql = StoreSqlSession(syncd_store.db, syncd_store.dialect)
+            sql = StoreSqlSession(syncd_store.db, syncd_store.dialect, self.job)
             target = self.adapter(options)
             target.open(schema, context(tmp_path, dry_run=dry_run,
                                         sql=sql if target.capabilities.store else None))
@@ -160,6 +160,34 @@ class StoreTargetContract(Contract):
         assert (again.updated, again.unchanged) == (1, 1), again
         reopened = open_target()
         assert not reopened.empty(), "a target holding records says it is empty"
+        reopened.close()
+
+    def test_a_revision_changes_with_every_write_and_only_then(
+            self, open_target: Any, syncd_store: Store) -> None:
+        """``revision``: a run finding the one its job's last run left reads nothing, so
+        a write of new, changed or removed records must change it, and a read or a
+        batch of unchanged records must not (or no run would skip its read)."""
+        target = open_target()
+        empty = target.revision()
+        if empty is None:
+            target.close()
+            pytest.skip("no revision: every run reads its source")
+        revisions = [empty]
+        for rows in (self.rows(), self.rows(name="renamed")):
+            self.write(syncd_store, target, rows)
+            revisions.append(target.revision())
+        self.write(syncd_store, target, self.rows(name="renamed"))  # all unchanged
+        unchanged, written = target.revision(), revisions[-1]
+        if self.adapter.capabilities.delete:
+            with syncd_store.atomic():
+                target.reconcile(iter([r[:1] for r in self.rows()[1:]]), "delete")
+            revisions.append(target.revision())
+        target.close()
+        assert len({repr(r) for r in revisions}) == len(revisions), (
+            f"a write left the revision as it was: {revisions}")
+        assert unchanged == written, "a batch of unchanged records changed the revision"
+        reopened = open_target()
+        assert reopened.revision() == revisions[-1], "the revision depends on the open target"
         reopened.close()
 
     @pytest.mark.parametrize("change", ["new", "changed"])

@@ -1,0 +1,163 @@
+"""A run of the content its job last synced, into a table nothing wrote since, reads
+nothing; anything that could make a read write something makes the run read.
+
+Real CSV files into real SQL tables (SQLite and the servers), through the engine.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncd.config import validate
+from syncd.engine import Engine, Request, resolve_jobs
+from syncd.engine.executor import Progress, RunExecutor, Stop
+from syncd.plugins import get_pluginmanager
+from syncd.store import Store
+from syncd_builtin.csv_source import CsvSource
+from tests.api_fixtures import write_rows
+from tests.conftest import BACKENDS
+from tests.engine.test_data_safety import config, engine_for, errors, table
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files the csv source was asked to read, in order."""
+    seen: list[str] = []
+    read = CsvSource.read
+
+    def counted(self: CsvSource, *args: Any, **kwargs: Any) -> Any:
+        seen.append(Path(self.identifier).name)
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(CsvSource, "read", counted)
+    return seen
+
+
+def songs(n: int, title: str = "Song") -> dict[str, tuple[str, str, bool]]:
+    return {str(i): (f"{title} {i}", f"Artist {i % 97}", True) for i in range(1, n + 1)}
+
+
+def engine_with(store: Store, tmp_path: Path, path: Path, **jobs: dict[str, Any]) -> Engine:
+    """Job ``music`` on ``path`` as in ``test_data_safety``, and ``jobs`` beside it."""
+    cfg = config(path, tmp_path)
+    cfg["jobs"].update(jobs)
+    _, registry = get_pluginmanager(load_entrypoints=True)
+    return Engine(store, resolve_jobs(validate(cfg), registry, "test.toml"), tmp_path / "state")
+
+
+async def sync(engine: Engine, path: Path | None = None, dry_run: bool = False,
+               job: str = "music") -> int:
+    run_id, outcome = await engine.run(Request(
+        job, "cli", identifier=str(path) if path else None, dry_run=dry_run))
+    assert outcome.status == "completed", outcome.error
+    return run_id
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_the_same_content_again_completes_without_reading(store, tmp_path, reads):
+    path = write_rows(tmp_path / "music.csv", 10)
+    engine = engine_for(store, path, tmp_path)
+    first = await sync(engine)
+    assert reads == ["music.csv"]
+
+    again = await sync(engine)
+    copy = shutil.copy(path, tmp_path / "music-copy.csv")  # another name, the same bytes
+    third = await sync(engine, Path(copy))
+    dry = await sync(engine, dry_run=True)
+    assert reads == ["music.csv"]
+    for run_id in (again, third, dry):
+        run = store.get_run(run_id)
+        assert (run.items_processed, run.items_unchanged, run.items_inserted) == (10, 10, 0)
+        assert run.checkpoint == store.get_run(first).checkpoint
+    assert table(store) == songs(10)
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_a_row_deleted_by_hand_is_written_again(store, tmp_path, reads):
+    path = write_rows(tmp_path / "music.csv", 10)
+    engine = engine_for(store, path, tmp_path)
+    await sync(engine)
+    store.db.execute_sql("DELETE FROM songs WHERE external_id = '3'")
+
+    run = store.get_run(await sync(engine))
+    assert reads == ["music.csv", "music.csv"]
+    assert (run.items_inserted, run.items_unchanged) == (1, 9)
+    assert table(store) == songs(10)
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_another_jobs_write_into_the_table_makes_the_run_read(store, tmp_path, reads):
+    path = write_rows(tmp_path / "music.csv", 10)
+    engine = engine_for(store, path, tmp_path)
+    await sync(engine)
+    other = tmp_path / "other.csv"
+    other.write_text("id,title,artist\n3,Covered 3,Someone\n", encoding="utf-8")
+    covers = config(other, tmp_path)["jobs"]["music"]  # the same table, from another file
+    engine = engine_with(store, tmp_path, path, covers=covers)
+    await sync(engine, job="covers")
+    assert table(store)["3"] == ("Covered 3", "Someone", True)
+
+    run = store.get_run(await sync(engine))
+    assert reads == ["music.csv", "other.csv", "music.csv"]
+    assert (run.items_updated, run.items_unchanged) == (1, 9)
+    assert table(store) == songs(10)
+
+
+async def test_a_changed_job_reads_the_same_file(store, tmp_path, reads):
+    path = write_rows(tmp_path / "music.csv", 10)
+    await sync(engine_for(store, path, tmp_path))
+    job = config(path, tmp_path, constants={"artist": "Various"})["jobs"]["music"]
+    del job["mapping"]["artist"]
+    engine = engine_with(store, tmp_path, path, music=job)
+
+    run = store.get_run(await sync(engine))
+    assert reads == ["music.csv", "music.csv"]
+    assert run.items_updated == 10
+    assert {r[1] for r in table(store).values()} == {"Various"}
+
+
+async def test_a_run_with_failed_records_leaves_the_next_one_to_read(store, tmp_path, reads):
+    path = tmp_path / "music.csv"
+    path.write_text("id,title,artist\n1,Song 1,Artist 1\n2,too,many,fields\n", encoding="utf-8")
+    engine = engine_for(store, path, tmp_path)
+    first, again = await sync(engine), await sync(engine)
+
+    assert reads == ["music.csv", "music.csv"]
+    assert [e[2] for e in errors(store, again)] == [e[2] for e in errors(store, first)] != []
+    assert store.get_run(again).items_failed == 1
+
+
+async def test_what_a_failed_run_wrote_is_undone_by_the_next_read(store: Store, tmp_path,
+                                                                  reads):
+    path = write_rows(tmp_path / "music.csv", 40)
+    original = path.read_bytes()
+    engine = engine_for(store, path, tmp_path, batch_rows=5)
+    await sync(engine)
+    path.write_bytes(original.replace(b"Song", b"Demo"))
+    truncated = threading.Event()
+
+    def truncate(progress: Progress) -> None:  # once the first batches are written
+        if not truncated.is_set():
+            truncated.set()
+            with path.open("r+b") as f:
+                f.truncate(path.stat().st_size // 2)
+
+    plan = engine.plans["music"]
+    source = plan.make_source()
+    run_id = store.create_run(job="music", trigger="cli", source_type="csv",
+                              source_identifier=source.identifier)
+    outcome = RunExecutor(store, plan, run_id, source, Stop(), on_progress=truncate,
+                          state_dir=tmp_path / "state").execute()
+    assert outcome.status == "failed" and "changed while it was read" in (outcome.error or "")
+    assert any(title.startswith("Demo") for title, _, _ in table(store).values())
+
+    path.write_bytes(original)  # the content of the last completed run, exactly
+    run = store.get_run(await sync(engine))
+    assert reads == ["music.csv"] * 3
+    assert run.items_updated > 0
+    assert table(store) == songs(40)
