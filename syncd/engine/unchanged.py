@@ -3,8 +3,9 @@ it, completes without reading: reading it again would change nothing.
 
 The source tells its whole content's digest from its fingerprint (a file's sha256,
 ``Source.content_digest``); the target tells a revision that any write into it
-changes (``Target.revision``). A completed run without failed records leaves both, with
-a digest of the job's configuration, in ``sync_runs.target_mark``. The next run of the
+changes (``Target.revision``). A completed run whose errors are all its input's own
+(bad lines, repeated keys: the same content gives them again) leaves both, with a
+digest of the job's configuration, in ``sync_runs.target_mark``. The next run of the
 job compares them before it reads: a byte of the file, a key of the job, a row added
 or deleted by hand, another run's write, and it reads as always.
 """
@@ -64,20 +65,25 @@ def last_alike(store: Store, job: str, target: Writer, digest: str | None) -> Sy
 
 
 def complete(store: Store, run_id: int, last: SyncRun, dry_run: bool) -> int:
-    """Record the run completed with what ``last`` wrote or found counted unchanged, and
-    leave ``last``'s mark again (not in a dry run); returns the records counted."""
+    """Record the run completed with what ``last`` wrote or found counted unchanged, its
+    failed records failed again, and leave ``last``'s mark again (not in a dry run);
+    returns the records counted."""
     counts = {"processed": last.items_processed, "skipped": last.items_skipped,
-              "unchanged": last.items_inserted + last.items_updated + last.items_unchanged}
+              "unchanged": last.items_inserted + last.items_updated + last.items_unchanged,
+              "failed": last.items_failed}
     with store.atomic():
+        store.copy_errors(last.id, run_id)
         store.advance(run_id, counts, json.loads(last.checkpoint or "null"))
         store.finish(run_id, "completed", target_mark=None if dry_run else last.target_mark)
     return counts["processed"]
 
 
 def mark(store: Store, run_id: int, target: Writer, digest: str | None) -> str | None:
-    """What a completed run leaves for the next, in its last transaction: none after a
-    failed record (a run that skips the read could not report it again)."""
-    if digest is None or not isinstance(target, Target) or store.run(run_id).items_failed:
+    """What a completed run leaves for the next, in its last transaction. None after an
+    error that is not the input's own (a row the database refused, a passing fault): the
+    same content may then write more, e.g. once the table's column is widened."""
+    if digest is None or not isinstance(target, Target) or not store.input_errors_only(
+            run_id):
         return None
     revision = target.revision()
     if revision is None:

@@ -32,6 +32,13 @@ class RunQueries:
                        SyncRun.dry_run == False)  # noqa: E712
                 .order_by(SyncRun.id.desc()).first())
 
+    def input_errors_only(self, run_id: int) -> bool:
+        """Are all of the run's errors its input's own (a bad line, a repeated key), which
+        the same content and job give again, and none the target's or passing ones?"""
+        other = (SyncError.error_type.not_in(("validation", "parsing"))
+                 | (SyncError.is_retryable == True))  # noqa: E712
+        return not SyncError.select().where(SyncError.sync_run_id == run_id, other).exists()
+
     def last_checkpoint(self, job: str, source_identifier: str) -> dict[str, Any] | None:
         """The final checkpoint of the newest completed run of ``job`` on a source (not a
         dry run): what an incremental source reads on from (``RunContext``)."""

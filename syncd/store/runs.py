@@ -238,6 +238,15 @@ class Store(RunQueries):
         for start in range(0, len(rows), 500):
             SyncError.insert_many(rows[start:start + 500]).execute()
 
+    def copy_errors(self, from_run: int, to_run: int) -> None:
+        """Record ``from_run``'s errors for ``to_run`` too (the same content, read again)."""
+        copied = (SyncError.error_type, SyncError.error_code, SyncError.error_message,
+                  SyncError.item_identifier, SyncError.is_retryable)
+        SyncError.insert_from(
+            SyncError.select(pw.Value(to_run), *copied, pw.Value(utcnow()))
+            .where(SyncError.sync_run_id == from_run).order_by(SyncError.id),
+            [SyncError.sync_run_id, *copied, SyncError.created_at]).execute()
+
     def errors_of(self, run_id: int, limit: int | None = None) -> list[SyncError]:
         query = SyncError.select().where(SyncError.sync_run_id == run_id).order_by(SyncError.id)
         return list(query.limit(limit) if limit else query)

@@ -121,15 +121,41 @@ async def test_a_changed_job_reads_the_same_file(store, tmp_path, reads):
     assert {r[1] for r in table(store).values()} == {"Various"}
 
 
-async def test_a_run_with_failed_records_leaves_the_next_one_to_read(store, tmp_path, reads):
+async def test_bad_lines_are_reported_again_without_reading(store, tmp_path, reads):
     path = tmp_path / "music.csv"
-    path.write_text("id,title,artist\n1,Song 1,Artist 1\n2,too,many,fields\n", encoding="utf-8")
+    path.write_text("id,title,artist\n1,Song 1,Artist 1\n2,too,many,fields\n1,Again,Twice\n",
+                    encoding="utf-8")
     engine = engine_for(store, path, tmp_path)
     first, again = await sync(engine), await sync(engine)
 
+    assert reads == ["music.csv"]
+    assert [e[:4] for e in errors(store, again)] == [e[:4] for e in errors(store, first)]
+    assert [e[1] for e in errors(store, again)] == ["field_count", "duplicate_key"]
+    run = store.get_run(again)
+    assert (run.items_processed, run.items_unchanged, run.items_failed) == (3, 1, 2)
+
+
+@pytest.mark.parametrize("database_url", BACKENDS[1:], indirect=True)
+async def test_a_row_the_database_refused_is_written_once_the_table_takes_it(
+        store, tmp_path, reads):
+    serial = "SERIAL" if store.dialect == "postgres" else "INTEGER AUTO_INCREMENT"
+    store.db.execute_sql(f"CREATE TABLE songs (id {serial} PRIMARY KEY, "
+                         "external_id VARCHAR(191), title VARCHAR(7), artist TEXT)")
+    path = write_rows(tmp_path / "music.csv", 10)  # "Song 10" fits, the rest…
+    path.write_text(path.read_text(encoding="utf-8").replace("Song 3,", "Song Three,"),
+                    encoding="utf-8")
+    engine = engine_for(store, path, tmp_path)
+    first = store.get_run(await sync(engine))
+    assert (first.items_inserted, first.items_failed) == (9, 1)
+    assert errors(store, first.id)[0][0] == "target"
+
+    widen = "TYPE TEXT" if store.dialect == "postgres" else "TEXT"
+    store.db.execute_sql(f"ALTER TABLE songs {'ALTER' if serial == 'SERIAL' else 'MODIFY'} "
+                         f"COLUMN title {widen}")
+    run = store.get_run(await sync(engine))
     assert reads == ["music.csv", "music.csv"]
-    assert [e[2] for e in errors(store, again)] == [e[2] for e in errors(store, first)] != []
-    assert store.get_run(again).items_failed == 1
+    assert (run.items_inserted, run.items_unchanged, run.items_failed) == (1, 9, 0)
+    assert table(store)["3"][0] == "Song Three"
 
 
 async def test_what_a_failed_run_wrote_is_undone_by_the_next_read(store: Store, tmp_path,
