@@ -33,6 +33,7 @@ from .sql_lookup import stored_hashes
 from .sql_options import IDENTIFIER
 from .sql_options import Options as SqlOptions
 from .sql_reconcile import reconcile_table
+from .sql_revision import TableRevision
 from .sql_table import ensure_table
 from .sql_values import KeyedRows, as_text, hashed_all, key_order, keyed_rows, stored_rows
 
@@ -85,6 +86,7 @@ class SqlTarget(Target):
         else:
             ensure_table(self.sql, self.table, fields, key)
         self._prepare_statements()
+        self._revision = TableRevision(self.sql, self.table, schema.job)
         self._mostly_new = self._all_new = self._empty = bool(self.sql.execute(
             f"SELECT NOT EXISTS (SELECT 1 FROM {self._quote(self.table)})").fetchone()[0])
 
@@ -174,7 +176,7 @@ class SqlTarget(Target):
         self._mostly_new = result.unchanged * 2 < len(full)
         self._all_new = result.inserted == len(full)  # then the next is inserted unlooked
         if (result.inserted or result.updated) and not self.ctx.dry_run:
-            self.sql.note_write(self.table)
+            self._revision.wrote(inserted=result.inserted)
         return result
 
     def _upsert_sqlite(self, full: list[tuple], constants: tuple[str, ...],
@@ -380,7 +382,7 @@ class SqlTarget(Target):
         self.sql.cursor().executemany(
             f"UPDATE {self._quote(self.table)} SET content_hash = NULL WHERE {where}",
             [tuple(as_text(v) for v in key) for key in keys])
-        self.sql.note_write(self.table)
+        self._revision.wrote()
 
     # -- after a full sync ------------------------------------------------------
 
@@ -391,19 +393,15 @@ class SqlTarget(Target):
         missing = reconcile_table(self.sql, self.dialect, self.table, self.key, self.schema,
                                   self.ctx, seen_keys, on_missing)
         if missing and not self.ctx.dry_run:
-            self.sql.note_write(self.table)
+            self._revision.wrote(deleted=missing if on_missing == "delete" else 0)
         return missing
 
-    def revision(self) -> dict[str, Any]:
-        """Rows, largest id and each job's writes (``note_write``): a row added or deleted
-        by hand changes the first two, any run writing the table the third. (An UPDATE by
-        hand changes none; a run reading the file again would not see one either, unless
-        it changed ``content_hash`` or ``is_available``.)"""
-        q, table = self._quote, self._quote(self.table)
-        rows, last = self.sql.execute(  # apart, each is answered from an index alone
-            f"SELECT (SELECT COUNT(*) FROM {table}), (SELECT MAX({q('id')}) FROM {table})"
-        ).fetchone()
-        return {"rows": int(rows), "last_id": last, "writes": self.sql.writes(self.table)}
+    def revision(self) -> dict[str, Any] | None:
+        """Rows, largest id and each job's writes; None when another wrote the table since
+        it was opened (``sql_revision``). An UPDATE by hand changes none of them (a run
+        reading the file again would not see one either, unless it changed
+        ``content_hash`` or ``is_available``)."""
+        return self._revision.current()
 
 
 @hookimpl(trylast=True)

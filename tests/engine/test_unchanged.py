@@ -13,12 +13,16 @@ from typing import Any
 
 import pytest
 
+from syncd.adapters import TargetSchema
 from syncd.config import validate
 from syncd.engine import Engine, Request, resolve_jobs
 from syncd.engine.executor import Progress, RunExecutor, Stop
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store
+from syncd.store.sql_session import StoreSqlSession
+from syncd.testing.contracts.base import context
 from syncd_builtin.csv_source import CsvSource
+from syncd_builtin.sql_target import SqlTarget
 from tests.api_fixtures import write_rows
 from tests.conftest import BACKENDS
 from tests.engine.test_data_safety import config, engine_for, errors, table
@@ -187,3 +191,62 @@ async def test_what_a_failed_run_wrote_is_undone_by_the_next_read(store: Store, 
     assert reads == ["music.csv"] * 3
     assert run.items_updated > 0
     assert table(store) == songs(40)
+
+
+# -- a revision is told only when the target alone wrote since it opened ---------------
+
+
+def open_songs(store: Store, tmp_path: Path, job: str = "music") -> SqlTarget:
+    target = SqlTarget(SqlTarget.Options(table="songs", key=["external_id"]))
+    schema = TargetSchema(job=job, columns=("external_id", "title"), key=("external_id",),
+                          constants={}, source_type="csv", source_identifier="music.csv")
+    target.open(schema, context(tmp_path, sql=StoreSqlSession(store.db, store.dialect, job)))
+    return target
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+@pytest.mark.parametrize("meanwhile", ["hand-made insert", "hand-made delete", "other job"])
+def test_a_table_written_by_another_since_it_opened_has_no_revision(
+        store, tmp_path, meanwhile):
+    target = open_songs(store, tmp_path)
+    with store.atomic():
+        target.write([("1", "a"), ("2", "b"), ("3", "c")], ["line 2", "line 3", "line 4"])
+    with store.atomic():
+        target.reconcile(iter([("1",), ("2",)]), "delete")
+    assert target.revision() is not None, "its own writes left no revision"
+
+    if meanwhile == "other job":
+        other = open_songs(store, tmp_path, job="covers")
+        with store.atomic():
+            other.write([("1", "covered")], ["line 2"])
+        other.close()
+    else:
+        store.db.execute_sql("INSERT INTO songs (external_id, title) VALUES ('9', 'hand')"
+                             if meanwhile == "hand-made insert" else
+                             "DELETE FROM songs WHERE external_id = '2'")
+    assert target.revision() is None, f"a {meanwhile} went unnoticed"
+    target.close()
+
+
+async def test_a_run_the_table_was_written_beside_leaves_the_next_run_to_read(
+        store, tmp_path, reads):
+    path = write_rows(tmp_path / "music.csv", 12)
+    engine = engine_for(store, path, tmp_path, batch_rows=3)
+    plan = engine.plans["music"]
+
+    def insert_by_hand(progress: Progress) -> None:
+        if progress.processed == 3:
+            store.db.execute_sql("INSERT INTO songs (external_id, title) VALUES ('x', 'hand')")
+
+    source = plan.make_source()
+    run_id = store.create_run(job="music", trigger="cli", source_type="csv",
+                              source_identifier=source.identifier)
+    outcome = RunExecutor(store, plan, run_id, source, Stop(), on_progress=insert_by_hand,
+                          state_dir=tmp_path / "state").execute()
+    assert outcome.status == "completed"
+    assert store.get_run(run_id).target_mark is None
+
+    await sync(engine)
+    assert reads == ["music.csv", "music.csv"]
+    await sync(engine)  # that run read it with nothing beside: the next one need not
+    assert reads == ["music.csv", "music.csv"]
