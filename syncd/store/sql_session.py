@@ -71,14 +71,17 @@ class StoreSqlSession:
     def note_write(self, table: str) -> None:
         """Count one more write of this run's job into ``table`` (in the batch's
         transaction, so it rolls back with the batch)."""
-        p = self.param
-        count = (f"INSERT INTO sync_table_writes (table_name, job, writes) VALUES ({p}, {p}, 1) ")
-        if self.dialect == "mysql":
-            count += "ON DUPLICATE KEY UPDATE writes = writes + 1"
-        else:
-            count += ("ON CONFLICT (table_name, job) DO UPDATE "
-                      "SET writes = sync_table_writes.writes + 1")
-        self.execute(count, (table, self._job))
+        p, key = self.param, (table, self._job)
+        counted = self.execute("UPDATE sync_table_writes SET writes = writes + 1 "
+                               f"WHERE table_name = {p} AND job = {p}", key)
+        if counted.rowcount == 0:  # the job's first write into the table
+            first = f"INSERT INTO sync_table_writes (table_name, job, writes) VALUES ({p}, {p}, 1) "
+            if self.dialect == "mysql":
+                first += "ON DUPLICATE KEY UPDATE writes = writes + 1"
+            else:
+                first += ("ON CONFLICT (table_name, job) DO UPDATE "
+                          "SET writes = sync_table_writes.writes + 1")
+            self.execute(first, key)
 
     def writes(self, table: str) -> dict[str, int]:
         """How many writes each job made into ``table``, as ``note_write`` counted them."""

@@ -125,6 +125,7 @@ async def test_a_changed_job_reads_the_same_file(store, tmp_path, reads):
     assert {r[1] for r in table(store).values()} == {"Various"}
 
 
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_bad_lines_are_reported_again_without_reading(store, tmp_path, reads):
     path = tmp_path / "music.csv"
     path.write_text("id,title,artist\n1,Song 1,Artist 1\n2,too,many,fields\n1,Again,Twice\n",
