@@ -3,12 +3,14 @@
 A batch's writes, the run's counters, its errors and the checkpoint are committed in
 one transaction when the target writes to the store's database (consecutive batches
 share it, committed about once a second: ``grouping``). Killed at any instant, the
-run therefore resumes from a checkpoint that matches the target exactly.
+run therefore resumes from a checkpoint that matches the target exactly. What follows
+the last batch (``on_missing``, the run recorded completed) is in ``completing``; a run
+that need not read at all, in ``unchanged``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +29,8 @@ from syncd.adapters import (
     TargetSchema,
     WriteResult,
 )
-from syncd.engine import guard, pair, unchanged
+from syncd.engine import pair, unchanged
+from syncd.engine.completing import RECONCILE, Completing, Stopped, settle
 from syncd.engine.duplicates import Check, DuplicateKeys
 from syncd.engine.failures import SourceChanged, fail_run, is_transient, retry_wait
 from syncd.engine.grouping import READ_ROWS, GroupCommit
@@ -35,7 +38,6 @@ from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
 from syncd.engine.preview import DryRunPlan
 from syncd.engine.readahead import InThread, ReadAhead, reader
-from syncd.engine.reading import batches
 from syncd.engine.runs import Outcome, Progress, Stop
 from syncd.engine.screening import (
     Screen,
@@ -51,10 +53,7 @@ from syncd.store import Store, checkpoint_of, fingerprint_of
 if TYPE_CHECKING:
     from syncd.store.models import SyncRun
 
-RECONCILE = "reconcile"  # checkpoint phase once every batch is in
-
-
-class RunExecutor:
+class RunExecutor(Completing):
     """Drives one run to an outcome; every method runs in the worker thread."""
 
     def __init__(self, store: Store, plan: JobPlan, run_id: int, source: Source | AsyncSource,
@@ -85,7 +84,7 @@ class RunExecutor:
             return self._stopped()  # cancelled while it waited for a slot
         try:
             return retrying(self._attempt)
-        except _Stopped:
+        except Stopped:
             return self._stopped()
         except ClaimLost as exc:
             return self._lost(exc)
@@ -102,7 +101,7 @@ class RunExecutor:
 
     def _sleep(self, seconds: float) -> None:
         if self.stop.wait(seconds):
-            raise _Stopped
+            raise Stopped
 
     def _attempt(self) -> Outcome:
         self.store.reserve.keep()  # room to record a full disk, if this run fills it
@@ -241,11 +240,11 @@ class RunExecutor:
             result = target.write(rows, items)
             cut = isinstance(target, Outbox) and target.interrupted
             with self.store.atomic():
-                _settle(target)
+                settle(target)
                 if not cut:
                     self._record(batch, result, errors)
             if cut:  # what was sent is settled; the batch is read again on resume
-                raise _Stopped
+                raise Stopped
             self.written = self.duplicates.count
             self._committed()
         self.progress.position = batch.progress
@@ -295,95 +294,6 @@ class RunExecutor:
         self.progress.processed += counts["processed"]
         self.progress.batch_errors = errors
 
-    def _complete(self, target: Writer, key: tuple[str, ...]) -> Outcome:
-        on_missing = self.plan.config.on_missing
-        run = self.store.run(self.run_id)
-        missing = 0
-        if on_missing != "keep" and self.source.capabilities.complete:
-            if run.items_failed:
-                self.log.warning("on_missing skipped: some records failed, so absence proves "
-                                 "nothing", failed=run.items_failed)
-            else:
-                # a remote removal cannot be rolled back, nor one on MySQL, whose DDL
-                # (reconcile's temporary table) commits the transaction implicitly
-                if not in_transaction(target) or self.store.dialect == "mysql":
-                    self._probe_missing(key, on_missing)
-                if not in_transaction(target):  # sent first, settled below
-                    missing = target.reconcile(self._keys(key), on_missing)
-                    if isinstance(target, Outbox) and target.interrupted:
-                        with self.store.atomic():
-                            _settle(target)
-                        raise _Stopped
-                self._finish(target)
-                with self.store.atomic():  # over the limit: raises, so nothing is removed
-                    if in_transaction(target):
-                        keys = guard.Counted(self._keys(key))
-                        missing = target.reconcile(keys, on_missing)
-                        self._guard(on_missing, missing, keys.count)
-                    _settle(target)
-                    _save_report(target)
-                    # the source's last checkpoint stays (an incremental read starts there)
-                    self.store.advance(self.run_id, {"missing": missing},
-                                       {**(checkpoint_of(run) or {}), "phase": RECONCILE})
-                    self.store.finish(self.run_id, "completed", target_mark=self._mark(target))
-                self.log.info("run completed", missing=missing)
-                return Outcome("completed")
-        self._finish(target)
-        with self.store.atomic():
-            _settle(target)
-            _save_report(target)
-            self.store.finish(self.run_id, "completed", target_mark=self._mark(target))
-        self.log.info("run completed")
-        return Outcome("completed")
-
-    def _mark(self, target: Writer) -> str | None:
-        return None if self.dry_run else unchanged.mark(self.store, self.run_id, target,
-                                                        self.digest)
-
-    def _finish(self, target: Writer) -> None:
-        """Make the run's output final (a file renamed into place, a digest sent) before
-        the run is recorded completed; what a record target gathered is committed first,
-        so a failure here leaves it pending for the next run."""
-        if in_transaction(target):
-            return
-        if not (isinstance(target, Outbox) and target.gathers):
-            target.finish()
-            return
-        with self.store.atomic():
-            _settle(target)
-        try:
-            target.finish()
-        finally:  # what was sent is recorded at once, even when the rest failed
-            with self.store.atomic():
-                _settle(target)
-
-    def _guard(self, on_missing: str, missing: int, kept: int) -> None:
-        if not self.allow_mass_missing:
-            guard.check(self.plan.name, on_missing, self.plan.config.max_missing, missing, kept)
-
-    def _probe_missing(self, key: tuple[str, ...], on_missing: str) -> None:
-        """Count first, with a dry-run twin of the target, what reconcile would remove."""
-        if self.allow_mass_missing:
-            return
-        probe = self._open_target(self.plan.schema(self.source), dry_run=True)
-        try:
-            keys = guard.Counted(self._keys(key))
-            missing = probe.reconcile(keys, on_missing)
-        finally:
-            probe.close()
-        self._guard(on_missing, missing, keys.count)
-
-    def _keys(self, key: tuple[str, ...]) -> Iterator[Row]:
-        """Every key the source holds now, read again from its start."""
-        mapping, constants = self.plan.config.mapping, self.plan.config.constants
-        mapped = [k for k in key if k in mapping]
-        fields = tuple(mapping[k] for k in mapped)
-        for batch in batches(self.source, fields, None, min(self.plan.config.batch_rows,
-                                                             READ_ROWS)):
-            for row in batch.rows:
-                values = dict(zip(mapped, row, strict=True))
-                yield tuple(values[k] if k in values else str(constants[k]) for k in key)
-
     def _lost(self, exc: ClaimLost) -> Outcome:
         """Another daemon runs it now: write nothing more (the claim fences us out)."""
         self.log.error("run taken over by another daemon", error=str(exc))
@@ -402,21 +312,6 @@ class RunExecutor:
 
     def _fail(self, exc: Exception) -> Outcome:
         return fail_run(self.store, self.run_id, self.log, exc)
-
-
-def _settle(target: Writer) -> None:
-    """Record a record target's results (inside the transaction of the counters)."""
-    if isinstance(target, Outbox):
-        target.settle()
-
-
-def _save_report(target: Writer) -> None:
-    if isinstance(target, Outbox):
-        target.save_report()
-
-
-class _Stopped(Exception):
-    """Raised out of a backoff sleep when the run is asked to stop."""
 
 
 class _Repeated(Exception):
