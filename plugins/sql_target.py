@@ -87,8 +87,7 @@ class SqlTarget(Target):
             ensure_table(self.sql, self.table, fields, key)
         self._prepare_statements()
         self._revision = TableRevision(self.sql, self.table, schema.job)
-        self._mostly_new = self._all_new = self._empty = bool(self.sql.execute(
-            f"SELECT NOT EXISTS (SELECT 1 FROM {self._quote(self.table)})").fetchone()[0])
+        self._mostly_new = self._all_new = self._empty = self._revision.opened["rows"] == 0
 
     def empty(self) -> bool:
         return self._empty
