@@ -1,10 +1,12 @@
 """The SQL target's revision of its table (``Target.revision``).
 
-A run that finds the revision its job's last run left reads nothing, so a revision is
-only told when it is the target's own doing: since the table was opened, the rows
-changed by exactly what this target inserted and deleted, and no other job wrote. A
-table someone else wrote meanwhile (another job, a hand-made insert or delete) has no
-revision to trust, and the next run reads.
+A run that finds the revision its job's last run left reads nothing, so the revision
+must change with any write into the table: each job's count of writes
+(``note_write``) tells syncd's own writers, the row count and the largest ``id`` a row
+inserted or deleted by hand. A run tells one only if no other job wrote the table while
+it ran (a row it wrote may have been overwritten), and only if it touched a
+twentieth of the table or more: counting the rows scans the table on PostgreSQL and
+MariaDB (0.11 s per million rows), more than reading a small file again costs.
 """
 
 from __future__ import annotations
@@ -13,34 +15,36 @@ from typing import Any
 
 from syncd.adapters import SqlSession
 
+#: a run that saw fewer rows than the table's largest id / this leaves no revision
+TOUCHED_SHARE = 20
+
 
 class TableRevision:
-    """Rows, largest ``id`` and each job's writes (``note_write``) of one table."""
+    """Each job's writes, the rows and the largest ``id`` of one table."""
 
     def __init__(self, sql: SqlSession, table: str, job: str) -> None:
         self.sql, self.table, self.job = sql, table, job
-        self.opened = self.now()
-        self.added = 0  # rows this target inserted, less those it deleted
-        self.writes = 0  # its ``note_write``s
+        self.opened = sql.writes(table)  # each job's writes when the target opened
+        self.writes = 0  # this target's ``note_write``s
+        self.seen = 0  # rows handed to this target's ``write``
 
-    def now(self) -> dict[str, Any]:
-        q, table = self.sql.quote, self.sql.quote(self.table)
-        rows, last = self.sql.execute(  # apart, each is answered from an index alone
-            f"SELECT (SELECT COUNT(*) FROM {table}), (SELECT MAX({q('id')}) FROM {table})"
-        ).fetchone()
-        return {"rows": int(rows), "last_id": last, "writes": self.sql.writes(self.table)}
-
-    def wrote(self, inserted: int = 0, deleted: int = 0) -> None:
+    def wrote(self) -> None:
         """Count a write of this target (inside its transaction)."""
         self.sql.note_write(self.table)
         self.writes += 1
-        self.added += inserted - deleted
 
     def current(self) -> dict[str, Any] | None:
-        """The revision now, or None if anything but this target wrote since it opened."""
-        now = self.now()
-        expected = dict(self.opened["writes"])
+        """The revision now; None if another job wrote since the target opened, or the
+        table is too large for what this target saw to be worth counting."""
+        writes = self.sql.writes(self.table)
+        expected = dict(self.opened)
         if self.writes:
             expected[self.job] = expected.get(self.job, 0) + self.writes
-        alone = now["writes"] == expected and now["rows"] == self.opened["rows"] + self.added
-        return now if alone else None
+        if writes != expected:
+            return None
+        q, table = self.sql.quote, self.sql.quote(self.table)
+        last = self.sql.execute(f"SELECT MAX({q('id')}) FROM {table}").fetchone()[0]
+        if self.seen and self.seen * TOUCHED_SHARE < (last or 0):
+            return None
+        rows = self.sql.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        return {"rows": int(rows), "last_id": last, "writes": writes}

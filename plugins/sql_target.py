@@ -87,7 +87,8 @@ class SqlTarget(Target):
             ensure_table(self.sql, self.table, fields, key)
         self._prepare_statements()
         self._revision = TableRevision(self.sql, self.table, schema.job)
-        self._mostly_new = self._all_new = self._empty = self._revision.opened["rows"] == 0
+        self._mostly_new = self._all_new = self._empty = bool(self.sql.execute(
+            f"SELECT NOT EXISTS (SELECT 1 FROM {self._quote(self.table)})").fetchone()[0])
 
     def empty(self) -> bool:
         return self._empty
@@ -146,6 +147,7 @@ class SqlTarget(Target):
 
     def write(self, rows: Sequence[Row], items: Sequence[str]) -> WriteResult:
         result = WriteResult()
+        self._revision.seen += len(rows)
         constants = self.constants
         if constants and not self.schema.columns:  # nothing to hash them after
             rows, constants = [row + constants for row in rows], ()
@@ -175,7 +177,7 @@ class SqlTarget(Target):
         self._mostly_new = result.unchanged * 2 < len(full)
         self._all_new = result.inserted == len(full)  # then the next is inserted unlooked
         if (result.inserted or result.updated) and not self.ctx.dry_run:
-            self._revision.wrote(inserted=result.inserted)
+            self._revision.wrote()
         return result
 
     def _upsert_sqlite(self, full: list[tuple], constants: tuple[str, ...],
@@ -392,14 +394,15 @@ class SqlTarget(Target):
         missing = reconcile_table(self.sql, self.dialect, self.table, self.key, self.schema,
                                   self.ctx, seen_keys, on_missing)
         if missing and not self.ctx.dry_run:
-            self._revision.wrote(deleted=missing if on_missing == "delete" else 0)
+            self._revision.wrote()
         return missing
 
     def revision(self) -> dict[str, Any] | None:
-        """Rows, largest id and each job's writes; None when another wrote the table since
-        it was opened (``sql_revision``). An UPDATE by hand changes none of them (a run
-        reading the file again would not see one either, unless it changed
-        ``content_hash`` or ``is_available``)."""
+        """Each job's writes, rows and largest id; None when another job wrote the table
+        since it was opened, or the run touched too little of it to be worth counting
+        (``sql_revision``). An UPDATE by hand changes none of them (a run reading the file
+        again would not see one either, unless it changed ``content_hash`` or
+        ``is_available``)."""
         return self._revision.current()
 
 

@@ -78,7 +78,8 @@ class Target(_TargetBase, abc.ABC):
     def revision(self) -> Any:
         """What the target holds, as a JSON value that any write into it changes (by this
         run's job or any other); None (the default) when it cannot tell cheaply, or when
-        something other than this target wrote into it since ``open``.
+        another job wrote into it since ``open`` (a row this run wrote may have been
+        overwritten: the run then leaves no revision for the next to trust).
 
         Asked before a run reads, and when a run completes, inside its last transaction:
         a run finding the revision its job's last completed run left, for the same source

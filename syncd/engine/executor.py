@@ -153,10 +153,13 @@ class RunExecutor(Completing):
 
     def _same_as_last(self, target: Writer, checkpoint: Checkpoint | None,
                       fingerprint: dict[str, Any] | None) -> SyncRun | None:
-        """The job's last completed run, if reading again would change nothing it left."""
-        self.digest = unchanged.job_digest(self.plan, self.source, fingerprint, target)
-        return None if checkpoint else unchanged.last_alike(self.store, self.plan.name,
-                                                            target, self.digest)
+        """The job's last completed run, if reading again would change nothing it left.
+
+        An attempt resuming from a checkpoint always reads, and leaves no mark (no
+        digest): what others wrote before it opened its target went unseen."""
+        self.digest = None if checkpoint else unchanged.job_digest(
+            self.plan, self.source, fingerprint, target)
+        return unchanged.last_alike(self.store, self.plan.name, target, self.digest)
 
     def _complete_unchanged(self, last: SyncRun) -> Outcome:
         self.progress.processed += unchanged.complete(self.store, self.run_id, last,

@@ -205,49 +205,100 @@ def open_songs(store: Store, tmp_path: Path, job: str = "music") -> SqlTarget:
     return target
 
 
-@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
-@pytest.mark.parametrize("meanwhile", ["hand-made insert", "hand-made delete", "other job"])
-def test_a_table_written_by_another_since_it_opened_has_no_revision(
-        store, tmp_path, meanwhile):
-    target = open_songs(store, tmp_path)
+def write_songs(store: Store, target: SqlTarget, rows: list[tuple[str, str]]) -> None:
     with store.atomic():
-        target.write([("1", "a"), ("2", "b"), ("3", "c")], ["line 2", "line 3", "line 4"])
+        target.write(rows, [f"line {i}" for i in range(2, len(rows) + 2)])
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+def test_a_table_another_job_wrote_since_it_opened_has_no_revision(store, tmp_path):
+    target = open_songs(store, tmp_path)
+    write_songs(store, target, [("1", "a"), ("2", "b"), ("3", "c")])
     with store.atomic():
         target.reconcile(iter([("1",), ("2",)]), "delete")
     assert target.revision() is not None, "its own writes left no revision"
 
-    if meanwhile == "other job":
-        other = open_songs(store, tmp_path, job="covers")
-        with store.atomic():
-            other.write([("1", "covered")], ["line 2"])
-        other.close()
-    else:
-        store.db.execute_sql("INSERT INTO songs (external_id, title) VALUES ('9', 'hand')"
-                             if meanwhile == "hand-made insert" else
-                             "DELETE FROM songs WHERE external_id = '2'")
-    assert target.revision() is None, f"a {meanwhile} went unnoticed"
+    other = open_songs(store, tmp_path, job="covers")
+    write_songs(store, other, [("1", "covered")])
+    other.close()
+    assert target.revision() is None, "another job's write went unnoticed"
     target.close()
 
 
-async def test_a_run_the_table_was_written_beside_leaves_the_next_run_to_read(
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+@pytest.mark.parametrize("by_hand", ["INSERT INTO songs (external_id, title) VALUES ('9', 'x')",
+                                     "DELETE FROM songs WHERE external_id = '2'"])
+def test_a_row_inserted_or_deleted_by_hand_changes_the_revision(store, tmp_path, by_hand):
+    target = open_songs(store, tmp_path)
+    write_songs(store, target, [("1", "a"), ("2", "b"), ("3", "c")])
+    target.close()
+    before = open_songs(store, tmp_path).revision()
+    store.db.execute_sql(by_hand)
+    assert open_songs(store, tmp_path).revision() != before
+
+
+def test_a_run_that_touched_little_of_a_large_table_does_not_count_it(store, tmp_path):
+    """Counting scans the table on a server: not for a small file into a large table."""
+    other = open_songs(store, tmp_path, job="archive")
+    write_songs(store, other, [(str(i), "old") for i in range(100, 160)])
+    other.close()
+    target = open_songs(store, tmp_path)
+    write_songs(store, target, [("1", "a"), ("2", "b")])  # 2 of 62 rows: under a twentieth
+    assert target.revision() is None
+    write_songs(store, target, [("3", "c"), ("4", "d")])  # 4 of 64: a sixteenth
+    assert target.revision() is not None
+    target.close()
+
+
+async def test_a_run_another_job_wrote_beside_leaves_the_next_run_to_read(
         store, tmp_path, reads):
     path = write_rows(tmp_path / "music.csv", 12)
     engine = engine_for(store, path, tmp_path, batch_rows=3)
     plan = engine.plans["music"]
 
-    def insert_by_hand(progress: Progress) -> None:
+    def another_job_writes(progress: Progress) -> None:
         if progress.processed == 3:
-            store.db.execute_sql("INSERT INTO songs (external_id, title) VALUES ('x', 'hand')")
+            other = open_songs(store, tmp_path, job="covers")
+            other.write([("3", "covered")], ["line 2"])
+            other.close()
 
     source = plan.make_source()
     run_id = store.create_run(job="music", trigger="cli", source_type="csv",
                               source_identifier=source.identifier)
-    outcome = RunExecutor(store, plan, run_id, source, Stop(), on_progress=insert_by_hand,
+    outcome = RunExecutor(store, plan, run_id, source, Stop(), on_progress=another_job_writes,
                           state_dir=tmp_path / "state").execute()
     assert outcome.status == "completed"
     assert store.get_run(run_id).target_mark is None
 
     await sync(engine)
     assert reads == ["music.csv", "music.csv"]
+    assert table(store) == songs(12), "the row the other job overwrote was left so"
     await sync(engine)  # that run read it with nothing beside: the next one need not
     assert reads == ["music.csv", "music.csv"]
+
+
+async def test_a_run_resumed_from_a_checkpoint_leaves_the_next_run_to_read(
+        store, tmp_path, reads):
+    path = write_rows(tmp_path / "music.csv", 12)
+    engine = engine_for(store, path, tmp_path, batch_rows=3)
+    plan = engine.plans["music"]
+    stop = Stop()
+
+    def pause(progress: Progress) -> None:
+        if progress.processed >= 3:
+            stop.request("shutdown")
+
+    source = plan.make_source()
+    run_id = store.create_run(job="music", trigger="cli", source_type="csv",
+                              source_identifier=source.identifier)
+    paused = RunExecutor(store, plan, run_id, source, stop, on_progress=pause,
+                         state_dir=tmp_path / "state").execute()
+    assert paused.status == "pending" and store.get_run(run_id).checkpoint
+    resumed = RunExecutor(store, plan, run_id, plan.make_source(), Stop(),
+                          state_dir=tmp_path / "state").execute()
+    assert resumed.status == "completed"
+    assert store.get_run(run_id).target_mark is None
+
+    await sync(engine)
+    assert reads == ["music.csv"] * 3
+    assert table(store) == songs(12)
