@@ -34,6 +34,7 @@ from .sql_options import IDENTIFIER
 from .sql_options import Options as SqlOptions
 from .sql_reconcile import reconcile_table
 from .sql_revision import TableRevision
+from .sql_statements import statements
 from .sql_table import ensure_table
 from .sql_values import KeyedRows, as_text, hashed_all, key_order, keyed_rows, stored_rows
 
@@ -85,7 +86,7 @@ class SqlTarget(Target):
                 ensure_table(self.sql, self.table, fields, key)
         else:
             ensure_table(self.sql, self.table, fields, key)
-        self._prepare_statements()
+        self.sql_text = statements(self.sql, self.dialect, self.table, fields, key)
         self._revision = TableRevision(self.sql, self.table, schema.job)
         self._mostly_new = self._all_new = self._empty = bool(self.sql.execute(
             f"SELECT NOT EXISTS (SELECT 1 FROM {self._quote(self.table)})").fetchone()[0])
@@ -108,33 +109,6 @@ class SqlTarget(Target):
             raise JobError("the sql target needs the store's database (a store target)")
         fields = schema.columns + tuple(schema.constants)
         return check_table(ctx.sql, self.options.table, fields, tuple(self.options.key))
-
-    def _prepare_statements(self) -> None:
-        q, p = self._quote, self._param
-        written = (*self.fields, *BOOKKEEPING)
-        columns = ", ".join(q(c) for c in written)
-        values = ", ".join(p for _ in written)
-        refreshed = [c for c in written if c not in self.key and c != "first_seen_at"]
-        on_conflict = self.dialect.on_conflict(q, self.key, refreshed)
-        table = q(self.table)
-        self.insert = Insert(table, columns, on_conflict,
-                             f"INSERT INTO {table} ({columns}) VALUES ({values}) {on_conflict}")
-        # keys believed new: a key that exists fails the batch instead of updating it
-        self.insert_new = Insert(table, columns, "",
-                                 f"INSERT INTO {table} ({columns}) VALUES ({values})")
-        # SQLite: one upsert per row that skips identical rows (PERF-NOTES' fast path)
-        self.upsert_where = (f"WHERE {table}.content_hash IS NOT excluded.content_hash "
-                             f"OR NOT {table}.is_available")
-        self.upsert_sql = f"{self.insert.sql} {self.upsert_where}"
-        updated = [c for c in written if c not in self.key and c != "first_seen_at"]
-        self.update_sql = (f"UPDATE {q(self.table)} SET "
-                           + ", ".join(f"{q(c)} = {p}" for c in updated)
-                           + " WHERE " + " AND ".join(f"{q(k)} = {p}" for k in self.key))
-        self.update_positions = [written.index(c) for c in updated]
-        self.key_columns = ", ".join(q(k) for k in self.key)
-        self._lookup_all = (self.dialect.lookup_all(q(self.table), self.key_columns)
-                            if len(self.key) == 1 and self.dialect.text_key(
-                                self.sql, q(self.table), self.key[0]) else None)
 
     @property
     def _param(self) -> str:
@@ -198,7 +172,7 @@ class SqlTarget(Target):
         if upsert is not None:  # each row binds only its own values and digest
             params = [(*values, digest) for values, digest in zip(full, digests, strict=True)]
         else:
-            upsert = self.upsert_sql
+            upsert = self.sql_text.upsert_sql
             params = [(*values, *constants, digest, True, *tail)
                       for values, digest in zip(full, digests, strict=True)]
         if not in_key_order:
@@ -238,9 +212,9 @@ class SqlTarget(Target):
             return None
         p, n = self._param, len(constants)
         values = ", ".join([p] * own + texts[:n] + [p] + texts[n:])
-        i = self.insert
+        i = self.sql_text.insert
         return (f"INSERT INTO {i.table} ({i.columns}) VALUES ({values}) {i.on_conflict} "
-                f"{self.upsert_where}")
+                f"{self.sql_text.upsert_where}")
 
     def _tail(self) -> tuple:
         """The bookkeeping values after the hash: job, scope, source, timestamps."""
@@ -258,12 +232,12 @@ class SqlTarget(Target):
         unique = len(batch) == len(keys)  # usual case: no key twice in the batch
         # a first sync: no key to look up after a batch of new ones, no row to classify
         blind = self._all_new and unique and not self.ctx.dry_run
-        if blind and self._inserted(full, constants, digests, self.insert_new):
+        if blind and self._inserted(full, constants, digests, self.sql_text.insert_new):
             result.inserted = len(keys)
             return result
         stored = self._lookup(keys)
         get = stored.get
-        if unique and not stored and self._inserted(full, constants, digests, self.insert):
+        if unique and not stored and self._inserted(full, constants, digests, self.sql_text.insert):
             result.inserted = len(keys)
             return result
         if unique:  # unchanged rows cost one comparison
@@ -341,8 +315,9 @@ class SqlTarget(Target):
                         setattr(result, outcome, getattr(result, outcome) - 1)
 
     def _lookup(self, keys: list[Any]) -> dict[Any, str]:
+        text = self.sql_text
         return stored_hashes(self.sql, self.dialect, self._quote(self.table),
-                             self.key_columns, len(self.key), self._lookup_all, keys)
+                             text.key_columns, len(self.key), text.lookup_all, keys)
 
     def _write(self, pending: Sequence[Pending]) -> None:
         tail = self._tail()
@@ -367,13 +342,13 @@ class SqlTarget(Target):
         inserts = [inserts[i] for i in self._in_key_order(inserts)]
         updates = [updates[i] for i in self._in_key_order(updates)]
         if inserts:
-            self.dialect.insert_many(cursor, insert or self.insert, inserts, (True, *tail),
-                                     self.sql)
-        if updates and not self.dialect.upsert_known(cursor, self.insert, updates):
-            positions, key_index = self.update_positions, self.key_index
+            self.dialect.insert_many(cursor, insert or self.sql_text.insert, inserts,
+                                     (True, *tail), self.sql)
+        if updates and not self.dialect.upsert_known(cursor, self.sql_text.insert, updates):
+            positions, key_index = self.sql_text.update_positions, self.key_index
             params = [tuple(full[i] for i in positions) + tuple(full[i] for i in key_index)
                       for full in updates]
-            self.dialect.update_many(cursor, self.update_sql, params)
+            self.dialect.update_many(cursor, self.sql_text.update_sql, params)
 
     def forget(self, keys: Sequence[Row]) -> None:
         """Clear the stored content hash of these keys: their next write is never "same"."""

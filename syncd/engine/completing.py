@@ -7,7 +7,7 @@ writing the batches is the executor's, what follows the last one is here).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import structlog
 
@@ -39,9 +39,7 @@ class Completing:
     allow_mass_missing: bool
     dry_run: bool
     digest: str | None
-
-    def _open_target(self, schema: TargetSchema, dry_run: bool) -> Writer:
-        raise NotImplementedError
+    _open_target: Callable[[TargetSchema, bool], Writer]  # (schema, dry_run)
 
     def _complete(self, target: Writer, key: tuple[str, ...]) -> Outcome:
         on_missing = self.plan.config.on_missing
@@ -113,7 +111,7 @@ class Completing:
         """Count first, with a dry-run twin of the target, what reconcile would remove."""
         if self.allow_mass_missing:
             return
-        probe = self._open_target(self.plan.schema(self.source), dry_run=True)
+        probe = self._open_target(self.plan.schema(self.source), True)  # a dry run
         try:
             keys = guard.Counted(self._keys(key))
             missing = probe.reconcile(keys, on_missing)
