@@ -13,8 +13,7 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Iterator
-from typing import IO
+from collections.abc import Iterable, Iterator
 
 from syncd.errors import SourceError
 
@@ -102,7 +101,7 @@ def _cp1252(raw: bytes, bad: list[str | None]) -> str:
         return raw.decode("cp1252", "replace")
 
 
-def decoded_lines(f: IO[bytes], codec: str, bad: list[str | None]) -> Iterator[str]:
+def decoded_lines(f: Iterable[bytes], codec: str, bad: list[str | None]) -> Iterator[str]:
     """Lines of ``f`` as text, for ``csv.reader``.
 
     A line that does not decode is replaced and a message appended to ``bad``; when

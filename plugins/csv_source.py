@@ -16,8 +16,10 @@ import csv
 import errno
 import hashlib
 import io
+import json
 import os
 import stat as stat_module
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from pathlib import Path
@@ -26,10 +28,19 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator, model_validator
 
 from syncd import hookimpl
-from syncd.adapters import Batch, Checkpoint, Row, RunContext, Source, SourceCapabilities
+from syncd.adapters import (
+    Batch,
+    Checkpoint,
+    LineDigests,
+    Row,
+    RunContext,
+    Source,
+    SourceCapabilities,
+)
 from syncd.adapters import Options as AdapterOptions
 from syncd.errors import JobError, RetryableError, SourceError
 
+from . import csv_lines
 from .csv_batches import batches
 from .csv_decode import (
     SAMPLE_BYTES,
@@ -243,16 +254,7 @@ class CsvSource(Source):
         checkpoint: Checkpoint | None,
         batch_rows: int,
     ) -> Iterator[Batch]:
-        codec, skip, delimiter = self._sample(f)
-        first, start, start_line = self._first_record(f, skip, codec, delimiter)
-        if self.options.columns:
-            names = list(self.options.columns)
-            start, start_line = skip, 0
-        elif self.options.has_header:
-            names = first
-        else:
-            names = [str(i) for i in range(1, len(first) + 1)]
-            start, start_line = skip, 0
+        codec, delimiter, names, start, start_line = self._layout(f)
         getter, single = self._getter(fields, names)
 
         if checkpoint:
@@ -269,6 +271,48 @@ class CsvSource(Source):
             return csv.reader(decoded_lines(f, codec, bad), delimiter=delimiter), bad
 
         yield from batches(f, lines, len(names), getter, single, start_line, batch_rows)
+
+    def _layout(self, f: io.BufferedReader) -> tuple[str, str, list[str], int, int]:
+        """Codec, delimiter, column names, and the offset and line number the records
+        start after."""
+        codec, skip, delimiter = self._sample(f)
+        first, start, start_line = self._first_record(f, skip, codec, delimiter)
+        if self.options.columns:
+            return codec, delimiter, list(self.options.columns), skip, 0
+        if self.options.has_header:
+            return codec, delimiter, first, start, start_line
+        return codec, delimiter, [str(i) for i in range(1, len(first) + 1)], skip, 0
+
+    def line_digests(self) -> LineDigests | None:
+        """Each line's digest after the header (``csv_lines``)."""
+        with self._open_buffered() as f:
+            codec, delimiter, names, start, start_line = self._layout(f)
+        layout = json.dumps([codec, delimiter, names])
+        return LineDigests(layout, start_line + 1, self._digested(start))
+
+    def _digested(self, start: int) -> Iterator[array | None]:
+        try:
+            with self._open_buffered() as f:
+                yield from csv_lines.line_digests(f, start)
+        except csv_lines.MultiLine:
+            yield None
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
+
+    def read_lines(self, fields: Sequence[str], positions: Sequence[int],
+                   batch_rows: int) -> Iterator[Batch]:
+        csv.field_size_limit(self.options.max_field_kb * 1024)
+        try:
+            with self._open_buffered() as f:
+                opened = os.fstat(f.fileno())
+                codec, delimiter, names, start, start_line = self._layout(f)
+                getter, single = self._getter(fields, names)
+                yield from csv_lines.read_lines(
+                    f, start, start_line + 1, positions, codec, delimiter, len(names),
+                    getter, single, max(1, batch_rows))
+                self._read_stats = (_identity(opened), _identity(os.fstat(f.fileno())))
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
 
     def _first_record(
         self, f: io.BufferedReader, start: int, codec: str, delimiter: str

@@ -27,11 +27,22 @@ class TableRevision:
         self.opened = sql.writes(table)  # each job's writes when the target opened
         self.writes = 0  # this target's ``note_write``s
         self.seen = 0  # rows handed to this target's ``write``
+        self.batch_writes = 0  # …of them, by the batch written last
+
+    def mark_batch(self) -> None:
+        """A batch's write begins."""
+        self.batch_writes = 0
 
     def wrote(self) -> None:
         """Count a write of this target (inside its transaction)."""
         self.sql.note_write(self.table)
         self.writes += 1
+        self.batch_writes += 1
+
+    def rolled_back(self) -> None:
+        """The last batch's transaction was rolled back, with its counts."""
+        self.writes -= self.batch_writes
+        self.batch_writes = 0
 
     def current(self) -> dict[str, Any] | None:
         """The revision now; None if another job wrote since the target opened, or the

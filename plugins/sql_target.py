@@ -122,6 +122,7 @@ class SqlTarget(Target):
     def write(self, rows: Sequence[Row], items: Sequence[str]) -> WriteResult:
         result = WriteResult()
         self._revision.seen += len(rows)
+        self._revision.mark_batch()
         constants = self.constants
         if constants and not self.schema.columns:  # nothing to hash them after
             rows, constants = [row + constants for row in rows], ()
@@ -371,6 +372,14 @@ class SqlTarget(Target):
         if missing and not self.ctx.dry_run:
             self._revision.wrote()
         return missing
+
+    def rolled_back(self) -> None:
+        """The last write's count of writes went with its transaction."""
+        self._revision.rolled_back()
+
+    def unread(self, count: int) -> None:
+        """Rows the run passed over as unchanged count as seen (``sql_revision``)."""
+        self._revision.seen += count
 
     def revision(self) -> dict[str, Any] | None:
         """Each job's writes, rows and largest id; None when another job wrote the table

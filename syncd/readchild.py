@@ -2,24 +2,28 @@
 
 A module of its own, so that the child imports only what reading needs. The job comes
 pickled on stdin: the opened source, the fields, the checkpoint, the batch size, the
-engine's ``Screen`` and the target's preparer. Each message on stdout is a length and
-a pickle.
+engine's ``Screen``, the target's preparer, and what records the lines' snapshot
+(``line_snapshot.KeyBlocks``; the lines' digests are sent first). Each message on
+stdout is a length and a pickle.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 import struct
 import sys
 import traceback
+from collections.abc import Iterator
 from typing import IO, Any
 
 from syncd.adapters.records import Batch
 from syncd.errors import SourceError, SyncdError
 
 HEADER = struct.Struct("<Q")  # the length of the pickle that follows
-BATCH, END, FAILED = "batch", "end", "failed"
+BATCH, END, FAILED, LINES = "batch", "end", "failed", "lines"
+LINES_EVERY = 32  # batches sent between two blocks of the lines' digests
 SEP = "\x1f"  # between the values of a packed batch; a batch holding one is pickled
 
 
@@ -80,19 +84,36 @@ def _shareable(exc: Exception) -> Exception:
     return exc
 
 
+def _line_digests(source: Any) -> Iterator[Any]:
+    """The source's lines' digests, a block at a time (a None block: it has none)."""
+    digests = source.line_digests()
+    if digests is None:
+        yield None
+        return
+    yield from digests.blocks
+
+
 def main() -> None:
     """The child: read the job from stdin, send the batches on stdout."""
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever a plugin prints goes to stderr, never into the batches
-    source, fields, checkpoint, batch_rows, prepare, screen = pickle.load(sys.stdin.buffer)
+    source, fields, checkpoint, batch_rows, prepare, screen, record = pickle.load(
+        sys.stdin.buffer)
     try:
         try:
-            for batch in source.read(fields, checkpoint, batch_rows):
+            lines = _line_digests(source) if record is not None else iter(())
+            for sent, batch in enumerate(source.read(fields, checkpoint, batch_rows)):
                 screen(batch)
+                keys = record(batch.rows, batch.items) if record is not None else None
                 if prepare is not None:
                     batch.rows, batch.items = prepare(batch.rows, batch.items)
                 packed = pack(batch)
-                _send(out, (BATCH, batch, packed))
+                _send(out, (BATCH, batch, packed, keys))
+                if sent % LINES_EVERY == 0:  # while the run writes: it waits on no block
+                    for block in itertools.islice(lines, 1):
+                        _send(out, (LINES, block))
+            for block in lines:
+                _send(out, (LINES, block))
             screen.close()
             _send(out, (END, source))
         except BrokenPipeError:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from syncd.adapters.capabilities import SourceCapabilities, TargetCapabilities
 from syncd.adapters.context import IdMapView, RunContext, Secrets, SqlSession, TargetContext
+from syncd.adapters.digests import digests64
 from syncd.adapters.notices import NotifyContext
 from syncd.adapters.records import (
     Batch,
@@ -45,6 +46,7 @@ from syncd.adapters.records import (
     Checkpoint,
     ErrorType,
     ItemError,
+    LineDigests,
     Options,
     Outcome,
     Planned,
@@ -82,6 +84,7 @@ __all__ = [
     "ErrorType",
     "IdMapView",
     "ItemError",
+    "LineDigests",
     "NotifyContext",
     "Options",
     "Outcome",
@@ -103,6 +106,7 @@ __all__ = [
     "TargetContext",
     "TargetSchema",
     "WriteResult",
+    "digests64",
     "glob_matcher",
     "glob_regex",
     "is_unsent",

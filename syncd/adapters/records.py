@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from array import array
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,6 +46,22 @@ class Batch:
     errors: list[ItemError] = field(default_factory=list)
     skipped: int = 0
     progress: int = 0  # position reached, in the unit of Source.size (e.g. bytes)
+    #: records passed over unread since the previous batch, known to be as the last
+    #: run left them (``Source.read_lines``): counted processed and unchanged
+    unread: int = 0
+
+
+@dataclass(slots=True)
+class LineDigests:
+    """A text source's lines, each digested without being parsed (``Source.line_digests``)."""
+
+    #: how lines become records (encoding, delimiter, header, options): lines read
+    #: another way may give other records, so another layout compares as all changed
+    layout: str
+    first_line: int  # the number of the first line digested (items name lines "line N")
+    #: 64-bit digests of the lines in order, a block at a time; a ``None`` block means
+    #: a line may not be a whole record (a quoted field with a line break): none count
+    blocks: Iterator[array | None]
 
 
 @dataclass(slots=True)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from syncd.adapters.capabilities import SourceCapabilities
 from syncd.adapters.context import RunContext
-from syncd.adapters.records import Batch, Checkpoint, Options
+from syncd.adapters.records import Batch, Checkpoint, LineDigests, Options
 
 
 class _SourceBase:
@@ -78,6 +78,22 @@ class Source(_SourceBase, abc.ABC):
         self, fields: Sequence[str], checkpoint: Checkpoint | None, batch_rows: int
     ) -> Iterator[Batch]:
         """Yield batches of ``fields`` values, starting after ``checkpoint``."""
+
+    def line_digests(self) -> LineDigests | None:
+        """A digest of each line, without parsing, for a source of one record per line
+        (a text file); None (the default) when it has none. Where a line's digest
+        equals the same line's in the last run, and the target is as that run left it,
+        the run does not parse it: it reads only the others (``read_lines``)."""
+        return None
+
+    def read_lines(self, fields: Sequence[str], positions: Sequence[int],
+                   batch_rows: int) -> Iterator[Batch]:
+        """The records on the lines at ``positions`` only (ascending; 0 is the first line
+        ``line_digests`` digested), ``batch_rows`` lines a batch, each batch counting
+        in ``unread`` the lines it passed over; the last batch reaches the source's end.
+        Checkpoints are ``read``'s. Asked only of a source whose ``line_digests`` is
+        not None."""
+        raise TypeError(f"the {self.name} source reads no chosen lines")
 
     def check(self, ctx: RunContext) -> str:
         """``syncd check``: can the source be reached and read (authenticated)?

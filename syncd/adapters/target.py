@@ -87,6 +87,17 @@ class Target(_TargetBase, abc.ABC):
         """
         return None
 
+    def rolled_back(self) -> None:
+        """The transaction of the last ``write`` was rolled back, and the run writes the
+        batch again (a key it had repeated): undo what that write counted (e.g. toward
+        its ``revision``). The default does nothing."""
+
+    def unread(self, count: int) -> None:
+        """``count`` records the run passed over unread, known to be as the last run
+        left them (``Batch.unread``), as if they had been written unchanged: a target
+        that tells its ``revision`` by what a run saw counts them. The default does
+        nothing."""
+
     def forget(self, keys: Sequence[Row]) -> None:
         """Forget what was last written for these keys (e.g. its content hash): another
         job changed their rows since, so the next ``write`` of them writes, even what

@@ -39,6 +39,7 @@ class Completing:
     allow_mass_missing: bool
     dry_run: bool
     digest: str | None
+    marked: bool = False  # the run left a mark (``unchanged``) when it completed
     _open_target: Callable[[TargetSchema, bool], Writer]  # (schema, dry_run)
 
     def _complete(self, target: Writer, key: tuple[str, ...]) -> Outcome:
@@ -83,8 +84,10 @@ class Completing:
         return Outcome("completed")
 
     def _mark(self, target: Writer) -> str | None:
-        return None if self.dry_run else unchanged.mark(self.store, self.run_id, target,
+        mark = None if self.dry_run else unchanged.mark(self.store, self.run_id, target,
                                                         self.digest)
+        self.marked = mark is not None
+        return mark
 
     def _finish(self, target: Writer) -> None:
         """Make the run's output final (a file renamed into place, a digest sent) before

@@ -29,7 +29,7 @@ from syncd.adapters import (
     TargetSchema,
     WriteResult,
 )
-from syncd.engine import pair, unchanged
+from syncd.engine import changed_lines, pair, unchanged
 from syncd.engine.completing import RECONCILE, Completing, Stopped, settle
 from syncd.engine.duplicates import Check, DuplicateKeys
 from syncd.engine.failures import SourceChanged, fail_run, is_transient, retry_wait
@@ -73,6 +73,7 @@ class RunExecutor(Completing):
         self.digest: str | None = None  # of the content and job (``unchanged``)
         self.indexed = 0  # keys in ``duplicates`` whose batch committed
         self.written = 0  # …whose batch was written, maybe not committed yet
+        self.lines: changed_lines.LinePlan | None = None  # the lines read, and recorded
 
     def execute(self) -> Outcome:
         retry = self.plan.config.retry
@@ -136,6 +137,11 @@ class RunExecutor(Completing):
             last = self._same_as_last(target, checkpoint, fingerprint)
             if last is not None:
                 return self._complete_unchanged(last)
+            self.lines = changed_lines.plan(
+                self.store, self.plan.name, self.source, target, self.state_dir, self.digest,
+                self.digest and unchanged.config_digest(self.plan, self.source),
+                self.duplicates.positions, self.plan.config.on_missing, self.plan.fields,
+                min(self.plan.config.batch_rows, READ_ROWS))
             if not (checkpoint and checkpoint.get("phase") == RECONCILE):
                 rows = self.plan.config.batch_rows
                 with self._reader(target, checkpoint, schema.key) as stream, \
@@ -147,9 +153,25 @@ class RunExecutor(Completing):
                             return self._stopped()
                 self.source = stream.source  # as its read left it, here or in a child
             self._check_unchanged(fingerprint)
-            return self._complete(target, schema.key)
+            outcome = self._complete(target, schema.key)
+            self._keep_lines()
+            return outcome
         finally:
             target.close()
+            if self.lines is not None:
+                self.lines.discard()  # (unless kept)
+                self.lines = None
+
+    def _keep_lines(self) -> None:
+        """Leave the lines' snapshot for the next run, once this one left its mark."""
+        if self.lines is None or self.dry_run or not self.marked:
+            return
+        if self.lines.wanted is not None:
+            self.log.info("read only the lines that changed", read=len(self.lines.wanted))
+        why = self.lines.keep(self.run_id)
+        self.lines = None
+        if why:
+            self.log.warning("no snapshot of the lines for the next run", error=why)
 
     def _same_as_last(self, target: Writer, checkpoint: Checkpoint | None,
                       fingerprint: dict[str, Any] | None) -> SyncRun | None:
@@ -164,6 +186,8 @@ class RunExecutor(Completing):
     def _complete_unchanged(self, last: SyncRun) -> Outcome:
         self.progress.processed += unchanged.complete(self.store, self.run_id, last,
                                                       self.dry_run)
+        if not self.dry_run and self.state_dir is not None:
+            changed_lines.carry(self.state_dir, self.plan.name, last.id, self.run_id)
         if self.on_progress is not None:
             self.on_progress(self.progress)
         self.log.info("run completed; nothing read: the same content as a run that left "
@@ -175,13 +199,26 @@ class RunExecutor(Completing):
         """The batches to write, read here or by a reader process that screens them and
         runs the target's preparer (not for a pair's import, which screens after it)."""
         rows = min(self.plan.config.batch_rows, READ_ROWS)
+        if self.lines is not None and self.lines.wanted is not None:
+            assert isinstance(self.source, Source)  # (``changed_lines.plan`` made sure)
+            return InThread(self.source, self.lines.read(self.source, self.plan.fields, rows))
         # an empty target's write tells a repeated key (a dry run writes nothing)
         across = not (isinstance(target, Target) and target.empty() and not self.dry_run
                       and self.duplicates.count == 0)
         screen = None if self.plan.pair is not None else Screen(
             self.duplicates.positions, self._key_names(key), across)
         prepare = target.preparer() if isinstance(target, Target) else None
-        return reader(self.source, self.plan.fields, checkpoint, rows, prepare, screen)
+        lines = self.lines
+        if lines is None:
+            return reader(self.source, self.plan.fields, checkpoint, rows, prepare, screen)
+        stream = reader(self.source, self.plan.fields, checkpoint, rows, prepare, screen,
+                        lines.blocks, lines.from_reader)
+        if isinstance(stream, ReadAhead):  # it digests the lines and keys (before it
+            lines.by_reader, lines.lines = lines.lines is not None, None  # sorts them)
+        elif not lines.take_lines():
+            self.lines = None  # (no snapshot: the file's lines are not its records)
+            lines.discard()
+        return stream
 
     def _key_names(self, key: tuple[str, ...]) -> str:
         """The key's mapped fields, as errors name them."""
@@ -228,13 +265,19 @@ class RunExecutor(Completing):
                         raise _Repeated
                     self._record(batch, result, errors)
             except _Repeated:  # rare: write the batch again, without the repeated keys
+                if isinstance(target, Target):
+                    target.rolled_back()
                 if stream.repeats == "write":
                     check = self._index_from_now_on(stream, rows, items, key)
                 if check.found():  # (else another writer had the key: write it again)
                     rows, items = check.drop(rows, items, errors)
                 with self.store.atomic():
-                    self._record(batch, self._write_paired(target, rows, items, paired),
-                                 errors)
+                    result = self._write_paired(target, rows, items, paired)
+                    self._record(batch, result, errors)
+            if self.lines is not None:
+                self.lines.record(rows, items, result, getattr(stream, "key_block", None))
+            if batch.unread and isinstance(target, Target):
+                target.unread(batch.unread)
             self.written = self.duplicates.count
             group.added(len(rows))
         else:  # sent first; what came of it commits with the counters and checkpoint
@@ -288,10 +331,10 @@ class RunExecutor(Completing):
 
     def _record(self, batch: Batch, result: WriteResult, errors: list[ItemError]) -> None:
         errors += result.errors
-        counts = {"processed": len(batch.rows) + len(batch.errors),
+        counts = {"processed": len(batch.rows) + len(batch.errors) + batch.unread,
                   "inserted": result.inserted, "updated": result.updated,
-                  "unchanged": result.unchanged, "skipped": result.skipped + batch.skipped,
-                  "failed": len(errors)}
+                  "unchanged": result.unchanged + batch.unread,
+                  "skipped": result.skipped + batch.skipped, "failed": len(errors)}
         self.store.add_errors(self.run_id, errors + result.notices)
         self.store.advance(self.run_id, counts, batch.checkpoint)
         self.progress.processed += counts["processed"]

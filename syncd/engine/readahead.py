@@ -21,41 +21,54 @@ commit. A run that stops, fails or is killed closes the pipe, and the child exit
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 from syncd.adapters import AsyncSource, Batch, Checkpoint, Preparer, Source
+from syncd.engine.line_snapshot import KeyBlocks
 from syncd.engine.reading import batches
 from syncd.engine.screening import Screen
 from syncd.errors import RetryableError
-from syncd.readchild import BATCH, END, HEADER, Remote, unpack
+from syncd.readchild import BATCH, END, HEADER, LINES, Remote, unpack
 
 #: smaller files are read in the run's thread: a child costs 0.4 s of CPU to start, and
 #: gained nothing below about 400,000 rows (18 MB: 3.34 s against 3.01 s; 30 MB: 5.23 s
 #: against 6.33 s, medians of three)
 READ_AHEAD_BYTES = 24 * 1024 * 1024
+#: the pipe from the child holds this much (Linux's most for a user, by default): a
+#: few batches ahead, so that a slower batch of the child's does not stall the run
+PIPE_BYTES = 1024 * 1024
 
 def reader(source: Source | AsyncSource, fields: Sequence[str], checkpoint: Checkpoint | None,
-           batch_rows: int, prepare: Preparer | None, screen: Screen | None
-           ) -> ReadAhead | InThread:
+           batch_rows: int, prepare: Preparer | None, screen: Screen | None,
+           record: KeyBlocks | None = None,
+           on_lines: Callable[[array | None], object] | None = None) -> ReadAhead | InThread:
     """The source's batches from ``checkpoint`` on: read by a child that screens and
     prepares them where it pays (a large file, a target with a preparer) and the source
-    allows it (``portable``, ``screen`` given), else read in this thread as they are."""
+    allows it (``portable``, ``screen`` given), else read in this thread as they are.
+    A child also digests the lines and each batch's keys for the run's snapshot
+    (``record``, ``on_lines``): a ``ReadAhead`` tells ``key_block`` with each batch."""
     job = None  # the read, pickled: for a child, or to read again (a first load only)
     if isinstance(source, Source) and source.capabilities.portable and screen \
             and (prepare or not screen.across):
         with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
             job = pickle.dumps((source, tuple(fields), checkpoint, batch_rows, prepare,
-                                screen), protocol=pickle.HIGHEST_PROTOCOL)
+                                screen, None), protocol=pickle.HIGHEST_PROTOCOL)
     # (a source that keeps something it cannot share is read here, and indexed)
     if job and screen and prepare and isinstance(source, Source) \
             and (source.size() or 0) >= READ_AHEAD_BYTES:
+        child = job if record is None else pickle.dumps(
+            (source, tuple(fields), checkpoint, batch_rows, prepare, screen, record),
+            protocol=pickle.HIGHEST_PROTOCOL)
         with contextlib.suppress(OSError):  # no process to be had: read it here
-            return ReadAhead(source, job, "reader" if screen.across else "write")
+            return ReadAhead(source, child, "reader" if screen.across else "write",
+                             on_lines)
     repeats = "write" if job and screen and not screen.across else "run"
     return InThread(source, batches(source, fields, checkpoint, batch_rows), job, repeats)
 
@@ -117,9 +130,13 @@ class ReadAhead(_Stream):
 
     screened = True  # keyless rows and keys repeated (see ``repeats``) are errors
 
-    def __init__(self, source: Source, job: bytes, repeats: str = "reader") -> None:
+    def __init__(self, source: Source, job: bytes, repeats: str = "reader",
+                 on_lines: Callable[[array | None], object] | None = None) -> None:
         super().__init__(job, repeats)
         self.source = source  # replaced by the child's own once it read to the end
+        self.on_lines = on_lines
+        #: the key digests of the last batch's lines (``line_snapshot.KeyBlocks``)
+        self.key_block: tuple[int, array] | None = None
         self._done = False
         # -P: never import from the working directory (a watched folder, say)
         self.process = subprocess.Popen(
@@ -127,6 +144,8 @@ class ReadAhead(_Stream):
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         assert self.process.stdin is not None and self.process.stdout is not None
         self._out: IO[bytes] = self.process.stdout
+        with contextlib.suppress(OSError, AttributeError):  # room for batches ahead
+            fcntl.fcntl(self._out.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         try:
             self.process.stdin.write(job)
             self.process.stdin.close()
@@ -138,7 +157,11 @@ class ReadAhead(_Stream):
             kind, payload, *rest = self._receive()
             if kind == BATCH:
                 self.sent += 1
+                self.key_block = rest[1]
                 yield unpack(payload, rest[0]) if rest[0] is not None else payload
+            elif kind == LINES:
+                if self.on_lines is not None:
+                    self.on_lines(payload)
             elif kind == END:
                 self.source, self._done = payload, True
                 return

@@ -37,8 +37,15 @@ def job_digest(plan: JobPlan, source: Source | AsyncSource,
     content = source.content_digest(fingerprint)
     if content is None:
         return None
+    text = json.dumps([config_digest(plan, source), content])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def config_digest(plan: JobPlan, source: Source | AsyncSource) -> str:
+    """What decides how a job reads and writes, but its source's content: the job's
+    configuration, and syncd's version."""
     decisive = {
-        "syncd": __version__, "content": content, "scope": source.scope,
+        "syncd": __version__, "scope": source.scope,
         "source": [plan.source_cls.name, plan.source_options.model_dump(mode="json")],
         "target": [plan.target_cls.name, plan.target_options.model_dump(mode="json")],
         "mapping": plan.config.mapping, "constants": plan.config.constants,
