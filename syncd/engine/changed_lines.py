@@ -22,22 +22,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-from array import array
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from syncd.adapters import Batch, LineDigests, Row, Source, WriteResult
+from syncd.adapters import Batch, LineDigests, Source
+from syncd.engine.line_plan import LinePlan
 from syncd.engine.line_snapshot import (
-    BLOCK,
-    KeyBlocks,
     Snapshot,
     SnapshotWriter,
     Torn,
-    good_rows,
+    fixed_blocks,
     key_digests,
-    line_numbers,
 )
 from syncd.engine.screening import drop_keyless
 
@@ -49,128 +46,6 @@ MAX_SHARE = 4  # more than 1/MAX_SHARE of the lines changed: read the file whole
 MAX_LINES = 500_000  # more changed lines than this: read whole (positions are in memory)
 KEEP_LINES = 50_000  # changed lines whose batches are kept from reading their keys
 MAX_REPEATED = 1000  # unchanged lines whose key a changed line repeats, read too
-
-
-class LinePlan:
-    """What a run does with its file's lines: reads the ``wanted`` ones (None: all),
-    and records the key each line wrote, for the snapshot it leaves."""
-
-    def __init__(self, writer: SnapshotWriter, first_line: int, positions: Sequence[int],
-                 wanted: list[int] | None = None, old: Snapshot | None = None,
-                 batches: list[Batch] | None = None, lines: LineDigests | None = None
-                 ) -> None:
-        self.writer, self.first_line, self.positions = writer, first_line, list(positions)
-        self.wanted, self.old = wanted, old
-        self.batches = batches  # the wanted lines' batches, read already (when few)
-        self.lines = lines  # digests still to write (a full read: here or by its reader)
-        self.by_reader = False  # the reader process sends the lines' digests
-        self.blocks = KeyBlocks(first_line, positions)
-        self.next = 0  # (a full read) key digests written so far
-        self.patches: dict[int, int] = {}  # (a changed-lines read) position: key digest
-        self.broken = False  # a row whose line was not told: leave no snapshot
-
-    def record(self, rows: Sequence[Row], items: Sequence[str], result: WriteResult,
-               block: tuple[int, array] | None = None) -> None:
-        """Note the key digest of each row the write took, by its line: from ``block``
-        when a reader process made it (before it put the rows in key order)."""
-        if self.broken or not rows:
-            return
-        good, good_items = good_rows(rows, items, result)
-        if not good:  # (its lines stay 0: read again next time)
-            return
-        if self.wanted is not None:  # a few lines here and there
-            lines = line_numbers(good_items)
-            if lines is None or len(lines) != len(good):
-                self.broken = True
-                return
-            first = self.first_line
-            self.patches.update(zip([n - first for n in lines],
-                                    key_digests(good, self.positions), strict=True))
-            return
-        if block is None:
-            block = self.blocks(good, good_items)
-        elif len(block[1]) - block[1].count(0) != len(good):  # (rare) rows not written
-            kept, base = set(good_items), self.first_line + block[0]
-            for i in range(len(block[1])):
-                if f"line {base + i}" not in kept:
-                    block[1][i] = 0
-        if block is None or block[0] < self.next:
-            self.broken = True
-            return
-        start, digests = block
-        if start > self.next:
-            for zeros in _zeros(start - self.next):
-                self.writer.key_block(zeros)
-        self.writer.key_block(digests)
-        self.next = start + len(digests)
-
-    def take_lines(self) -> bool:
-        """Write the lines' digests now, unless they were (False: the file has none)."""
-        if self.lines is None:
-            return True
-        lines, self.lines = self.lines, None
-        return all(self.line_block(block) for block in lines.blocks)
-
-    def line_block(self, block: array | None) -> bool:
-        """Write a block of the lines' digests (None: the file has none)."""
-        if block is None:
-            self.broken = True
-            return False
-        self.writer.line_block(block)
-        return True
-
-    def from_reader(self, block: array | None) -> None:
-        """A block of the lines' digests from the reader process (written unless they
-        were already)."""
-        if block is None or self.by_reader:
-            self.line_block(block)
-
-    def keep(self, run_id: int) -> str | None:
-        """Leave the snapshot for the next run (after this one's last commit); or say
-        why not."""
-        if self.broken:
-            self.discard()
-            return "a row was not told by its line"
-        try:
-            for block in self._key_blocks():
-                self.writer.key_block(block)
-            self.writer.keep(run_id)
-        except (OSError, Torn) as exc:
-            self.discard()
-            return str(exc)
-        return None
-
-    def _key_blocks(self) -> Iterator[array]:
-        """What is left to write of the key digests: zeros to the end of a full read;
-        the last snapshot's, patched, for a read of changed lines."""
-        count = self.writer.count
-        if self.wanted is None:
-            if self.next > count:
-                raise Torn(f"a row on line {self.first_line + self.next - 1} of "
-                           f"{count} lines")
-            yield from _zeros(count - self.next)
-            return
-        assert self.old is not None
-        wanted, patches, base = self.wanted, self.patches, 0
-        for block in _fixed(self.old.blocks("keys"), count):
-            i = bisect_left(wanted, base)
-            while i < len(wanted) and wanted[i] < base + len(block):
-                block[wanted[i] - base] = patches.get(wanted[i], 0)
-                i += 1
-            yield block
-            base += len(block)
-
-    def read(self, source: Source, fields: Sequence[str], batch_rows: int) -> Iterator[Batch]:
-        """The wanted lines' batches."""
-        assert self.wanted is not None
-        if self.batches is None:
-            return source.read_lines(fields, self.wanted, batch_rows)
-        batches, self.batches = self.batches, None
-        return iter(batches)
-
-    def discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self.writer.discard()
 
 
 def plan(store: Store, job: str, source: Any, target: Writer, state_dir: Path | None,
@@ -238,7 +113,7 @@ def _changed(writer: SnapshotWriter, digests: LineDigests, old: Snapshot) -> lis
     wanted: list[int] | None = []
     old_lines, old_keys = old.blocks("lines"), old.blocks("keys")
     base = 0
-    for new in _fixed(digests.blocks, None):
+    for new in fixed_blocks(digests.blocks, None):
         if new is None:
             raise MultiLine
         writer.line_block(new)
@@ -312,35 +187,3 @@ def _repeated(old: Snapshot, found: set[int], wanted: list[int], count: int
     except Torn:
         return None  # (read whole)
     return repeated
-
-
-def _fixed(blocks: Iterator[Any], count: int | None) -> Iterator[Any]:
-    """``blocks`` of digests cut again into ``BLOCK``-long arrays (as a snapshot's are);
-    with ``count``, cut or padded with zeros to ``count`` in all. A ``None`` block is
-    passed on."""
-    buffer, total = array("Q"), 0
-    for block in blocks:
-        if block is None:
-            yield None
-            return
-        buffer.extend(block)
-        while len(buffer) >= BLOCK:
-            out = buffer[:BLOCK]
-            del buffer[:BLOCK]
-            if count is not None:
-                out = out[:max(0, count - total)]
-            total += len(out)
-            if out:
-                yield out
-    if count is not None:
-        buffer = buffer[:max(0, count - total)]
-    if buffer:
-        total += len(buffer)
-        yield buffer
-    if count is not None and total < count:
-        yield from _zeros(count - total)
-
-
-def _zeros(count: int) -> Iterator[array]:
-    for start in range(0, count, BLOCK):
-        yield array("Q", bytes(min(BLOCK, count - start) * 8))

@@ -34,6 +34,7 @@ from syncd.engine.completing import RECONCILE, Completing, Stopped, settle
 from syncd.engine.duplicates import Check, DuplicateKeys
 from syncd.engine.failures import SourceChanged, fail_run, is_transient, retry_wait
 from syncd.engine.grouping import READ_ROWS, GroupCommit
+from syncd.engine.line_plan import LinePlan
 from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
 from syncd.engine.preview import DryRunPlan
@@ -73,7 +74,7 @@ class RunExecutor(Completing):
         self.digest: str | None = None  # of the content and job (``unchanged``)
         self.indexed = 0  # keys in ``duplicates`` whose batch committed
         self.written = 0  # …whose batch was written, maybe not committed yet
-        self.lines: changed_lines.LinePlan | None = None  # the lines read, and recorded
+        self.lines: LinePlan | None = None  # the lines read, and recorded
 
     def execute(self) -> Outcome:
         retry = self.plan.config.retry
@@ -164,14 +165,9 @@ class RunExecutor(Completing):
 
     def _keep_lines(self) -> None:
         """Leave the lines' snapshot for the next run, once this one left its mark."""
-        if self.lines is None or self.dry_run or not self.marked:
-            return
-        if self.lines.wanted is not None:
-            self.log.info("read only the lines that changed", read=len(self.lines.wanted))
-        why = self.lines.keep(self.run_id)
-        self.lines = None
-        if why:
-            self.log.warning("no snapshot of the lines for the next run", error=why)
+        if self.lines is not None and not self.dry_run and self.marked:
+            lines, self.lines = self.lines, None
+            lines.leave(self.run_id, self.log)
 
     def _same_as_last(self, target: Writer, checkpoint: Checkpoint | None,
                       fingerprint: dict[str, Any] | None) -> SyncRun | None:
@@ -208,16 +204,10 @@ class RunExecutor(Completing):
         screen = None if self.plan.pair is not None else Screen(
             self.duplicates.positions, self._key_names(key), across)
         prepare = target.preparer() if isinstance(target, Target) else None
-        lines = self.lines
-        if lines is None:
-            return reader(self.source, self.plan.fields, checkpoint, rows, prepare, screen)
         stream = reader(self.source, self.plan.fields, checkpoint, rows, prepare, screen,
-                        lines.blocks, lines.from_reader)
-        if isinstance(stream, ReadAhead):  # it digests the lines and keys (before it
-            lines.by_reader, lines.lines = lines.lines is not None, None  # sorts them)
-        elif not lines.take_lines():
+                        *(self.lines.recorders() if self.lines else ()))
+        if self.lines is not None and not self.lines.reading(stream):
             self.lines = None  # (no snapshot: the file's lines are not its records)
-            lines.discard()
         return stream
 
     def _key_names(self, key: tuple[str, ...]) -> str:

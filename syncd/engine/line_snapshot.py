@@ -207,3 +207,35 @@ def good_rows(rows: Sequence[Row], items: Sequence[str], result: WriteResult
         return rows, items
     kept = [i for i, item in enumerate(items) if item not in refused]
     return [rows[i] for i in kept], [items[i] for i in kept]
+
+
+def fixed_blocks(blocks: Iterator[Any], count: int | None) -> Iterator[Any]:
+    """``blocks`` of digests cut again into ``BLOCK``-long arrays (as a snapshot's are);
+    with ``count``, cut or padded with zeros to ``count`` in all. A ``None`` block is
+    passed on."""
+    buffer, total = array("Q"), 0
+    for block in blocks:
+        if block is None:
+            yield None
+            return
+        buffer.extend(block)
+        while len(buffer) >= BLOCK:
+            out = buffer[:BLOCK]
+            del buffer[:BLOCK]
+            if count is not None:
+                out = out[:max(0, count - total)]
+            total += len(out)
+            if out:
+                yield out
+    if count is not None:
+        buffer = buffer[:max(0, count - total)]
+    if buffer:
+        total += len(buffer)
+        yield buffer
+    if count is not None and total < count:
+        yield from zeros(count - total)
+
+
+def zeros(count: int) -> Iterator[array]:
+    for start in range(0, count, BLOCK):
+        yield array("Q", bytes(min(BLOCK, count - start) * 8))

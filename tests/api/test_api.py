@@ -8,7 +8,6 @@ Runs are awaited by polling with deadlines, never by sleeping.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -838,9 +837,9 @@ async def test_a_long_sync_streams_progress_keeps_answering_and_can_be_cancelled
     run = await api.finished(run_id)
     assert (run["status"], run["itemsInserted"]) == ("completed", BIG_ROWS)
 
-    big2 = Path(shutil.copy(big, api.h.state_dir / "big2.csv"))  # a run of its own, and
-    with big2.open("a", encoding="utf-8") as f:  # read: content never synced before
-        f.write(f"{BIG_ROWS + 1},Song,Artist\n")
+    big2 = api.h.state_dir / "big2.csv"  # a run of its own, and read whole: every line
+    big2.write_text(big.read_text(encoding="utf-8").replace(",Song ", ",Tune "),  # changed
+                    encoding="utf-8")
     second = (await api.trigger(job="big", sourceIdentifier=str(api.h.state_dir / "big2.csv"))
               )["syncRunId"]
     await stream.until(lambda k, d: k == "progress" and d["runId"] == second, timeout=20)
