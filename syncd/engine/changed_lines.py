@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,7 +60,10 @@ def plan(store: Store, job: str, source: Any, target: Writer, state_dir: Path | 
     if digests is None:
         return None
     meta = {"config": config, "layout": digests.layout, "first_line": digests.first_line}
-    writer = SnapshotWriter(state_dir, job, meta)
+    try:
+        writer = SnapshotWriter(state_dir, job, meta)
+    except OSError:  # (a cache: the run reads whole, and leaves none)
+        return None
     try:
         old = _usable(store, job, target, state_dir, meta)
         if old is None:  # its lines are digested as it reads (maybe by its reader)
@@ -73,7 +77,7 @@ def plan(store: Store, job: str, source: Any, target: Writer, state_dir: Path | 
         repeated = _repeated(old, read.keys, wanted, writer.count)
         if repeated is not None:
             if repeated:  # (rare) read too, so the batches read are not all
-                wanted, read.kept = sorted({*wanted, *repeated}), None
+                wanted, read.kept = array("Q", sorted({*wanted, *repeated})), None
             return LinePlan(writer, digests.first_line, positions, wanted, old, read.kept)
     return LinePlan(writer, digests.first_line, positions)  # a full read
 
@@ -107,10 +111,10 @@ def _usable(store: Store, job: str, target: Writer, state_dir: Path,
     return old
 
 
-def _changed(writer: SnapshotWriter, digests: LineDigests, old: Snapshot) -> list[int] | None:
+def _changed(writer: SnapshotWriter, digests: LineDigests, old: Snapshot) -> array | None:
     """Write every line's digest; return the positions that differ from ``old``'s, or
     None (a torn ``old``, or too many changed)."""
-    wanted: list[int] | None = []
+    wanted: array | None = array("Q")  # 8 bytes a line (a list took 36)
     old_lines, old_keys = old.blocks("lines"), old.blocks("keys")
     base = 0
     for new in fixed_blocks(digests.blocks, None):
@@ -154,7 +158,7 @@ class _Read:
         self.kept: list[Batch] | None = []
 
 
-def _read_keys(source: Source, wanted: list[int], positions: Sequence[int],
+def _read_keys(source: Source, wanted: array, positions: Sequence[int],
                fields: Sequence[str], batch_rows: int) -> _Read:
     read = _Read()
     if len(wanted) > KEEP_LINES:
@@ -167,7 +171,7 @@ def _read_keys(source: Source, wanted: list[int], positions: Sequence[int],
     return read
 
 
-def _repeated(old: Snapshot, found: set[int], wanted: list[int], count: int
+def _repeated(old: Snapshot, found: set[int], wanted: array, count: int
               ) -> list[int] | None:
     """The unchanged lines whose key a changed line has (``found``): read too, the run
     tells which comes first, as a full read would. None when there are too many."""

@@ -141,6 +141,7 @@ class SnapshotWriter:
         self._keys = self._open("keys")
         self._crc = {"lines": 0, "keys": 0}
         self.keys = 0  # key digests written
+        self.failed: OSError | None = None  # why a write failed
 
     def _open(self, kind: str) -> IO[bytes]:
         path = self.directory / f"{self.job}-{self.meta['token']}.{kind}"
@@ -155,14 +156,22 @@ class SnapshotWriter:
         self.keys += len(block)
 
     def _add(self, kind: str, f: IO[bytes], block: array) -> None:
+        """Write a block; a disk that fails or fills fails the snapshot, not the run."""
+        if self.failed is not None:
+            return
         data = block.tobytes()
-        f.write(data)
+        try:
+            f.write(data)
+        except OSError as exc:
+            self.failed = exc
         self._crc[kind] = zlib.crc32(data, self._crc[kind])
 
     def keep(self, run_id: int) -> None:
         """Name the arrays, and the run that left them, in ``<job>.json``."""
         self._lines.close()
         self._keys.close()
+        if self.failed is not None:
+            raise self.failed
         if self.keys != self.count:
             raise Torn(f"{self.keys} key digests for {self.count} lines")
         _write_meta(self.directory, self.job, {
@@ -171,8 +180,9 @@ class SnapshotWriter:
         self._remove_others()
 
     def discard(self) -> None:
-        self._lines.close()
-        self._keys.close()
+        for f in (self._lines, self._keys):
+            with contextlib.suppress(OSError):  # (a full disk fails the flush)
+                f.close()
         for kind in ("lines", "keys"):
             with contextlib.suppress(OSError):
                 (self.directory / f"{self.job}-{self.meta['token']}.{kind}").unlink()

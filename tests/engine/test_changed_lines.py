@@ -18,13 +18,14 @@ import pytest
 
 from syncd.config import validate
 from syncd.engine import Engine, Request, readahead, resolve_jobs
-from syncd.engine.executor import Progress, RunExecutor, Stop
+from syncd.engine.executor import RunExecutor, Stop
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store
 from syncd_builtin.csv_source import CsvSource
 from tests.api_fixtures import write_rows
 from tests.conftest import BACKENDS
 from tests.engine.test_data_safety import config, errors
+from tests.engine.test_unchanged import pause_after
 
 
 class Twins:
@@ -229,17 +230,8 @@ async def test_a_run_paused_while_reading_changed_lines_resumes_to_the_same_end(
     await twins.sync(lines(40))
     path.write_text(lines(40, {i: f"{i},Changed {i},x" for i in (3, 9, 15, 21, 33)}),
                     encoding="utf-8")
-    plan, stop = twins.engine.plans["music"], Stop()
-
-    def pause(progress: Progress) -> None:
-        if progress.processed >= 10:
-            stop.request("shutdown")
-
-    source = plan.make_source()
-    run_id = store.create_run(job="music", trigger="cli", source_type="csv",
-                              source_identifier=source.identifier)
-    paused = RunExecutor(store, plan, run_id, source, stop, on_progress=pause,
-                         state_dir=tmp_path / "state").execute()
+    plan = twins.engine.plans["music"]
+    run_id, paused = pause_after(store, plan, tmp_path / "state", 10)
     assert paused.status == "pending"
     checkpoint = json.loads(store.get_run(run_id).checkpoint or "{}")
     assert 0 < checkpoint["line"] < 41
@@ -280,3 +272,14 @@ def test_the_snapshot_of_a_large_file_is_flat_in_memory(tmp_path):
     assert digests is not None and digests.first_line == 2
     sizes = [len(block) for block in digests.blocks if block is not None]
     assert sum(sizes) == 300_000 and max(sizes) < 300_000
+
+
+async def test_a_snapshot_that_cannot_be_written_leaves_the_runs_as_they_were(
+        store, tmp_path, parsed):
+    (tmp_path / "state").mkdir(exist_ok=True)
+    (tmp_path / "state" / "lines").write_text("not a folder")  # nowhere to write one
+    twins = Twins(store, tmp_path, tmp_path / "music.csv")
+    await twins.sync(lines(30))
+    await twins.sync(lines(30, {3: "3,Three,x"}))
+    assert all(p == ("all", None) for p in parsed)
+

@@ -17,6 +17,7 @@ from syncd.adapters import TargetSchema
 from syncd.config import validate
 from syncd.engine import Engine, Request, resolve_jobs
 from syncd.engine.executor import Progress, RunExecutor, Stop
+from syncd.engine.runs import Outcome
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store
 from syncd.store.sql_session import StoreSqlSession
@@ -282,17 +283,7 @@ async def test_a_run_resumed_from_a_checkpoint_leaves_the_next_run_to_read(
     path = write_rows(tmp_path / "music.csv", 12)
     engine = engine_for(store, path, tmp_path, batch_rows=3)
     plan = engine.plans["music"]
-    stop = Stop()
-
-    def pause(progress: Progress) -> None:
-        if progress.processed >= 3:
-            stop.request("shutdown")
-
-    source = plan.make_source()
-    run_id = store.create_run(job="music", trigger="cli", source_type="csv",
-                              source_identifier=source.identifier)
-    paused = RunExecutor(store, plan, run_id, source, stop, on_progress=pause,
-                         state_dir=tmp_path / "state").execute()
+    run_id, paused = pause_after(store, plan, tmp_path / "state", 3)
     assert paused.status == "pending" and store.get_run(run_id).checkpoint
     resumed = RunExecutor(store, plan, run_id, plan.make_source(), Stop(),
                           state_dir=tmp_path / "state").execute()
@@ -302,3 +293,19 @@ async def test_a_run_resumed_from_a_checkpoint_leaves_the_next_run_to_read(
     await sync(engine)
     assert reads == ["music.csv"] * 3
     assert table(store) == songs(12)
+
+
+def pause_after(store: Store, plan: Any, state_dir: Path, processed: int
+                ) -> tuple[int, Outcome]:
+    """A run of ``plan`` paused (as for a shutdown) once ``processed`` records are in."""
+    stop = Stop()
+
+    def pause(progress: Progress) -> None:
+        if progress.processed >= processed:
+            stop.request("shutdown")
+
+    source = plan.make_source()
+    run_id = store.create_run(job=plan.name, trigger="cli", source_type="csv",
+                              source_identifier=source.identifier)
+    return run_id, RunExecutor(store, plan, run_id, source, stop, on_progress=pause,
+                               state_dir=state_dir).execute()
