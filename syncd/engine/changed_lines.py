@@ -14,8 +14,13 @@ second. Before writing, the run therefore reads the changed lines' keys once and
 looks them up among the unchanged lines' key digests; the lines it finds are read
 too, and the run's duplicate check tells which comes first. A run where more than a
 quarter of the lines changed (lines added or removed in the middle shift all after
-them) reads the file whole, and so does a job with ``on_missing`` other than ``keep``
-(which needs every key of the file).
+them) reads the file whole.
+
+A job with ``on_missing`` other than ``keep`` marks or deletes what left the file,
+which takes every key of the file. It reads only changed lines when no key left: each
+old key of a changed line is some changed line's key now, no line was cut from the
+end, and its last run found every record (with a failed one, it removed nothing). The
+run then has nothing to remove, and does not read the file again for its keys.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ def plan(store: Store, job: str, source: Any, target: Writer, state_dir: Path | 
          on_missing: str, fields: Sequence[str], batch_rows: int) -> LinePlan | None:
     """The run's line plan: None when it leaves no snapshot (see the module's doc)."""
     if digest is None or config is None or state_dir is None or not positions \
-            or on_missing != "keep" or not isinstance(source, Source):
+            or not isinstance(source, Source):
         return None
     digests = source.line_digests()
     if digests is None:
@@ -65,7 +70,7 @@ def plan(store: Store, job: str, source: Any, target: Writer, state_dir: Path | 
     except OSError:  # (a cache: the run reads whole, and leaves none)
         return None
     try:
-        old = _usable(store, job, target, state_dir, meta)
+        old = _usable(store, job, target, state_dir, meta, on_missing)
         if old is None:  # its lines are digested as it reads (maybe by its reader)
             return LinePlan(writer, digests.first_line, positions, lines=digests)
         wanted = _changed(writer, digests, old)
@@ -75,7 +80,8 @@ def plan(store: Store, job: str, source: Any, target: Writer, state_dir: Path | 
     if wanted is not None:
         read = _read_keys(source, wanted, positions, fields, batch_rows)
         repeated = _repeated(old, read.keys, wanted, writer.count)
-        if repeated is not None:
+        if repeated is not None and (on_missing == "keep" or not _gone(
+                old, read.keys, wanted, writer.count)):
             if repeated:  # (rare) read too, so the batches read are not all
                 wanted, read.kept = array("Q", sorted({*wanted, *repeated})), None
             return LinePlan(writer, digests.first_line, positions, wanted, old, read.kept)
@@ -95,14 +101,16 @@ class MultiLine(Exception):
 
 
 def _usable(store: Store, job: str, target: Writer, state_dir: Path,
-            meta: dict[str, Any]) -> Snapshot | None:
+            meta: dict[str, Any], on_missing: str) -> Snapshot | None:
     """The snapshot of the job's last completed run, if the target is as it left it and
-    this run reads its lines as it did."""
+    this run reads its lines as it did (and, for ``on_missing``, that run found every
+    record: with a failed one it removed nothing, and the table may hold more)."""
     old = Snapshot.load(state_dir, job)
     if old is None or any(old.meta.get(k) != v for k, v in meta.items()):
         return None
     last = store.last_completed(job)
-    if last is None or last.id != old.meta.get("run") or not last.target_mark:
+    if last is None or last.id != old.meta.get("run") or not last.target_mark \
+            or (on_missing != "keep" and last.items_failed):
         return None
     revision = getattr(target, "revision", lambda: None)()
     left = json.loads(last.target_mark).get("revision")
@@ -148,6 +156,25 @@ def _changed(writer: SnapshotWriter, digests: LineDigests, old: Snapshot) -> arr
         except Torn:
             return None
     return wanted
+
+
+def _gone(old: Snapshot, found: set[int], wanted: array, count: int) -> bool:
+    """Has a key the last run wrote left the file? The old key of a changed line that no
+    changed line has now, or of a line past the new end (an unchanged line's is there)."""
+    base = 0
+    try:
+        for block in old.blocks("keys"):
+            end = base + len(block)
+            left = {block[p - base] for p in wanted[bisect_left(wanted, base):
+                                                     bisect_left(wanted, end)]}
+            left.update(block[max(0, count - base):])  # (empty unless past the new end)
+            left.discard(0)
+            if left - found:
+                return True
+            base = end
+    except Torn:
+        return True
+    return False
 
 
 class _Read:

@@ -14,6 +14,7 @@ import structlog
 from syncd.adapters import AsyncSource, Row, Source, TargetSchema
 from syncd.engine import guard, unchanged
 from syncd.engine.grouping import READ_ROWS
+from syncd.engine.line_plan import LinePlan
 from syncd.engine.outbox import Outbox
 from syncd.engine.plan import JobPlan
 from syncd.engine.reading import batches
@@ -39,11 +40,14 @@ class Completing:
     allow_mass_missing: bool
     dry_run: bool
     digest: str | None
+    lines: LinePlan | None  # what the run does with its file's lines
     marked: bool = False  # the run left a mark (``unchanged``) when it completed
     _open_target: Callable[[TargetSchema, bool], Writer]  # (schema, dry_run)
 
     def _complete(self, target: Writer, key: tuple[str, ...]) -> Outcome:
         on_missing = self.plan.config.on_missing
+        if self.lines is not None and self.lines.wanted is not None:
+            on_missing = "keep"  # no key left the file (``changed_lines`` made sure)
         run = self.store.run(self.run_id)
         missing = 0
         if on_missing != "keep" and self.source.capabilities.complete:
