@@ -12,6 +12,7 @@ a ``SourceError``: never a complete source with no records.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import hashlib
@@ -212,6 +213,13 @@ class CsvSource(Source):
     def read(
         self, fields: Sequence[str], checkpoint: Checkpoint | None, batch_rows: int
     ) -> Iterator[Batch]:
+        with self._reading() as f:
+            yield from self._read(f, fields, checkpoint, max(1, batch_rows))
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[io.BufferedReader]:
+        """The file, for a read to its end: ``_read_stats`` tell ``unchanged_since`` how
+        it was when opened and when the read ended."""
         # Process-wide in the csv module: the last run to start sets it.
         csv.field_size_limit(self.options.max_field_kb * 1024)
         try:
@@ -220,7 +228,7 @@ class CsvSource(Source):
                 if self._read_stats and self._read_stats[0][:2] != _identity(opened)[:2]:
                     raise RetryableError(f"{self._path} was replaced since this run first "
                                          "read it; the run starts over on the new file")
-                yield from self._read(f, fields, checkpoint, max(1, batch_rows))
+                yield f
                 self._read_stats = (_identity(opened), _identity(os.fstat(f.fileno())))
         except OSError as exc:  # opening, or a disk failing mid-file
             raise self._unreadable(exc) from exc
@@ -301,18 +309,12 @@ class CsvSource(Source):
 
     def read_lines(self, fields: Sequence[str], positions: Sequence[int],
                    batch_rows: int) -> Iterator[Batch]:
-        csv.field_size_limit(self.options.max_field_kb * 1024)
-        try:
-            with self._open_buffered() as f:
-                opened = os.fstat(f.fileno())
-                codec, delimiter, names, start, start_line = self._layout(f)
-                getter, single = self._getter(fields, names)
-                yield from csv_lines.read_lines(
-                    f, start, start_line + 1, positions, codec, delimiter, len(names),
-                    getter, single, max(1, batch_rows))
-                self._read_stats = (_identity(opened), _identity(os.fstat(f.fileno())))
-        except OSError as exc:
-            raise self._unreadable(exc) from exc
+        with self._reading() as f:
+            codec, delimiter, names, start, start_line = self._layout(f)
+            getter, single = self._getter(fields, names)
+            yield from csv_lines.read_lines(f, start, start_line + 1, positions, codec,
+                                            delimiter, len(names), getter, single,
+                                            max(1, batch_rows))
 
     def _first_record(
         self, f: io.BufferedReader, start: int, codec: str, delimiter: str

@@ -55,7 +55,7 @@ class Batch:
 class LineDigests:
     """A text source's lines, each digested without being parsed (``Source.line_digests``)."""
 
-    #: how lines become records (encoding, delimiter, header, options): lines read
+    #: how lines become records (encoding, delimiter, header): lines read
     #: another way may give other records, so another layout compares as all changed
     layout: str
     first_line: int  # the number of the first line digested (items name lines "line N")

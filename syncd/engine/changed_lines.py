@@ -79,9 +79,8 @@ def plan(store: Store, job: str, source: Any, target: Writer, state_dir: Path | 
         return None
     if wanted is not None:
         read = _read_keys(source, wanted, positions, fields, batch_rows)
-        repeated = _repeated(old, read.keys, wanted, writer.count)
-        if repeated is not None and (on_missing == "keep" or not _gone(
-                old, read.keys, wanted, writer.count)):
+        repeated = _repeated(old, read.keys, wanted, writer.count, on_missing != "keep")
+        if repeated is not None:
             if repeated:  # (rare) read too, so the batches read are not all
                 wanted, read.kept = array("Q", sorted({*wanted, *repeated})), None
             return LinePlan(writer, digests.first_line, positions, wanted, old, read.kept)
@@ -158,25 +157,6 @@ def _changed(writer: SnapshotWriter, digests: LineDigests, old: Snapshot) -> arr
     return wanted
 
 
-def _gone(old: Snapshot, found: set[int], wanted: array, count: int) -> bool:
-    """Has a key the last run wrote left the file? The old key of a changed line that no
-    changed line has now, or of a line past the new end (an unchanged line's is there)."""
-    base = 0
-    try:
-        for block in old.blocks("keys"):
-            end = base + len(block)
-            left = {block[p - base] for p in wanted[bisect_left(wanted, base):
-                                                     bisect_left(wanted, end)]}
-            left.update(block[max(0, count - base):])  # (empty unless past the new end)
-            left.discard(0)
-            if left - found:
-                return True
-            base = end
-    except Torn:
-        return True
-    return False
-
-
 class _Read:
     """The changed lines' keys, and their batches when they are few enough to keep."""
 
@@ -198,23 +178,31 @@ def _read_keys(source: Source, wanted: array, positions: Sequence[int],
     return read
 
 
-def _repeated(old: Snapshot, found: set[int], wanted: array, count: int
+def _repeated(old: Snapshot, found: set[int], wanted: array, count: int, removing: bool
               ) -> list[int] | None:
     """The unchanged lines whose key a changed line has (``found``): read too, the run
-    tells which comes first, as a full read would. None when there are too many."""
+    tells which comes first, as a full read would. None when there are too many, or,
+    ``removing`` (``on_missing``), when a key the last run wrote left the file: the old
+    key of a changed line that no changed line has now, or of a line past the new end.
+    One pass over the last snapshot's keys."""
     base, limit = 0, min(old.count, count)
     repeated: list[int] = []
     try:
         for block in old.blocks("keys"):
-            end = max(0, min(len(block), limit - base))
-            hits = found.intersection(block[:end])
-            if hits:  # a changed line's own old key is no repeat (the keys were unique)
-                lo, hi = bisect_left(wanted, base), bisect_left(wanted, base + end)
-                for digest in hits - {block[p - base] for p in wanted[lo:hi]}:
-                    repeated.append(base + block.index(digest))
-                if len(repeated) > MAX_REPEATED:
+            end = base + len(block)
+            # a changed line's own old key is no repeat (the keys were unique)
+            own = {block[p - base] for p in wanted[bisect_left(wanted, base):
+                                                    bisect_left(wanted, end)]}
+            if removing:
+                left = own.union(block[max(0, count - base):])  # (past the new end)
+                left.discard(0)
+                if left - found:
                     return None
-            base += len(block)
+            hits = found.intersection(block[:max(0, min(len(block), limit - base))])
+            repeated.extend(base + block.index(digest) for digest in hits - own)
+            if len(repeated) > MAX_REPEATED:
+                return None
+            base = end
     except Torn:
         return None  # (read whole)
     return repeated
