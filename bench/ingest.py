@@ -47,6 +47,7 @@ from ingest_report import (
     verdict,
 )
 from ingest_run import Proc, inherited_rss_mb, measure, say, tool_version
+from ingest_table import TABLE_ANCHORS, table_anchor
 
 BIN = Path(sys.executable).parent
 TABLE = "content_index"
@@ -210,6 +211,18 @@ def contender(
     """Build the commands of one contender for one CSV (and its 1 %-changed copy)."""
     if name in ingest_bulk.ANCHORS:
         return ingest_bulk.anchor(name, csv_path, workdir, n, bases)
+    if name in TABLE_ANCHORS:
+
+        def config_for(url: str) -> Path:
+            conf = workdir / f"{name}.toml"
+            conf.write_text(SYNCD_CONFIG.format(state_dir=toml_str(workdir / f"{name}-state"),
+                                                database=f'database = "{url}"'),
+                            encoding="utf-8")
+            remove([workdir / f"{name}-state"])
+            return conf
+
+        sync = [str(BIN / "syncd"), "sync", "music"]
+        return table_anchor(name, csv_path, workdir, n, bases, sync, config_for)
     if name == "floor":
         db = workdir / f"floor-{n}.db"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--_floor", str(csv_path), str(db)]

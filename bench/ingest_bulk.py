@@ -38,6 +38,8 @@ SERVER_DB = {
     "pg-copy": "syncd_bench_pg_copy",
     "syncd-pg": "syncd_bench_pg",
     "mariadb-load": "syncd_bench_mariadb_load",
+    "pg-copy-table": "syncd_bench_pg_copy_table",
+    "mariadb-load-table": "syncd_bench_mariadb_load_table",
     "syncd-mariadb": "syncd_bench_mariadb",
 }
 # The anchors' table: the CSV's five columns as they are, the id as the primary key.
@@ -71,9 +73,9 @@ class Contender:
 
 def server_of(name: str) -> str | None:
     """The server kind a contender writes to, None for SQLite."""
-    return {"pg-copy": "pg", "syncd-pg": "pg"}.get(name) or (
-        "mariadb" if name in ("mariadb-load", "syncd-mariadb") else None
-    )
+    if name in ("pg-copy", "syncd-pg", "pg-copy-table"):
+        return "pg"
+    return "mariadb" if name in ("mariadb-load", "syncd-mariadb", "mariadb-load-table") else None
 
 
 def db_url(base: str, dbname: str) -> str:
@@ -194,7 +196,7 @@ def connect(kind: str, url: str) -> tuple[object, str]:
 
 
 def do_admin(action: str, kind: str, base: str, dbname: str) -> dict[str, object]:
-    """ping / reset / drop / inspect: the server chores of the parent."""
+    """ping / reset / drop / inspect / truncate: the server chores of the parent."""
     if action == "inspect":
         conn, _ = connect(kind, db_url(base, dbname))
         cur = conn.cursor()  # type: ignore[attr-defined]
@@ -214,6 +216,11 @@ def do_admin(action: str, kind: str, base: str, dbname: str) -> dict[str, object
         except Exception:
             row = None
         return {"rows": rows, "run": dict(zip(cols, row, strict=True)) if row else None}
+    if action == "truncate":  # the table syncd made, emptied (its id counter too)
+        conn, _ = connect(kind, db_url(base, dbname))
+        restart = " RESTART IDENTITY" if kind == "pg" else ""
+        conn.cursor().execute(f"TRUNCATE {TABLE}{restart}")  # type: ignore[attr-defined]
+        return {}
     conn, q = connect(kind, base)
     cur = conn.cursor()  # type: ignore[attr-defined]
     force = " WITH (FORCE)" if kind == "pg" else ""
