@@ -84,7 +84,7 @@ def cleanup(setup: Setup, dry_run: bool) -> int:
     store = setup.open_store()
     try:
         cleaned = clean(store, setup.config.daemon, content_tables(setup.plans), dry_run,
-                        state_dir=setup.state_dir)
+                        state_dir=setup.state_dir, jobs=setup.plans.keys())
     finally:
         store.close()
     for line in cleaned.lines():

@@ -7,7 +7,8 @@ line's bytes) and ``<job>-<token>.keys`` (the key its record wrote; 0 for a line
 wrote nothing: blank, refused, a repeated key, which the next run reads again). They
 are a cache: written after the run's last transaction, checked by CRC when read, and
 taken only when they name the job's last completed run, so a missing, torn or stale
-one only means the next run reads its file whole.
+one only means the next run reads its file whole. The files of a job removed from
+the config go with the cleanup (``left_by_others``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import secrets
 import zlib
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +29,7 @@ from syncd.adapters import Row, WriteResult, digests64
 VERSION = 1
 BLOCK = 65536  # digests read or written at a time
 WIDTH = array("Q").itemsize
+TOKEN_HEX = 16  # a run's files are told apart by a random token of this many hex digits
 
 
 def key_digests(rows: Sequence[Row], positions: Sequence[int]) -> array:
@@ -87,6 +89,32 @@ def folder(state_dir: Path) -> Path:
     return state_dir / "lines"
 
 
+def left_by_others(state_dir: Path, jobs: Collection[str]) -> dict[str, list[Path]]:
+    """The snapshot files of jobs not in ``jobs`` (gone from the config), by job: what
+    the cleanup removes (nothing else ever would)."""
+    found: dict[str, list[Path]] = {}
+    with contextlib.suppress(OSError):  # no folder: no snapshot
+        for path in folder(state_dir).iterdir():
+            job = _job_of(path.name)
+            if job is not None and job not in jobs:
+                found.setdefault(job, []).append(path)
+    return found
+
+
+def _job_of(name: str) -> str | None:
+    """The job a file of the folder belongs to, by its name (see the module's doc)."""
+    if name.startswith(".") and name.endswith(".json.tmp"):
+        return name[1:-len(".json.tmp")] or None
+    if name.endswith(".json"):
+        return name[:-len(".json")] or None
+    stem, _, kind = name.rpartition(".")
+    token = stem[-TOKEN_HEX:]
+    if kind in ("lines", "keys") and stem[-TOKEN_HEX - 1:-TOKEN_HEX] == "-" \
+            and all(c in "0123456789abcdef" for c in token):
+        return stem[:-TOKEN_HEX - 1] or None
+    return None
+
+
 class Snapshot:
     """The files a completed run left, as its ``<job>.json`` describes them."""
 
@@ -135,7 +163,7 @@ class SnapshotWriter:
     def __init__(self, state_dir: Path, job: str, meta: dict[str, Any]) -> None:
         self.directory, self.job = folder(state_dir), job
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.meta = {**meta, "version": VERSION, "token": secrets.token_hex(8)}
+        self.meta = {**meta, "version": VERSION, "token": secrets.token_hex(TOKEN_HEX // 2)}
         self.count = 0  # lines written
         self._lines = self._open("lines")
         self._keys = self._open("keys")
@@ -192,7 +220,7 @@ class SnapshotWriter:
         mine = {f"{self.job}-{self.meta['token']}.{kind}" for kind in ("lines", "keys")}
         for path in self.directory.glob(f"{self.job}-*.*"):
             token = path.name[len(self.job) + 1:].split(".")[0]
-            if path.name not in mine and len(token) == 16:
+            if path.name not in mine and len(token) == TOKEN_HEX:
                 with contextlib.suppress(OSError):
                     path.unlink()
 

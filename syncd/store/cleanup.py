@@ -15,6 +15,9 @@ Run by the daemon at ``[daemon].cleanup`` (cron) and by ``syncd cleanup [--dry-r
   ``content_index`` and from the tables of the configured jobs whose target writes
   to the store's database (a ``store`` target with a ``table`` option, such as
   ``sql``). The core names no plugin: it reads the table from the job's target options.
+- The line snapshots (``state_dir/lines``) of jobs no longer in the config go, whatever
+  their age: nothing else reads or removes them. A job of that name added again reads
+  its first file whole, as any new job.
 
 0 days keeps that kind of data for good.
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,6 +54,7 @@ class Cleaned:
     ingested_files: int = 0
     ingested_kept: int = 0  # old records of files still in place, kept
     artifacts: int = 0  # runs whose artifact folder went with them
+    snapshots: list[str] = field(default_factory=list)  # jobs gone whose snapshot went
     content: dict[str, int] = field(default_factory=dict)  # table -> records
     runs_before: datetime | None = None
     content_before: datetime | None = None
@@ -75,6 +79,9 @@ class Cleaned:
             since = f"unavailable since before {self.content_before:%Y-%m-%d %H:%M} UTC"
             for table, count in self.content.items():
                 out.append(f"{verb} {count} records {since} from {table}")
+        if self.snapshots:
+            out.append(f"{verb} the line snapshots of jobs no longer "
+                       f"configured: {', '.join(self.snapshots)}")
         return out
 
 
@@ -89,9 +96,11 @@ def content_tables(plans: Mapping[str, JobPlan]) -> list[str]:
 
 
 def clean(store: Store, daemon: DaemonConfig, tables: Iterable[str], dry_run: bool = False,
-          now: datetime | None = None, state_dir: Path | None = None) -> Cleaned:
+          now: datetime | None = None, state_dir: Path | None = None,
+          jobs: Collection[str] | None = None) -> Cleaned:
     """Remove (or count, for ``dry_run``) what is older than the config keeps; with
-    ``state_dir``, the old runs' artifact folders too."""
+    ``state_dir``, the old runs' artifact folders too, and with ``jobs`` (the configured
+    ones) the line snapshots of the others."""
     now = now or utcnow()
     cleaned = Cleaned(dry_run)
     if daemon.keep_runs_days > 0:
@@ -114,6 +123,13 @@ def clean(store: Store, daemon: DaemonConfig, tables: Iterable[str], dry_run: bo
         for table in tables:
             if _has_content_columns(store.db, table):
                 cleaned.content[table] = _stale(store.db, table, cutoff, dry_run)
+    if state_dir is not None and jobs is not None:
+        from syncd.engine.line_snapshot import left_by_others
+
+        snapshots = left_by_others(state_dir, jobs)
+        cleaned.snapshots = sorted(snapshots)
+        for path in [p for paths in snapshots.values() for p in paths] if not dry_run else []:
+            path.unlink(missing_ok=True)
     return cleaned
 
 

@@ -134,9 +134,10 @@ class Scheduler:
             return Cleaned(dry_run=False)
         tables = content_tables(self.engine.plans)
         cleaned = await asyncio.to_thread(clean, self.engine.store, daemon, tables,
-                                          state_dir=self.engine.state_dir)
+                                          state_dir=self.engine.state_dir,
+                                          jobs=self.engine.plans.keys())
         self.log.info("cleanup done", runs=cleaned.runs, errors=cleaned.errors,
-                      artifacts=cleaned.artifacts,
+                      artifacts=cleaned.artifacts, snapshots=cleaned.snapshots,
                       ingested_files=cleaned.ingested_files, content=cleaned.content,
                       keep_runs_days=daemon.keep_runs_days,
                       keep_content_days=daemon.keep_content_days)

@@ -181,3 +181,44 @@ def test_check_config_says_when_the_cleanup_runs(tmp_path):
     fire = fire if fire > today else fire + timedelta(days=1)
     assert (f"cleanup '5 1 * * *': runs and ingested-file records after 30 days; "
             f"unavailable records after 10 days; next {fire.isoformat()}") in result.stdout
+
+
+def test_the_line_snapshots_of_jobs_gone_from_the_config_go(tmp_path):
+    config, _ = synced_twice(tmp_path)
+    lines = tmp_path / "state" / "lines"
+    left = {job: sorted(p.name for p in lines.iterdir() if p.name.startswith(job))
+            for job in ("music", "albums")}
+    assert [len(names) for names in left.values()] == [3, 3]  # json, lines, keys each
+    (lines / "notes.txt").write_text("not a snapshot")  # a file that is not ours stays
+    only_music = CONFIG.split("[jobs.albums]")[0].replace("{tmp}", str(tmp_path))
+    Path(config).write_text(only_music.replace("{daemon}", ""))
+
+    result = syncd("cleanup", "--dry-run", "--config", config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "would remove the line snapshots of jobs no longer configured: albums" \
+        in result.stdout
+    assert sorted(p.name for p in lines.iterdir() if p.name.startswith("albums")) \
+        == left["albums"]
+
+    result = syncd("cleanup", "--config", config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "removed the line snapshots of jobs no longer configured: albums" in result.stdout
+    assert sorted(p.name for p in lines.iterdir()) == sorted([*left["music"], "notes.txt"])
+    result = syncd("cleanup", "--config", config)  # nothing more to remove, nothing said
+    assert "line snapshots" not in result.stdout
+
+
+def test_a_job_named_like_another_with_a_dash_keeps_its_snapshot(tmp_path):
+    from syncd.engine.line_snapshot import left_by_others
+
+    lines = tmp_path / "lines"
+    lines.mkdir()
+    names = ["a.json", "a-0123456789abcdef.lines", "a-0123456789abcdef.keys",
+             "a-b.json", "a-b-fedcba9876543210.lines", ".a-b.json.tmp", "a-b-notatoken.lines"]
+    for name in names:
+        (lines / name).write_text("")
+    assert {job: sorted(p.name for p in paths)
+            for job, paths in left_by_others(tmp_path, {"a-b"}).items()} == {
+        "a": ["a-0123456789abcdef.keys", "a-0123456789abcdef.lines", "a.json"]}
+    assert sorted(left_by_others(tmp_path, {"a"})) == ["a-b"]
+    assert left_by_others(tmp_path / "nowhere", set()) == {}
