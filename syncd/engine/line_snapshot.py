@@ -96,7 +96,8 @@ def left_by_others(state_dir: Path, jobs: Collection[str]) -> dict[str, list[Pat
     with contextlib.suppress(OSError):  # no folder: no snapshot
         for path in folder(state_dir).iterdir():
             job = _job_of(path.name)
-            if job is not None and job not in jobs:
+            if job is not None and job not in jobs and path.is_file() \
+                    and not path.is_symlink():  # (only what a run wrote)
                 found.setdefault(job, []).append(path)
     return found
 

@@ -208,7 +208,7 @@ def test_the_line_snapshots_of_jobs_gone_from_the_config_go(tmp_path):
     assert "line snapshots" not in result.stdout
 
 
-def test_a_job_named_like_another_with_a_dash_keeps_its_snapshot(tmp_path):
+def test_a_job_named_like_another_with_a_dash_keeps_its_snapshot_and_odd_files_stay(tmp_path):
     from syncd.engine.line_snapshot import left_by_others
 
     lines = tmp_path / "lines"
@@ -217,6 +217,8 @@ def test_a_job_named_like_another_with_a_dash_keeps_its_snapshot(tmp_path):
              "a-b.json", "a-b-fedcba9876543210.lines", ".a-b.json.tmp", "a-b-notatoken.lines"]
     for name in names:
         (lines / name).write_text("")
+    (lines / "c.json").mkdir()  # what no run writes is never taken for a snapshot
+    (lines / "d.json").symlink_to(tmp_path / "elsewhere.json")
     assert {job: sorted(p.name for p in paths)
             for job, paths in left_by_others(tmp_path, {"a-b"}).items()} == {
         "a": ["a-0123456789abcdef.keys", "a-0123456789abcdef.lines", "a.json"]}
