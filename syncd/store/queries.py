@@ -26,10 +26,15 @@ class RunQueries:
     """The store's read-only questions about runs."""
 
     def last_completed(self, job: str) -> SyncRun | None:
-        """The newest completed run of ``job`` on any source (not a dry run)."""
+        """The newest completed run of ``job`` on any source (not a dry run) that ran:
+        not one recorded without running (``record_skipped``: a file already ingested),
+        which read and wrote nothing, and so left the table, and what the run before it
+        left for the next (its mark, its lines' snapshot), as they were."""
+        recorded_only = ((SyncRun.items_processed == 0) & (SyncRun.items_skipped > 0)
+                         & SyncRun.checkpoint.is_null() & SyncRun.target_mark.is_null())
         return (SyncRun.select()
                 .where(SyncRun.job == job, SyncRun.status == "completed",
-                       SyncRun.dry_run == False)  # noqa: E712
+                       SyncRun.dry_run == False, ~recorded_only)  # noqa: E712
                 .order_by(SyncRun.id.desc()).first())
 
     def input_errors_only(self, run_id: int) -> bool:

@@ -108,6 +108,24 @@ def lines(n: int, edit: dict[int, str] | None = None, title: str = "Song") -> st
     return "id,title,artist\n" + "".join(f"{b}\n" for b in body)
 
 
+async def test_a_file_recorded_as_already_ingested_between_two_runs_changes_nothing(
+        store, tmp_path, parsed):
+    """A watched folder's copy of a file already ingested is recorded as a completed run
+    that read nothing: the run after it still reads only what changed, or nothing."""
+    twins = Twins(store, tmp_path, tmp_path / "music.csv")
+    first, _ = await twins.sync(lines(40))
+    again = f"already ingested by run {first} (same sha256 as {twins.path})"
+    await twins.engine.record_skipped("music", "watch", str(twins.path), again)
+    parsed.clear()
+    music, _ = await twins.sync(lines(40, {5: "5,Five,x"}))
+    assert parsed == [("lines", 1)]
+    await twins.engine.record_skipped("music", "watch", str(twins.path), again)
+    parsed.clear()
+    music, _ = await twins.sync()
+    assert parsed == []  # the same content into the same table: not read again
+    assert store.get_run(music).items_unchanged == 40
+
+
 @pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_changed_lines_alone_are_read_and_the_run_ends_as_a_full_read(
         store, tmp_path, parsed):
