@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ingest_bulk import TABLE, Contender, admin, connect, db_url, server_hooks
+from ingest_bulk import SERVER_DB, TABLE, Contender, admin, connect, db_url, server_hooks
 
 HERE = str(Path(__file__).resolve())
 #: anchor -> server kind; its database is ``SERVER_DB`` in ingest_bulk
@@ -62,8 +62,6 @@ def table_anchor(name: str, csv_path: Path, workdir: Path, n: int, bases: dict[s
     """The anchor ``name``: prepare = a fresh database where syncd created its table
     (``syncd_sync`` of a one-row file, with the config ``config_for(url)`` writes),
     emptied; the command loads the stored rows."""
-    from ingest_bulk import SERVER_DB
-
     kind = TABLE_ANCHORS[name]
     url = db_url(bases[kind], SERVER_DB[name])
     rows = make_rows(workdir, csv_path)
