@@ -16,7 +16,6 @@ from urllib.parse import urljoin
 
 from pydantic import Field, field_validator
 
-from syncd import hookimpl
 from syncd.adapters import AsyncSource, Batch, Checkpoint, RunContext, SourceCapabilities
 from syncd.errors import JobError, NetworkError, RemoteRejected
 
@@ -196,8 +195,3 @@ def _where(spec: str) -> tuple[str, str]:
     """``"td.date"`` → (td.date, text); ``"a@href"`` → (a, href); ``"@data-id"`` → row's."""
     selector, _, attribute = spec.strip().rpartition("@") if "@" in spec else (spec, "", "")
     return selector.strip(), attribute.strip()
-
-
-@hookimpl(trylast=True)
-def syncd_register_adapters(registry: Any) -> None:
-    registry.add_source(BrowserSource)

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from syncd import hookimpl
 from syncd.adapters import (
     AsyncRecordTarget,
     Change,
@@ -207,8 +206,3 @@ class BrowserTarget(AsyncRecordTarget):
 def _with_id(change: Change, remote_id: str) -> Change:
     return Change("update", change.key, change.record, change.item, change.content_hash,
                   change.idempotency_key, remote_id, change.sent, change.remote_hash)
-
-
-@hookimpl(trylast=True)
-def syncd_register_adapters(registry: Any) -> None:
-    registry.add_target(BrowserTarget)

@@ -24,11 +24,10 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from syncd import hookimpl
 from syncd.adapters import (
     Batch,
     Checkpoint,
@@ -53,9 +52,6 @@ from .csv_decode import (
     sniff,
     unclosed_from,
 )
-
-if TYPE_CHECKING:
-    from syncd.adapters import Registry
 
 READ_BUFFER = 256 * 1024
 ASCII_PROBE = "\r\n,;\t|\"' azAZ09"  # a codec must encode these as ASCII to be split on b"\n"
@@ -381,9 +377,3 @@ def _no_fields(record: list[str]) -> Row:
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
-@hookimpl(trylast=True)
-def syncd_register_adapters(registry: Registry) -> None:
-    """Offer ``csv``; ``trylast`` lets a plugin's own ``csv`` source take the name."""
-    registry.add_source(CsvSource)

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveFloat, field_validator
 
-from syncd import hookimpl
 from syncd.adapters import (
     AsyncRecordTarget,
     Change,
@@ -172,8 +171,3 @@ class EmailTarget(AsyncRecordTarget):
             return ItemError("validation", "template", f"{self.ctx.job}.target: {exc}", item)
         assert isinstance(exc, AdapterError)
         return ItemError(exc.error_type, exc.code, str(exc), item, retryable=exc.retryable)
-
-
-@hookimpl(trylast=True)
-def syncd_register_adapters(registry: Any) -> None:
-    registry.add_target(EmailTarget)

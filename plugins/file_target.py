@@ -27,7 +27,6 @@ from typing import IO, Any, Literal
 
 from pydantic import Field, field_validator
 
-from syncd import hookimpl
 from syncd.adapters import (
     Options,
     Row,
@@ -187,8 +186,3 @@ class FileTarget(Target):
 
 def _glob_safe(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
-
-
-@hookimpl(trylast=True)
-def syncd_register_adapters(registry: Any) -> None:
-    registry.add_target(FileTarget)

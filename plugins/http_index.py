@@ -28,7 +28,6 @@ from urllib.parse import quote
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from syncd import hookimpl
 from syncd.adapters import (
     AsyncSource,
     Batch,
@@ -49,7 +48,6 @@ from .inventory_names import file_record
 from .inventory_walk import Entry
 
 if TYPE_CHECKING:
-    from syncd.adapters import Registry
     from syncd.remote.http import HttpClient
 
 __all__ = ["FIELDS", "HttpIndexSource"]
@@ -249,9 +247,3 @@ def file_fields(entry: FileEntry, scope: str) -> dict[str, Any]:
             "modified_at": entry.modified_at, "mime": guessed["mime"],
             "media_type": guessed["media_type"], "title": guessed["title"],
             "artist": guessed["artist"], "album": guessed["album"]}
-
-
-@hookimpl(trylast=True)
-def syncd_register_adapters(registry: Registry) -> None:
-    """Offer ``http_index``; ``trylast`` lets a plugin's own ``http_index`` take it."""
-    registry.add_source(HttpIndexSource)

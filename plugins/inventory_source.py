@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
-from syncd import hookimpl
 from syncd.adapters import (
     Batch,
     Checkpoint,
@@ -54,7 +53,7 @@ from .inventory_snapshot import HEADER_MAX, read_header, write_snapshot
 from .inventory_walk import Entry, Listing, Unlisted, walk
 
 if TYPE_CHECKING:
-    from syncd.adapters import DriveInfo, DriveJob, Registry
+    from syncd.adapters import DriveInfo, DriveJob
 
 __all__ = ["FIELDS", "InventorySource", "write_snapshot"]
 
@@ -286,16 +285,11 @@ class InventorySource(Source):
         return SourceError(f"cannot read {self._path}: {exc.strerror or exc}")
 
 
-@hookimpl(trylast=True)
-def syncd_register_adapters(registry: Registry) -> None:
-    """Offer ``inventory``; ``trylast`` lets a plugin's own ``inventory`` source take it."""
-    registry.add_source(InventorySource)
 
-
-@hookimpl
-def syncd_drive_inserted(drive: DriveInfo, root: Path, jobs: Sequence[DriveJob],
-                         dest: Path) -> Mapping[str, list[Path]] | None:
-    """An ``inventory`` job gets the drive's listing, taken while the drive is mounted."""
+def drive_listings(drive: DriveInfo, root: Path, jobs: Sequence[DriveJob],
+                   dest: Path) -> Mapping[str, list[Path]] | None:
+    """An ``inventory`` job gets the drive's listing, taken while the drive is mounted
+    (the ``syncd_drive_inserted`` hook of ``syncd_builtin.adapters``)."""
     mine = [job for job in jobs if job.source_type == InventorySource.name]
     if not mine:
         return None

@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from syncd import hookimpl
 from syncd.adapters import (
     AsyncSource,
     Batch,
@@ -45,7 +44,7 @@ from .rest_pages import Pager
 from .rest_records import Picker, cell, larger, records_at
 
 if TYPE_CHECKING:
-    from syncd.adapters import Registry
+    pass
 
 COMMIT_SECONDS = 2.0  # a checkpoint at least this often, whatever batch_rows says
 
@@ -230,11 +229,3 @@ def _no_query(url: str) -> str:
 def _query(values: dict[str, Any]) -> dict[str, Any]:
     """Parameters as aiohttp sends them: booleans as ``true``/``false``."""
     return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in values.items()}
-
-
-@hookimpl(trylast=True)
-def syncd_register_adapters(registry: Registry) -> None:
-    """Offer ``rest`` and its alias ``api`` (seed 003's name); ``trylast`` lets a plugin's
-    own source take either name."""
-    registry.add_source(RestSource)
-    registry.add_source(RestSource, name="api")

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from syncd import hookimpl
 from syncd.adapters import (
     AsyncRecordTarget,
     Change,
@@ -298,8 +297,3 @@ class RestTarget(AsyncRecordTarget):
         await self.client.request(o.delete.method, render(
             o.delete.path, {**last, **change.record}, change.remote_id))
         return Result("deleted", change.remote_id)
-
-
-@hookimpl(trylast=True)
-def syncd_register_adapters(registry: Any) -> None:
-    registry.add_target(RestTarget)

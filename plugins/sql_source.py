@@ -18,7 +18,6 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from syncd import hookimpl
 from syncd.adapters import Batch, Checkpoint, Options, RunContext, Source, SourceCapabilities
 from syncd.errors import JobError, SourceError
 
@@ -165,8 +164,3 @@ def _label(values: Sequence[Any]) -> str:
 
 def _redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
-
-
-@hookimpl(trylast=True)
-def syncd_register_adapters(registry: Any) -> None:
-    registry.add_source(SqlSource)

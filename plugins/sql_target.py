@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from syncd import hookimpl
 from syncd.adapters import (
     BOOKKEEPING,
     ItemError,
@@ -388,8 +387,3 @@ class SqlTarget(Target):
         again would not see one either, unless it changed ``content_hash`` or
         ``is_available``)."""
         return self._revision.current()
-
-
-@hookimpl(trylast=True)
-def syncd_register_adapters(registry: Any) -> None:
-    registry.add_target(SqlTarget)

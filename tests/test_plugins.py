@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -85,6 +88,50 @@ def test_a_plugin_that_fails_to_import_is_reported_and_skipped(tmp_path):
     assert result.returncode == 0
     assert "syncd_broken" in result.stderr and "not_a_module_anywhere" in result.stderr
     assert re.search(r"target\s+sql", result.stdout)
+
+
+LAZY = '''
+from syncd import hookimpl
+
+
+@hookimpl
+def syncd_register_adapters(registry):
+    registry.add_source("{module}:EchoSource", name="{name}")
+'''
+
+
+def test_a_plugin_registering_by_reference_is_imported_only_when_its_type_is_used(tmp_path):
+    (tmp_path / "syncd_echo_impl.py").write_text(plugin(source="lazyecho"))
+    install(tmp_path, "syncd_lazyecho", LAZY.format(module="syncd_echo_impl", name="lazyecho"))
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import sys
+        from syncd.plugins import get_pluginmanager
+        _, registry = get_pluginmanager()
+        print("LISTED", "lazyecho" in registry.sources, "syncd_echo_impl" in sys.modules)
+        print("ASKED", registry.source("lazyecho").__name__, "syncd_echo_impl" in sys.modules)
+        """)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert "LISTED True False" in done.stdout, done.stderr
+    assert "ASKED EchoSource True" in done.stdout
+    result = syncd("plugins", env={"PYTHONPATH": str(tmp_path)})
+    assert re.search(r"source\s+lazyecho\s+syncd_lazyecho \(syncd_lazyecho 1\.0\) "
+                     r"syncd_echo_impl\s+echo test source", result.stdout)
+
+
+def test_a_reference_that_cannot_be_imported_names_itself_where_it_is_used(tmp_path):
+    install(tmp_path, "syncd_gone", LAZY.format(module="syncd_gone_impl", name="gone"))
+    env = {"PYTHONPATH": str(tmp_path)}
+    result = syncd("plugins", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "syncd_gone" in result.stderr and "syncd_gone_impl:EchoSource" in result.stderr
+    assert re.search(r"target\s+sql", result.stdout)  # the others are listed
+    config = tmp_path / "syncd.toml"
+    config.write_text(f"[daemon]\nstate_dir = \"{tmp_path}/state\"\n[jobs.j.source]\n"
+                      "type = \"gone\"\n[jobs.j.target]\nkey = [\"id\"]\n[jobs.j.mapping]\n"
+                      "id = \"id\"\n")
+    result = syncd("check-config", "--config", str(config), env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "jobs.j.source.type" in result.stderr and "No module named 'syncd_gone_impl'" \
+        in result.stderr
 
 
 def test_a_misspelt_hook_is_an_error(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -273,7 +274,7 @@ def _next_fire(job: Any) -> str | None:
 async def plugins(request: web.Request) -> web.Response:
     registry = ctx(request).setup().registry
 
-    def describe(kind: str, table: dict[str, Any]) -> list[dict[str, str]]:
+    def describe(kind: str, table: Mapping[str, Any]) -> list[dict[str, str]]:
         out = []
         for name, cls in sorted(table.items()):
             origin = registry.origins[(kind, name)]
@@ -282,8 +283,8 @@ async def plugins(request: web.Request) -> web.Response:
                         "module": cls.__module__})
         return out
 
-    return ok({"sources": describe("source", registry.sources),
-               "targets": describe("target", registry.targets),
+    return ok({"sources": describe("source", registry.loaded("source")),
+               "targets": describe("target", registry.loaded("target")),
                "failed": dict(registry.failed)})
 
 

@@ -26,7 +26,7 @@ def show_plugins() -> int:
 
     _, registry = get_pluginmanager()
     tables: tuple[tuple[str, Mapping[str, type[Source | AsyncSource | Target]]], ...] = (
-        ("source", registry.sources), ("target", registry.targets))
+        ("source", registry.loaded("source")), ("target", registry.loaded("target")))
     for kind, table in tables:
         for name, cls in sorted(table.items()):
             origin = registry.origins[(kind, name)]

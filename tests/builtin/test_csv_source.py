@@ -15,6 +15,7 @@ import syncd_builtin.csv_source as csv_source
 from syncd.adapters import Batch, Checkpoint, ItemError
 from syncd.errors import JobError, SourceError
 from syncd.plugins import get_pluginmanager
+from syncd_builtin import adapters
 from syncd_builtin.csv_source import CsvSource
 
 
@@ -466,5 +467,5 @@ def test_options_are_frozen_and_tab_is_spelt_backslash_t() -> None:
 
 
 def test_registered_as_csv() -> None:
-    _, registry = get_pluginmanager(load_entrypoints=False, plugins=(csv_source,))
+    _, registry = get_pluginmanager(load_entrypoints=False, plugins=(adapters.csv,))
     assert registry.sources == {"csv": CsvSource}

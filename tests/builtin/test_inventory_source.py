@@ -17,7 +17,7 @@ from syncd.engine import Engine, Request, resolve_jobs
 from syncd.errors import JobError, SourceError
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store
-from syncd_builtin import inventory_source, sql_target
+from syncd_builtin import adapters
 from syncd_builtin.inventory_source import FIELDS, InventorySource, write_snapshot
 from tests.conftest import BACKENDS
 
@@ -358,7 +358,8 @@ def music_job(folder: Path, **extra: Any) -> dict[str, Any]:
 
 def engine_for(store: Store, tmp_path: Path, jobs: dict[str, Any]) -> Engine:
     config = validate({"daemon": {"state_dir": str(tmp_path / "state")}, "jobs": jobs})
-    _, registry = get_pluginmanager(load_entrypoints=False, plugins=(inventory_source, sql_target))
+    _, registry = get_pluginmanager(load_entrypoints=False,
+                                    plugins=(adapters.inventory, adapters.sql))
     return Engine(store, resolve_jobs(config, registry, "t.toml"), tmp_path / "state")
 
 

@@ -21,7 +21,7 @@ from syncd.engine.reading import batches
 from syncd.plugins import get_pluginmanager
 from syncd.remote.http import HttpFactory
 from syncd.store import Store, checkpoint_of
-from syncd_builtin import rest_source, sql_target
+from syncd_builtin import adapters
 from syncd_builtin.rest_source import RestSource
 from tests.fakes.catalog import Catalog, make_records
 from tests.poll import wait_for
@@ -162,7 +162,8 @@ def engine_for(store: Store, tmp_path: Path, source_options: dict[str, Any],
                                   "artist": "artist.name", "genre": "category"},
                       "constants": {"content_type": "music"}, **job}}
     config = validate({"daemon": {"state_dir": str(tmp_path / "state")}, "jobs": jobs})
-    _, registry = get_pluginmanager(load_entrypoints=False, plugins=(rest_source, sql_target))
+    _, registry = get_pluginmanager(load_entrypoints=False,
+                                    plugins=(adapters.rest_source, adapters.sql))
     return Engine(store, resolve_jobs(config, registry, "t.toml"), tmp_path / "state")
 
 
@@ -183,7 +184,7 @@ def paged(catalog: Catalog, **extra: Any) -> dict[str, Any]:
 
 async def test_the_api_alias_syncs_into_content_index(store: Store, catalog: Catalog,
                                                       tmp_path: Path) -> None:
-    _, registry = get_pluginmanager(load_entrypoints=False, plugins=(rest_source,))
+    _, registry = get_pluginmanager(load_entrypoints=False, plugins=(adapters.rest_source,))
     assert registry.source("api") is registry.source("rest") is RestSource
     run = await sync(engine_for(store, tmp_path, paged(catalog), kind="api"))
     assert run.source_type == "rest"
@@ -307,7 +308,8 @@ def remote_engine(store: Store, tmp_path: Path, catalog: Catalog, token_env: str
                            "auth": {"type": "bearer", "token": {"env": token_env}}}}
     config = validate({"daemon": {"state_dir": str(tmp_path / "state")}, "remotes": remotes,
                        "jobs": jobs})
-    _, registry = get_pluginmanager(load_entrypoints=False, plugins=(rest_source, sql_target))
+    _, registry = get_pluginmanager(load_entrypoints=False,
+                                    plugins=(adapters.rest_source, adapters.sql))
     http = HttpFactory.from_config(config.remotes, tmp_path / "state")  # type: ignore[attr-defined]
     return Engine(store, resolve_jobs(config, registry, "t.toml"), tmp_path / "state",
                   http=http)  # type: ignore[call-arg]

@@ -9,7 +9,7 @@ import pytest
 from syncd.store import Store
 from syncd.store.sql_session import StoreSqlSession
 from syncd.testing.engine import make_engine, run_job
-from syncd_builtin import sql_source, sql_target
+from syncd_builtin import adapters
 from syncd_builtin.sql_source import SqlSource
 from tests.conftest import BACKENDS
 
@@ -34,7 +34,7 @@ def _job(**source: object) -> dict[str, object]:
 def test_rows_are_read_in_key_order_with_a_filter(store: Store, tmp_path: Path) -> None:
     _people(store, 10)
     engine = make_engine(store, tmp_path, {"copy": _job(where="active = 1")},
-                         plugins=[sql_source, sql_target])
+                         plugins=[adapters.sql_source, adapters.sql])
     run, outcome = run_job(engine, "copy")
     assert outcome.status == "completed" and run.items_inserted == 5
     stored = store.db.execute_sql("SELECT pid, title FROM people_copy ORDER BY pid").fetchall()

@@ -11,7 +11,7 @@ from syncd.config import validate
 from syncd.engine import Engine, Request, memory, resolve_jobs
 from syncd.plugins import get_pluginmanager
 from syncd.store import Store
-from syncd_builtin import csv_source, sql_target, sql_values
+from syncd_builtin import adapters, sql_values
 from tests.conftest import BACKENDS
 
 pytestmark = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
@@ -34,7 +34,7 @@ def music_job(recs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 def engine_for(store: Store, tmp_path: Path, jobs: dict[str, Any]) -> Engine:
     config = validate({"daemon": {"state_dir": str(tmp_path / "state")}, "jobs": jobs})
-    _, registry = get_pluginmanager(load_entrypoints=False, plugins=(memory, sql_target))
+    _, registry = get_pluginmanager(load_entrypoints=False, plugins=(memory, adapters.sql))
     return Engine(store, resolve_jobs(config, registry, "t.toml"), tmp_path / "state")
 
 
@@ -279,7 +279,7 @@ def csv_engine(store: Store, tmp_path: Path, body: bytes) -> Engine:
            "mapping": {"external_id": "id", "title": "song"}, "batch_rows": 4}
     config = validate({"daemon": {"state_dir": str(tmp_path / "state")}, "jobs": {"m": job}})
     _, registry = get_pluginmanager(load_entrypoints=False,
-                                    plugins=(memory, sql_target, csv_source))
+                                    plugins=(memory, adapters.sql, adapters.csv))
     return Engine(store, resolve_jobs(config, registry, "t.toml"), tmp_path / "state")
 
 

@@ -16,7 +16,7 @@ from syncd.engine.memory import MemorySource
 from syncd.engine.worker import AUTO_MIN_SIZE, WorkerSettings, qualifies
 from syncd.store import Store
 from syncd.testing import make_engine, run_job
-from syncd_builtin import sql_target
+from syncd_builtin import adapters
 
 CONFIG = """\
 [daemon]
@@ -109,7 +109,7 @@ def engine_with_worker(store: Store, tmp_path: Path, source: str,
            "target": {"type": "sql", "key": ["external_id"]},
            "mapping": {"external_id": "id"}, "batch_rows": 10}
     engine = make_engine(store, tmp_path / "state", {"m": job}, adapters=[LockedSource],
-                         plugins=[sql_target])
+                         plugins=[adapters.sql])
     engine.worker = WorkerSettings(database, tmp_path / "state", store.claims.holder,
                                    store.claims.lease_s, "json")
     return engine
