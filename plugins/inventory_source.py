@@ -285,7 +285,6 @@ class InventorySource(Source):
         return SourceError(f"cannot read {self._path}: {exc.strerror or exc}")
 
 
-
 def drive_listings(drive: DriveInfo, root: Path, jobs: Sequence[DriveJob],
                    dest: Path) -> Mapping[str, list[Path]] | None:
     """An ``inventory`` job gets the drive's listing, taken while the drive is mounted
