@@ -128,4 +128,3 @@ def _batch(rows: list[Any], items: list[str], errors: list[ItemError], single: b
            offset: int, line: int, unread: int) -> Batch:
     return Batch(list(zip(rows)) if single else rows, items, {"offset": offset, "line": line},
                  errors, progress=offset, unread=unread)
-
