@@ -72,6 +72,13 @@ class Twins:
         assert rows(self.store, "songs") == rows(self.store, "songs_twin")
 
 
+async def synced(store: Store, tmp_path: Path, text: str) -> Twins:
+    """``music`` and its twin on ``tmp_path/music.csv``, synced once with ``text``."""
+    twins = Twins(store, tmp_path, tmp_path / "music.csv")
+    await twins.sync(text)
+    return twins
+
+
 def rows(store: Store, table: str) -> dict[str, tuple[Any, ...]]:
     cursor = store.db.execute_sql(f"SELECT external_id, title, artist, is_available, "
                                   f"content_hash FROM {table}")
@@ -129,8 +136,7 @@ async def test_a_file_recorded_as_already_ingested_between_two_runs_changes_noth
 @pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_changed_lines_alone_are_read_and_the_run_ends_as_a_full_read(
         store, tmp_path, parsed):
-    twins = Twins(store, tmp_path, tmp_path / "music.csv")
-    await twins.sync(lines(40))
+    twins = await synced(store, tmp_path, lines(40))
     parsed.clear()
     music, _ = await twins.sync(lines(40, {3: "3,Song Three,Artist 3", 30: "30,Thirty,x"}))
     assert ("lines", 2) in parsed and ("all", None) not in parsed
@@ -165,8 +171,7 @@ async def test_bad_lines_are_read_again_and_reported_on_their_lines(store, tmp_p
 @pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_a_changed_line_repeating_an_unchanged_lines_key_has_that_line_read_too(
         store, tmp_path, parsed):
-    twins = Twins(store, tmp_path, tmp_path / "music.csv")
-    await twins.sync(lines(30))
+    twins = await synced(store, tmp_path, lines(30))
     parsed.clear()
     later = await twins.sync(lines(30, {25: "7,Seven again,x"}))  # after the unchanged 7
     assert parsed == [("lines", 1), ("lines", 2)]  # its key, then with line 8
@@ -179,8 +184,7 @@ async def test_a_changed_line_repeating_an_unchanged_lines_key_has_that_line_rea
 
 
 async def test_keys_repeated_among_changed_lines_are_reported(store, tmp_path, parsed):
-    twins = Twins(store, tmp_path, tmp_path / "music.csv")
-    await twins.sync(lines(30))
+    twins = await synced(store, tmp_path, lines(30))
     parsed.clear()
     music, _ = await twins.sync(lines(30, {4: "40,Forty,x", 20: "40,Forty again,y"}))
     assert ("lines", 2) in parsed and ("all", None) not in parsed
@@ -188,8 +192,7 @@ async def test_keys_repeated_among_changed_lines_are_reported(store, tmp_path, p
 
 
 async def test_what_cannot_be_compared_line_by_line_is_read_whole(store, tmp_path, parsed):
-    twins = Twins(store, tmp_path, tmp_path / "music.csv")
-    await twins.sync(lines(40))
+    twins = await synced(store, tmp_path, lines(40))
     parsed.clear()
     shifted = lines(40).replace("\n1,", "\n0,Zero,x\n1,", 1)  # every line after moved
     await twins.sync(shifted)
@@ -205,8 +208,7 @@ async def test_what_cannot_be_compared_line_by_line_is_read_whole(store, tmp_pat
 
 
 async def test_a_torn_or_stale_snapshot_only_makes_the_run_read_whole(store, tmp_path, parsed):
-    twins = Twins(store, tmp_path, tmp_path / "music.csv")
-    await twins.sync(lines(30))
+    twins = await synced(store, tmp_path, lines(30))
     [keys] = (tmp_path / "state" / "lines").glob("music-*.keys")
     keys.write_bytes(keys.read_bytes()[:-8] + b"\1" * 8)  # one digest changed
     parsed.clear()
@@ -223,8 +225,7 @@ async def test_a_torn_or_stale_snapshot_only_makes_the_run_read_whole(store, tmp
 
 
 async def test_a_table_written_by_hand_since_makes_the_run_read_whole(store, tmp_path, parsed):
-    twins = Twins(store, tmp_path, tmp_path / "music.csv")
-    await twins.sync(lines(30))
+    twins = await synced(store, tmp_path, lines(30))
     for table in ("songs", "songs_twin"):
         store.db.execute_sql(f"DELETE FROM {table} WHERE external_id = '8'")
     parsed.clear()
@@ -235,8 +236,7 @@ async def test_a_table_written_by_hand_since_makes_the_run_read_whole(store, tmp
 
 async def test_a_dry_run_reads_only_changed_lines_and_leaves_the_snapshot(
         store, tmp_path, parsed):
-    twins = Twins(store, tmp_path, tmp_path / "music.csv")
-    await twins.sync(lines(30))
+    twins = await synced(store, tmp_path, lines(30))
     meta = (tmp_path / "state" / "lines" / "music.json").read_text()
     parsed.clear()
     await twins.sync(lines(30, {3: "3,Three,x"}), dry_run=True)
@@ -320,8 +320,7 @@ async def test_a_snapshot_that_cannot_be_written_leaves_the_runs_as_they_were(
         store, tmp_path, parsed):
     (tmp_path / "state").mkdir(exist_ok=True)
     (tmp_path / "state" / "lines").write_text("not a folder")  # nowhere to write one
-    twins = Twins(store, tmp_path, tmp_path / "music.csv")
-    await twins.sync(lines(30))
+    twins = await synced(store, tmp_path, lines(30))
     await twins.sync(lines(30, {3: "3,Three,x"}))
     assert all(p == ("all", None) for p in parsed)
 
