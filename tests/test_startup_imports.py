@@ -9,11 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: What a CSV → SQLite sync must not load: what only other adapters' runs need. (Server
-#: drivers are left out: peewee imports those it finds installed; rich too: structlog
-#: imports it when it is installed.)
+#: What a CSV → SQLite sync must not load: what only other adapters' runs need, and
+#: PyMySQL with its cryptography (deferred: ``syncd.deferred``). (psycopg2 is left out:
+#: peewee uses it as it is imported; rich too: structlog imports it when it is installed.)
 HEAVY = ("playhouse.migrate", "jinja2", "aiosmtplib", "aiohttp", "playwright", "PIL",
-         "tqdm", "html.parser")
+         "tqdm", "html.parser", "pymysql.connections", "cryptography")
 #: ... nor the modules of the adapters its job does not name (registered by reference)
 OTHER_ADAPTERS = tuple(f"syncd_builtin.{m}" for m in (
     "inventory_source", "rest_source", "sql_source", "http_index", "browser_source",
