@@ -1,11 +1,13 @@
-"""Modules imported on first use instead of when another module imports them.
+"""A module another one imports, loaded only when that one first uses it.
 
 peewee imports every database driver it finds as it is imported itself. PyMySQL, and
-the ``cryptography`` it brings for its authentication, take about 20 ms: a tenth of
-a ``syncd sync`` of a small file, which never talks to MariaDB. ``defer("pymysql")``
-puts a stand-in under that name: ``import pymysql`` gets it at no cost, and the first
-attribute asked of it (``pymysql.connect``) imports the real module, which takes the
-stand-in's place in ``sys.modules``. Code holding the stand-in keeps working through it.
+the ``cryptography`` it brings for its authentication, take about 20 ms: a tenth of a
+``syncd sync`` of a small file, which never talks to MariaDB. ``syncd.store.orm``
+imports peewee inside ``standing_in("pymysql")``: peewee's ``import pymysql`` gets a
+stand-in, which leaves ``sys.modules`` as soon as peewee is imported. peewee keeps it
+as its driver, and the first attribute it asks of it (``mysql.connect``) imports the
+real PyMySQL the usual way. Any other ``import pymysql`` (or of one of its modules)
+never sees the stand-in, so the package is always loaded whole and once.
 
 (The standard library's ``importlib.util.LazyLoader`` does not serve here: on Python
 3.11 an ``import`` statement of a lazy module already loads it.)
@@ -16,39 +18,34 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import threading
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-_lock = threading.Lock()
 
-
-class _StandIn(types.ModuleType):
-    """Imports the real module on the first attribute not set here, then answers from it."""
+class StandIn(types.ModuleType):
+    """Answers every attribute from the real module, imported on the first one asked."""
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(load(self.__name__), name)
+        if sys.modules.get(self.__name__) is self:  # asked while still standing in
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
 
 
-def defer(name: str) -> None:
-    """Put a stand-in for the top-level module ``name``, unless it is imported or absent."""
-    with _lock:
-        if name in sys.modules:
-            return
-        spec = importlib.util.find_spec(name)
-        if spec is None:  # not installed: ``import`` fails as it would have
-            return
-        stand_in = _StandIn(name)
-        stand_in.__spec__ = spec  # the import statement reads it: found, not initializing
-        sys.modules[name] = stand_in
-
-
-def load(name: str) -> types.ModuleType:
-    """The real module ``name``, imported now if only its stand-in is (once, under a lock:
-    on Python 3.11 two threads must not run a module's code twice)."""
-    with _lock:
-        module = sys.modules.get(name)
-        if module is None or isinstance(module, _StandIn):
-            sys.modules.pop(name, None)  # a failed import leaves it out: the next one retries
-            module = importlib.import_module(name)
-        return module
+@contextmanager
+def standing_in(name: str) -> Iterator[None]:
+    """While the block runs, ``import name`` gets a ``StandIn``; nothing changes for a
+    module that is imported already or not installed (its import fails as it would)."""
+    spec = None if name in sys.modules else importlib.util.find_spec(name)
+    if spec is None:
+        yield
+        return
+    stand_in = StandIn(name)
+    stand_in.__spec__ = spec  # what the import statement reads: found, not initializing
+    sys.modules[name] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]

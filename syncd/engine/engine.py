@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import peewee as pw
 import pluggy
 import structlog
 
@@ -32,6 +31,7 @@ from syncd.errors import JobError, SyncdError
 from syncd.remote.http import HttpFactory
 from syncd.store import Store
 from syncd.store.database import unavailable
+from syncd.store.orm import pw
 from syncd.tasks import supervise
 
 if TYPE_CHECKING:

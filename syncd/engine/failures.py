@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import peewee as pw
 from tenacity import RetryCallState
 from tenacity.wait import wait_exponential_jitter
 
 from syncd.adapters import ItemError
 from syncd.engine.runs import Outcome
 from syncd.errors import AdapterError, ErrorType, JobError, RetryableError, SourceError, UserError
+from syncd.store.orm import pw
 
 if TYPE_CHECKING:
     from syncd.store import Store

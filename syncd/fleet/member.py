@@ -14,7 +14,6 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import peewee as pw
 import structlog
 
 from syncd import __version__
@@ -24,6 +23,7 @@ from syncd.fleet.listen import Listener
 from syncd.store.database import unavailable
 from syncd.store.fleet import FleetStore
 from syncd.store.models import utcnow
+from syncd.store.orm import pw
 from syncd.tasks import supervise
 from syncd.terms import UNFINISHED, utc_iso
 

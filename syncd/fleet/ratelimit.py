@@ -9,12 +9,11 @@ for the rates remotes impose (tens per second), not meant for thousands.
 
 from __future__ import annotations
 
-import peewee as pw
-
 from syncd.remote import limits
 from syncd.remote.limits import RateLimit
 from syncd.store import Store
 from syncd.store.models import RateSlot
+from syncd.store.orm import pw
 
 NOW = "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8"
 

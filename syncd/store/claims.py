@@ -15,9 +15,8 @@ import socket
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-import peewee as pw
-
 from syncd.store.models import SyncRun, utcnow
+from syncd.store.orm import pw
 
 DEFAULT_LEASE_S = 30.0
 

@@ -33,9 +33,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import peewee as pw
-
 from syncd.store.models import ContentIndex, IngestedFile, utcnow
+from syncd.store.orm import pw
 
 if TYPE_CHECKING:
     from syncd.config.schema import DaemonConfig

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-import peewee as pw
-
 from syncd.errors import UserError
 from syncd.store import local_files
 from syncd.store.models import MODELS, SchemaVersion
+from syncd.store.orm import pw
 
 #: Bumped when a migration below needs more than "add the missing columns".
 SCHEMA_VERSION = 1

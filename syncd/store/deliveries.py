@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-import peewee as pw
-
 from syncd.store.models import SyncRun, WebhookDelivery
+from syncd.store.orm import pw
 
 
 class DeliveryClaimed(Exception):

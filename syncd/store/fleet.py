@@ -12,13 +12,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import peewee as pw
-
 from syncd.config.fleet import FleetConfig
 from syncd.errors import ConfigError, RunConflict
 from syncd.store import Store
 from syncd.store.claims import holder_is_gone
 from syncd.store.models import FleetDaemon, ScheduleTick, SyncRun, utcnow
+from syncd.store.orm import pw
 from syncd.terms import UNFINISHED
 
 CHANNEL = "syncd_runs"  # NOTIFY'd when a run becomes claimable

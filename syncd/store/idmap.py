@@ -7,9 +7,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-import peewee as pw
-
 from syncd.store.models import ID_MAP_STATES, IdMap, utcnow
+from syncd.store.orm import pw
 
 CHUNK = 500  # keys per IN list: far below every backend's parameter limit
 

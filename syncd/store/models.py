@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import peewee as pw
+from syncd.store.orm import pw
 
 
 def utcnow() -> datetime:

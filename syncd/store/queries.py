@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import peewee as pw
-
 from syncd.store.models import SyncError, SyncRun
+from syncd.store.orm import pw
 from syncd.terms import RUN_STATUSES
 
 

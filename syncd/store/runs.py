@@ -12,8 +12,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import peewee as pw
-
 from syncd.adapters import ItemError
 from syncd.adapters.context import Dialect
 from syncd.errors import ClaimLost
@@ -21,6 +19,7 @@ from syncd.store import deliveries
 from syncd.store.claims import Claims
 from syncd.store.database import open_database, upgrade_schema
 from syncd.store.models import MODELS, IngestedFile, SyncError, SyncRun, utcnow
+from syncd.store.orm import pw
 from syncd.store.queries import RunQueries
 from syncd.store.reserve import Reserve
 from syncd.terms import COUNTERS, UNFINISHED

@@ -7,12 +7,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import peewee as pw
-
 from syncd.adapters.context import Dialect
 from syncd.store import local_files
 from syncd.store.models import utcnow
 from syncd.store.names import RESERVED_TABLES
+from syncd.store.orm import pw
 
 #: what a database says when it refuses a row (not a connection or lock problem)
 REJECTED: tuple[type[Exception], ...] = (pw.IntegrityError, pw.DataError,

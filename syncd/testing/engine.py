@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import peewee as pw
-
 from syncd.adapters import AsyncSource, Source
 from syncd.config import validate
 from syncd.engine import Engine, Outcome, Request, resolve_jobs
@@ -25,6 +23,7 @@ from syncd.plugins import Registry, get_pluginmanager
 from syncd.remote.http import HttpFactory
 from syncd.store import Store
 from syncd.store.models import SyncRun
+from syncd.store.orm import pw
 
 #: the database a test store lives in: empty for a SQLite file in the test's folder, or
 #: a PostgreSQL/MariaDB server URL (a fresh database is made on it for every test)

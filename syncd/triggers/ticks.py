@@ -12,11 +12,10 @@ import asyncio
 import math
 from datetime import UTC, datetime, timedelta
 
-import peewee as pw
-
 from syncd.config.schema import JobConfig
 from syncd.engine import Engine, Request
 from syncd.errors import RunConflict
+from syncd.store.orm import pw
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
