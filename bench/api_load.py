@@ -18,30 +18,24 @@ import argparse
 import asyncio
 import importlib.util
 import json
-import math
 import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import aiohttp
+from api_load_report import Outcome, as_int, print_table, verdict
+from api_phase import STATS, load
 from daemonkit import BenchError, Daemon, free_port, iso_time, isolate_value, say, toml_str
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
-STATS = "/v1/sync/stats"
 LOG_TAIL_LINES = 25
-
-# Targets from the brief (see README.md).
-MAX_P99_MS = 100.0
-MIN_RPS_RATIO = 0.5
 
 HEALTH_TIMEOUT = 60.0  # seconds for the daemon to answer GET /v1/health
 START_TIMEOUT = 60.0  # seconds for a triggered run to reach in_progress
@@ -103,11 +97,6 @@ def csv_for(ingest: ModuleType, workdir: Path, n: int) -> Path:
         say(f"reusing {cached}")
         return cached
     return Path(ingest.make_csv(workdir, n))
-
-
-# --------------------------------------------------------------------------- daemon
-
-
 # --------------------------------------------------------------------------- API
 
 
@@ -181,143 +170,6 @@ async def wait_status(
         await asyncio.sleep(interval)
 
 
-# --------------------------------------------------------------------------- load
-
-
-@dataclass
-class Phase:
-    """One load phase: per-request latencies of the successful requests, and the errors."""
-
-    name: str
-    clients: int
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: int = 0
-    error_samples: list[str] = field(default_factory=list)
-    seconds: float = 0.0  # from the start of the load until the last request came back
-    started_at: float = 0.0  # POSIX time the load started
-    daemon_cpu_s: float | None = None
-    client_cpu_s: float = 0.0
-
-    @property
-    def requests(self) -> int:
-        return len(self.latencies_ms) + self.errors
-
-    @property
-    def rps(self) -> float:
-        """Successful requests per second."""
-        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
-
-    def percentile(self, p: float) -> float | None:
-        """Nearest-rank percentile of the latencies, in ms."""
-        if not self.latencies_ms:
-            return None
-        ordered = sorted(self.latencies_ms)
-        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-    def error(self, text: str) -> None:
-        self.errors += 1
-        if len(self.error_samples) < 5 and text not in self.error_samples:
-            self.error_samples.append(text)
-
-    def figures(self) -> dict[str, Any]:
-        """The phase as a JSON-friendly dict."""
-        return {
-            "phase": self.name,
-            "clients": self.clients,
-            "seconds": self.seconds,
-            "requests": self.requests,
-            "ok": len(self.latencies_ms),
-            "errors": self.errors,
-            "error_samples": self.error_samples,
-            "rps": self.rps,
-            "p50_ms": self.percentile(50),
-            "p95_ms": self.percentile(95),
-            "p99_ms": self.percentile(99),
-            "max_ms": max(self.latencies_ms, default=None),
-            "mean_ms": sum(self.latencies_ms) / len(self.latencies_ms)
-            if self.latencies_ms
-            else None,
-            "daemon_cpu_s": self.daemon_cpu_s,
-            "client_cpu_s": self.client_cpu_s,
-        }
-
-
-def own_cpu_seconds() -> float:
-    """User + system CPU seconds of this process (the load generator)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-async def load(
-    session: aiohttp.ClientSession,
-    url: str,
-    name: str,
-    clients: int,
-    seconds: float,
-    daemon: Daemon,
-) -> Phase:
-    """``clients`` workers, each sending GET url back to back until ``seconds`` have passed.
-
-    A request started before the deadline is waited for and counted; the phase lasts until
-    the last one came back.
-    """
-    phase = Phase(name, clients)
-
-    async def worker(deadline: float) -> None:
-        while time.perf_counter() < deadline:
-            t0 = time.perf_counter()
-            try:
-                async with session.get(url) as resp:
-                    await resp.read()
-                    status = resp.status
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                phase.error(f"{type(exc).__name__}: {exc}")
-                continue
-            elapsed = (time.perf_counter() - t0) * 1000
-            if status == 200:
-                phase.latencies_ms.append(elapsed)
-            else:
-                phase.error(f"HTTP {status}")
-
-    cpu0, daemon0 = own_cpu_seconds(), daemon.cpu_seconds()
-    phase.started_at = time.time()
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker(t0 + seconds) for _ in range(clients)))
-    phase.seconds = time.perf_counter() - t0
-    phase.client_cpu_s = own_cpu_seconds() - cpu0
-    daemon1 = daemon.cpu_seconds()
-    if daemon0 is not None and daemon1 is not None:
-        phase.daemon_cpu_s = daemon1 - daemon0
-    return phase
-
-
-# --------------------------------------------------------------------------- the run
-
-
-@dataclass
-class Outcome:
-    """Everything measured in one run of the script."""
-
-    idle: Phase | None = None
-    busy: Phase | None = None
-    run: dict[str, Any] = field(default_factory=dict)  # the sync run, when it finished
-    processed_during: tuple[int, int] | None = None  # items processed at load start, end
-    sync_seconds: float | None = None
-    overlap_seconds: float | None = None  # how much of the busy load ran during the sync
-    daemon_exit: int | None = None
-    notes: list[str] = field(default_factory=list)
-    failure: str = ""
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-        say(f"  NOTE: {text}")
-
-
-def as_int(value: object) -> int:
-    """A counter from the API, 0 when missing."""
-    return value if isinstance(value, int) else 0
-
-
 async def measure(args: argparse.Namespace, base: str, daemon: Daemon, out: Outcome) -> None:
     """Idle phase, trigger, busy phase, wait for the run to finish."""
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
@@ -374,134 +226,7 @@ async def measure(args: argparse.Namespace, base: str, daemon: Daemon, out: Outc
             out.note(f"run {run_id} inserted {run.get('itemsInserted')} items, not {args.rows:,}")
 
 
-# --------------------------------------------------------------------------- report
-
-
-def fmt(value: float | None, spec: str, suffix: str = "") -> str:
-    """Format a figure, or '-' when there is none."""
-    return "-" if value is None else f"{value:{spec}}{suffix}"
-
-
-def ratio(a: float | None, b: float | None) -> str:
-    """a / b as ``1.23x``, or '-'."""
-    return "-" if a is None or not b else f"{a / b:.2f}x"
-
-
-def cpu_pct(seconds: float | None, wall: float) -> str:
-    """CPU seconds over a wall time, as percent of one CPU."""
-    return "-" if seconds is None or not wall else f"{100 * seconds / wall:.0f}%"
-
-
-def print_table(out: Outcome, args: argparse.Namespace) -> None:
-    """Both phases side by side, then their ratios."""
-    idle, busy = out.idle, out.busy
-    if idle is None and busy is None:
-        return
-    head = (
-        "phase",
-        "requests",
-        "req/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "max ms",
-        "errors",
-        "daemon CPU",
-        "client CPU",
-    )
-    rows = [head]
-    for ph in (idle, busy):
-        if ph is None:
-            continue
-        rows.append(
-            (
-                ph.name,
-                f"{ph.requests:,}",
-                f"{ph.rps:,.0f}",
-                fmt(ph.percentile(50), ".1f"),
-                fmt(ph.percentile(95), ".1f"),
-                fmt(ph.percentile(99), ".1f"),
-                fmt(max(ph.latencies_ms, default=None), ".1f"),
-                f"{ph.errors:,}",
-                cpu_pct(ph.daemon_cpu_s, ph.seconds),
-                cpu_pct(ph.client_cpu_s, ph.seconds),
-            )
-        )
-    if idle and busy:
-        rows.append(
-            (
-                "during/idle",
-                ratio(busy.requests, idle.requests),
-                ratio(busy.rps, idle.rps),
-                *(ratio(busy.percentile(p), idle.percentile(p)) for p in (50, 95, 99)),
-                ratio(max(busy.latencies_ms, default=None), max(idle.latencies_ms, default=None)),
-                "",
-                "",
-                "",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    print(
-        f"\nGET {STATS}: {args.clients} clients, {args.seconds:g} s a phase, "
-        f"sync of {args.rows:,} CSV rows (CPU: percent of one core, over the phase)"
-    )
-    for r in rows:
-        cells = [r[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)
-        ]
-        print("  " + "  ".join(cells).rstrip())
-    for ph in (idle, busy):
-        if ph and ph.error_samples:
-            print(f"  {ph.name} errors, e.g.: {'; '.join(ph.error_samples)}")
-    if out.processed_during and busy:
-        a, b = out.processed_during
-        print(
-            f"\nsync: {b - a:,} items processed during the {busy.seconds:.1f} s load "
-            f"({(b - a) / busy.seconds:,.0f} items/s, from {a:,} to {b:,})"
-        )
-    if out.run:
-        took = f" in {out.sync_seconds:.1f} s" if out.sync_seconds is not None else ""
-        print(
-            f"sync run {out.run.get('syncRunId')}: {out.run.get('status')}{took}, "
-            f"{as_int(out.run.get('itemsInserted')):,} inserted, "
-            f"{as_int(out.run.get('itemsFailed')):,} failed"
-        )
-
-
-def verdict(out: Outcome) -> list[dict[str, str]]:
-    """Check the busy phase against the targets; one entry per check."""
-    checks: list[dict[str, str]] = []
-
-    def check(name: str, passed: bool | None, detail: str) -> None:
-        result = {True: "PASS", False: "FAIL", None: "N/A"}[passed]
-        checks.append({"check": name, "result": result, "detail": detail})
-
-    idle, busy = out.idle, out.busy
-    p99 = busy.percentile(99) if busy else None
-    check(
-        f"p99 during the sync <= {MAX_P99_MS:.0f} ms",
-        None if p99 is None else p99 <= MAX_P99_MS,
-        "not measured" if p99 is None else f"{p99:.1f} ms",
-    )
-    if idle is None or busy is None or not idle.rps:
-        check(f"throughput during the sync >= {MIN_RPS_RATIO:.0%} of idle", None, "not measured")
-    else:
-        r = busy.rps / idle.rps
-        check(
-            f"throughput during the sync >= {MIN_RPS_RATIO:.0%} of idle",
-            r >= MIN_RPS_RATIO,
-            f"{busy.rps:,.0f} vs {idle.rps:,.0f} req/s = {r:.0%}",
-        )
-    if busy and out.overlap_seconds is not None and out.overlap_seconds < 0.95 * busy.seconds:
-        for c in checks:
-            c["detail"] += f" (sync overlapped only {out.overlap_seconds:.1f} s of the load)"
-    if busy and busy.errors:
-        check("no failed requests during the sync", False, f"{busy.errors:,} errors")
-    return checks
-
-
 # --------------------------------------------------------------------------- main
-
 
 
 def main(argv: list[str] | None = None) -> int:
