@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import platform
@@ -25,13 +24,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
 from api_load_report import Outcome, as_int, print_table, verdict
 from api_phase import STATS, load
 from daemonkit import BenchError, Daemon, free_port, iso_time, isolate_value, say, toml_str
+from ingest_data import CSV_VERSION, make_csv, parse_count
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
@@ -78,25 +77,14 @@ content_type = "music"
 # --------------------------------------------------------------------------- data
 
 
-def load_ingest() -> ModuleType:
-    """``bench/ingest.py`` as a module, for its CSV generator and row-count parser."""
-    spec = importlib.util.spec_from_file_location("syncd_bench_ingest", HERE / "ingest.py")
-    if spec is None or spec.loader is None:
-        raise BenchError(f"cannot import {HERE / 'ingest.py'}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-def csv_for(ingest: ModuleType, workdir: Path, n: int) -> Path:
+def csv_for(workdir: Path, n: int) -> Path:
     """The N-row CSV: ingest.py's cached one when present, else generated into workdir."""
-    name = f"music-v{ingest.CSV_VERSION}-{n}.csv"
+    name = f"music-v{CSV_VERSION}-{n}.csv"
     cached = Path(tempfile.gettempdir()) / "syncd-bench-ingest" / name
     if cached.is_file():
         say(f"reusing {cached}")
         return cached
-    return Path(ingest.make_csv(workdir, n))
+    return make_csv(workdir, n)
 # --------------------------------------------------------------------------- API
 
 
@@ -231,13 +219,12 @@ async def measure(args: argparse.Namespace, base: str, daemon: Daemon, out: Outc
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    ingest = load_ingest()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="load per phase (default 10)")
     ap.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     ap.add_argument(
         "--rows",
-        type=ingest.parse_count,
+        type=parse_count,
         default=1_000_000,
         metavar="N",
         help="CSV rows the sync reads (1000000, 1M, 100k; default 1M)",
@@ -263,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     state_dir = workdir / "state"
     shutil.rmtree(state_dir, ignore_errors=True)  # a fresh database: the sync is a first sync
-    csv_path = csv_for(ingest, workdir, args.rows)
+    csv_path = csv_for(workdir, args.rows)
     port = free_port()
     config = workdir / "syncd.toml"
     config.write_text(

@@ -16,26 +16,20 @@ See bench/README.md for what each contender does and how the verdict is reached.
 from __future__ import annotations
 
 import argparse
-import array
-import csv
-import hashlib
-import itertools
 import json
 import os
 import platform
-import random
-import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import ingest_bulk
-from ingest_bulk import Contender, Inspection
+import ingest_sqlite
+from ingest_bulk import TABLE, Contender
+from ingest_data import CHANGED_EVERY, make_csv, parse_count
 from ingest_report import (
     CONTENDERS,
     LABELS,
@@ -47,19 +41,12 @@ from ingest_report import (
     verdict,
 )
 from ingest_run import Proc, inherited_rss_mb, measure, say, tool_version
+from ingest_sqlite import remove, sqlite_hooks
 from ingest_table import TABLE_ANCHORS, table_anchor
 
 BIN = Path(sys.executable).parent
-TABLE = "content_index"
-BATCH = 10_000
-CSV_VERSION = 1  # bump when the generated CSV changes, so cached files are regenerated
-CHANGED_EVERY = 100  # the 1 % re-sync file changes the title of every 100th row
 BIG = 10_000_000  # added to --rows by --big
 SLOW_ABOVE_1M = ("sqlite-utils-insert", "sqlite-utils-upsert")  # left out above 1M unless --only
-
-WORDS = ("Blue", "Night", "Echo", "River", "Gold", "Silent", "Neon", "Summer")
-WORDS += ("Paper", "Velvet", "Wild", "Glass", "Honey", "Stone", "Ghost", "Ember")
-GENRES = ("Rock", "Jazz", "Pop", "Blues", "Electronic", "Hip-Hop", "Folk", "Classical", "Anime")
 
 SYNCD_CONFIG = """\
 [daemon]
@@ -86,124 +73,6 @@ content_type = "music"
 """
 
 
-# --------------------------------------------------------------------------- floor
-
-
-FLOOR_UPSERT = f"""
-INSERT INTO {TABLE} (external_id, title, artist, genre, content_type, content_hash)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT(external_id) DO UPDATE SET
-    title = excluded.title, artist = excluded.artist, genre = excluded.genre,
-    content_type = excluded.content_type, content_hash = excluded.content_hash
-WHERE content_hash != excluded.content_hash
-"""
-
-
-def floor_ingest(csv_path: str, db_path: str) -> None:
-    """Hand-written baseline, what PERF-NOTES calls "upsert + hash per row + checkpoint row
-    per 10k, WAL": csv.reader + executemany upsert, synchronous=NORMAL."""
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {TABLE} (external_id TEXT PRIMARY KEY,"
-        " title, artist, genre, content_type, content_hash)"
-    )
-    conn.execute('CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY, "offset")')
-    conn.execute('INSERT OR REPLACE INTO checkpoint (id, "offset") VALUES (1, 0)')
-    offset = written = 0
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        col = {name: i for i, name in enumerate(next(reader))}
-        i_id, i_title = col["id"], col["song_name"]
-        i_artist, i_genre = col["artist_name"], col["music_genre"]
-
-        def records() -> Iterator[tuple[str, ...]]:
-            for row in reader:
-                rec = (row[i_id], row[i_title], row[i_artist], row[i_genre], "music")
-                digest = hashlib.blake2b("\x1f".join(rec).encode(), digest_size=16)
-                yield (*rec, digest.hexdigest())
-
-        rows = records()
-        while batch := list(itertools.islice(rows, BATCH)):
-            conn.execute("BEGIN")
-            before = conn.total_changes
-            conn.executemany(FLOOR_UPSERT, batch)
-            written += conn.total_changes - before
-            offset += len(batch)
-            conn.execute('UPDATE checkpoint SET "offset" = ? WHERE id = 1', (offset,))
-            conn.execute("COMMIT")
-    conn.close()
-    print(json.dumps({"rows": offset, "written": written}))
-
-
-# --------------------------------------------------------------------------- data
-
-
-def parse_count(text: str) -> int:
-    """Parse a row count such as ``100000``, ``100k`` or ``1M``."""
-    text = text.strip().replace("_", "").replace(",", "")
-    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:].lower(), 1)
-    try:
-        value = int(float(text[:-1]) * scale) if scale > 1 else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a row count: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("row count must be positive")
-    return value
-
-
-def write_csv(n: int, path: str) -> None:
-    """Write N rows with ids 1..N shuffled by Random(42) and values derived from the id."""
-    ids = array.array("l", range(1, n + 1))
-    random.Random(42).shuffle(ids)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(("id", "song_name", "artist_name", "music_genre", "year"))
-        writer.writerows(
-            (
-                i,
-                f"{WORDS[i % 16]} {WORDS[i // 16 % 16]} (Take {i})",
-                f"{WORDS[i // 256 % 16]} Band {i % 9973}",
-                GENRES[i % len(GENRES)],
-                1950 + i * 7 % 75,
-            )
-            for i in ids
-        )
-
-
-def write_changed_csv(src: str, dst: str) -> None:
-    """Copy src with the title of every CHANGED_EVERY-th row changed (1 % of the rows)."""
-    with (
-        open(src, newline="", encoding="utf-8") as f,
-        open(dst, "w", newline="", encoding="utf-8") as out,
-    ):
-        reader, writer = csv.reader(f), csv.writer(out, lineterminator="\n")
-        writer.writerow(next(reader))
-        for i, row in enumerate(reader, 1):
-            if i % CHANGED_EVERY == 0:
-                row[1] += " (remastered)"
-            writer.writerow(row)
-
-
-def make_csv(workdir: Path, n: int, changed: bool = False) -> Path:
-    """The CSV for N rows, or its 1 %-changed copy; generated once (cached by N in workdir).
-
-    It is written by a subprocess: a child's ru_maxrss includes the RSS of the process it
-    was spawned from, so this process must stay small for the figures to be honest.
-    """
-    path = workdir / f"music-v{CSV_VERSION}-{n}{'-changed' if changed else ''}.csv"
-    if path.exists():
-        return path
-    tmp = path.with_suffix(".csv.tmp")
-    t0 = time.perf_counter()
-    mode = ["--_change", str(make_csv(workdir, n))] if changed else ["--_gen", str(n)]
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), *mode, str(tmp)], check=True)
-    os.replace(tmp, path)
-    size = path.stat().st_size
-    say(f"generated {path} ({size / n:.0f} bytes a row) in {time.perf_counter() - t0:.1f} s")
-    return path
-
 
 def contender(
     name: str, csv_path: Path, changed: Path, workdir: Path, n: int, bases: dict[str, str]
@@ -225,7 +94,7 @@ def contender(
         return table_anchor(name, csv_path, workdir, n, bases, sync, config_for)
     if name == "floor":
         db = workdir / f"floor-{n}.db"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--_floor", str(csv_path), str(db)]
+        cmd = [sys.executable, ingest_sqlite.HERE, "--_floor", str(csv_path), str(db)]
         return Contender(name, cmd, cmd, [*cmd[:-2], str(changed), str(db)], *sqlite_hooks(db))
     if name.startswith("sqlite-utils-"):
         db = workdir / f"{name}-{n}.db"
@@ -257,68 +126,12 @@ def contender(
     return Contender(name, cmd, cmd, changed_cmd, prepare, inspect, env)
 
 
-def sqlite_hooks(
-    db: Path, fresh: list[Path] | None = None
-) -> tuple[Callable[[], str], Callable[[], Inspection]]:
-    """prepare (delete the files) and inspect (rows, last sync run) for a SQLite contender."""
-
-    def prepare() -> str:
-        remove(fresh or db_files(db))
-        return ""
-
-    def inspect() -> Inspection:
-        rows, why = count_rows(db)
-        return rows, why, last_syncd_run(db)
-
-    return prepare, inspect
-
 
 def toml_str(path: Path) -> str:
     """A path as the inside of a TOML basic string."""
     return str(path).replace("\\", "\\\\").replace('"', '\\"')
 
 
-def db_files(db: Path) -> list[Path]:
-    """A SQLite database file and its companions."""
-    return [db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))]
-
-
-def remove(paths: list[Path]) -> None:
-    """Delete files or directory trees, if present."""
-    for p in paths:
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink(missing_ok=True)
-
-
-def count_rows(db: Path) -> tuple[int | None, str]:
-    """Rows in the target table, or None and why not."""
-    if not db.exists():
-        return None, f"no database at {db}"
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            return conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0], ""
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        return None, f"cannot count {TABLE} in {db}: {exc}"
-
-
-def last_syncd_run(db: Path) -> dict[str, object] | None:
-    """Counters of syncd's latest run from ``sync_runs``, if readable."""
-    cols = "status, items_processed, items_inserted, items_updated, items_unchanged, items_failed"
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            cur = conn.execute(f"SELECT {cols} FROM sync_runs ORDER BY id DESC LIMIT 1")
-            row = cur.fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-    return dict(zip([c.strip() for c in cols.split(",")], row, strict=True)) if row else None
 
 
 # --------------------------------------------------------------------------- results
@@ -438,20 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per run (default 1800)")
-    ap.add_argument("--_floor", nargs=2, metavar=("CSV", "DB"), help=argparse.SUPPRESS)
-    ap.add_argument("--_gen", nargs=2, metavar=("N", "CSV"), help=argparse.SUPPRESS)
-    ap.add_argument("--_change", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args._gen:
-        write_csv(int(args._gen[0]), args._gen[1])
-        return 0
-    if args._change:
-        write_changed_csv(*args._change)
-        return 0
-
-    if args._floor:
-        floor_ingest(*args._floor)
-        return 0
     only = [x.strip() for x in args.only.split(",") if x.strip()]
     if unknown := [x for x in only if x not in CONTENDERS]:
         ap.error(f"unknown contender(s) {', '.join(unknown)}; choose from {', '.join(CONTENDERS)}")

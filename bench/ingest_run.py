@@ -87,9 +87,9 @@ def measure(cmd: list[str], log_path: Path, timeout: float, env: dict[str, str])
     elif code != 0:
         result.error = f"exit code {code}"
     if not result.ok:
-        with open(log_path, "rb") as log:
-            log.seek(start)
-            tail = log.read().decode(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        with open(log_path, "rb") as tail_of_log:
+            tail_of_log.seek(start)
+            tail = tail_of_log.read().decode(errors="replace").splitlines()[-LOG_TAIL_LINES:]
         say(f"  FAILED ({result.error}): {' '.join(cmd)}\n  --- log tail ({log_path}) ---")
         for line in tail:
             say(f"  | {line}")
