@@ -1,7 +1,8 @@
 """Watched folders: a complete file dropped into a job's folder becomes a run.
 
 A file is taken when it is closed after writing or renamed into place, also from a
-folder outside (inotify through watchdog), then confirmed stable in size; temporary and
+folder outside (inotify through watchdog), or as it appears when nothing will close it
+(a link, a FIFO, a hard link), then confirmed stable in size; temporary and
 hidden names are ignored. Files already there at start are caught up, and an inotify
 overflow triggers a rescan. After its run completed, a file is archived to
 ``processed/``, deleted or kept; one that cannot be read at all, and anything that is
@@ -14,11 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-from watchdog.events import DirMovedEvent, FileClosedEvent, FileMovedEvent, FileSystemEvent
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+)
 from watchdog.events import FileSystemEventHandler as _Handler
 from watchdog.observers.inotify import InotifyObserver
 
@@ -191,6 +200,18 @@ class _Events(_Handler):
 
     def on_closed(self, event: FileClosedEvent) -> None:
         self._hand_over(event.src_path)
+
+    def on_created(self, event: DirCreatedEvent | FileCreatedEvent) -> None:
+        """``ln -s``, ``mkfifo`` and ``ln`` make an entry no close or rename follows: a link
+        or special file (refused at once) or a hard link (complete as it appears). A file
+        being written has one link and is taken when closed."""
+        try:
+            info = os.lstat(event.src_path)
+        except OSError:
+            return
+        if not stat.S_ISDIR(info.st_mode) and (not stat.S_ISREG(info.st_mode)
+                                               or info.st_nlink > 1):
+            self._hand_over(event.src_path)
 
     def on_moved(self, event: DirMovedEvent | FileMovedEvent) -> None:
         if event.dest_path:  # empty when moved out of the folder

@@ -289,6 +289,40 @@ async def test_a_symlink_renamed_into_the_inbox_is_refused_unread(daemon, tmp_pa
     assert daemon.rows() == []
 
 
+async def test_a_symlink_made_in_the_inbox_is_refused_at_once(daemon, tmp_path):
+    """``ln -s /etc/shadow inbox/y.csv``: no close or rename follows, so the link is taken
+    as it appears (not at the next rescan, 5 minutes on), refused, and nothing read."""
+    secret = tmp_path / "shadow"
+    secret.write_text(SECRET + "\n")
+    (daemon.inbox / "y.csv").symlink_to(secret)
+    await wait_for(lambda: (daemon.inbox / "failed" / "y.csv.error.json").exists())
+    report = failed_report(daemon, "y.csv")
+    assert "symbolic link" in report["error"] and "nothing was read" in report["error"]
+    assert "SECRET" not in json.dumps(report)
+    assert (daemon.inbox / "failed" / "y.csv").is_symlink()
+    assert daemon.rows() == []
+
+
+async def test_a_fifo_made_in_the_inbox_is_refused_at_once_and_the_folder_goes_on(daemon):
+    """``mkfifo inbox/pipe.csv``: refused without blocking on it; the next file syncs."""
+    os.mkfifo(daemon.inbox / "pipe.csv")
+    await wait_for(lambda: (daemon.inbox / "failed" / "pipe.csv.error.json").exists())
+    assert "FIFO" in failed_report(daemon, "pipe.csv")["error"]
+    assert stat.S_ISFIFO(os.lstat(daemon.inbox / "failed" / "pipe.csv").st_mode)
+    drop(daemon.inbox, "after.csv", csv_body(1))
+    await wait_for(lambda: processed(daemon) == ["after.csv"])
+
+
+async def test_a_hard_link_made_in_the_inbox_is_ingested(daemon, tmp_path):
+    """``ln export.csv inbox/``: the file is whole as it appears, and no close follows."""
+    export = tmp_path / "export.csv"
+    export.write_text(csv_body(1, 2))
+    os.link(export, daemon.inbox / "export.csv")
+    await wait_for(lambda: processed(daemon) == ["export.csv"])
+    assert daemon.rows() == [("1", "Song 1"), ("2", "Song 2")]
+    assert export.read_text() == csv_body(1, 2)  # the archive moved the inbox's link only
+
+
 async def test_failed_planted_as_a_symlink_is_not_followed(daemon, tmp_path):
     """An inbox writer who makes ``failed`` a link to another folder moves nothing there."""
     elsewhere = tmp_path / "elsewhere"
