@@ -7,7 +7,8 @@ hidden names are ignored. Files already there at start are caught up, and an ino
 overflow triggers a rescan. After its run completed, a file is archived to
 ``processed/``, deleted or kept; one that cannot be read at all, and anything that is
 not a regular file (a link, a FIFO), goes to ``failed/`` with ``NAME.error.json``.
-A file replaced while its run read it stays, and is taken again as a new arrival.
+A file replaced while its run read it stays, and is taken again as a new arrival. A
+watched folder removed or replaced is watched again once a folder is back at its path.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from watchdog.events import (
     FileSystemEvent,
 )
 from watchdog.events import FileSystemEventHandler as _Handler
+from watchdog.observers.api import ObservedWatch
 from watchdog.observers.inotify import InotifyObserver
 
 from syncd.config.schema import Config, WatchConfig
@@ -43,6 +45,7 @@ IS_TEMPORARY = matcher(TEMPORARY)
 STABLE_CHECK_S = 0.05  # a closed or renamed file must keep its size this long
 CATCH_UP_STABLE_S = 1.0  # a file found at start may still be written: wait longer
 RESCAN_EVERY_S = 300.0  # a safety net under inotify
+FOLDER_CHECK_S = 1.0  # how often each watched folder is checked to be the one watched
 
 
 def is_temporary(name: str) -> bool:
@@ -57,6 +60,8 @@ class Folder:
     queue: asyncio.Queue[Path] = field(default_factory=asyncio.Queue)
     queued: set[Path] = field(default_factory=set)
     again: set[Path] = field(default_factory=set)  # arrived anew while queued
+    watched: ObservedWatch | None = None  # inotify's watch on the folder, while it is there
+    identity: tuple[int, int] | None = None  # (device, inode) of the folder watched
 
     def wants(self, path: Path) -> bool:
         return (path.parent == self.watch.path and not is_temporary(path.name)
@@ -84,15 +89,16 @@ class FolderWatcher:
         # full events: a file moved in from outside the folder (an IN_MOVED_TO without
         # its pair) is reported as a move, not as a creation of a file still written
         self.observer = InotifyObserver(generate_full_events=True)
-        handler = _Events(self)
+        self.handler = _Events(self)
         for folder in self.folders:
             folder.watch.path.mkdir(parents=True, exist_ok=True)
-            self.observer.schedule(handler, str(folder.watch.path), recursive=False)
+            self._watch(folder)
         await asyncio.to_thread(self.observer.start)
         logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow)
         for folder in self.folders:
             self.tasks.append(supervise(self._work(folder), f"watch-{folder.job}"))
         self.tasks.append(supervise(self._rescan_periodically(), "rescan"))
+        self.tasks.append(supervise(self._keep_watching(), "watched-folders"))
         await self.rescan(CATCH_UP_STABLE_S)
         self.log.info("watching", folders={f.job: str(f.watch.path) for f in self.folders})
 
@@ -107,12 +113,53 @@ class FolderWatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
         self.tasks.clear()
 
-    async def rescan(self, stable_s: float = STABLE_CHECK_S) -> None:
-        """Queue every wanted file in the folders (at start, and after lost events)."""
-        for folder in self.folders:
-            names = await asyncio.to_thread(_listing, folder.watch.path)
+    async def rescan(self, stable_s: float = STABLE_CHECK_S,
+                     folders: list[Folder] | None = None) -> None:
+        """Queue every wanted file in the folders (at start, after lost events, and when a
+        folder is back); a folder that is not there, or is a link, has nothing to queue."""
+        for folder in self.folders if folders is None else folders:
+            try:
+                if await asyncio.to_thread(_identity, folder.watch.path) is None:
+                    continue
+                names = await asyncio.to_thread(_listing, folder.watch.path)
+            except (FileNotFoundError, NotADirectoryError):  # gone since
+                continue
             for name in names:
                 self.arrived(folder.watch.path / name, stable_s)
+
+    def _watch(self, folder: Folder) -> bool:
+        """Watch the folder now at its path (again, if it was removed or replaced); False
+        while there is no folder there (a link to one does not count)."""
+        assert self.observer is not None
+        identity = _identity(folder.watch.path)
+        if identity is None:
+            return False
+        if folder.watched is not None:  # inotify stopped when the folder went
+            self.observer.unschedule(folder.watched)
+        folder.watched = self.observer.schedule(self.handler, str(folder.watch.path),
+                                                recursive=False)
+        folder.identity = identity
+        return True
+
+    async def check_folders(self) -> None:
+        """A watched folder removed, moved away or replaced: said once, and watched again
+        (with what it holds by then) as soon as a folder is at its path again."""
+        for folder in self.folders:
+            now = await asyncio.to_thread(_identity, folder.watch.path)
+            if now == folder.identity:
+                continue
+            log = self.log.bind(job=folder.job, folder=str(folder.watch.path))
+            if now is None:
+                folder.identity = None
+                log.warning("the watched folder is gone; it is watched again once it is back")
+            elif await asyncio.to_thread(self._watch, folder):
+                log.info("watching the folder again")
+                await self.rescan(CATCH_UP_STABLE_S, [folder])
+
+    async def _keep_watching(self) -> None:
+        while True:
+            await asyncio.sleep(FOLDER_CHECK_S)
+            await self.check_folders()
 
     def arrived(self, path: Path, stable_s: float = STABLE_CHECK_S) -> None:
         """On the loop: once ``path`` is stable, queue it for the job whose folder it is in.
@@ -236,6 +283,15 @@ class _OverflowHook(logging.Handler):
         if "overflow" in record.getMessage().lower():
             self.watcher.loop.call_soon_threadsafe(
                 lambda: asyncio.ensure_future(self.watcher.rescan()))
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """The folder's (device, inode); None when no folder is there (a link is none)."""
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
 
 
 def _listing(folder: Path) -> list[str]:

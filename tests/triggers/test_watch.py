@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sqlite3
 import stat
@@ -168,6 +169,44 @@ async def test_lost_events_are_recovered_by_a_rescan_on_overflow(daemon):
     logging.getLogger("watchdog.observers.inotify_c").warning(
         "Inotify queue overflowed; filesystem events were lost")
     await wait_for(lambda: processed(daemon) == ["lost.csv"])
+
+
+async def test_a_watched_folder_removed_and_made_again_is_watched_again(daemon):
+    """``rm -rf inbox; mkdir inbox``: inotify's watch went with the folder. The new one is
+    watched within a second, and what was dropped into it before that is taken too."""
+    drop(daemon.inbox, "a.csv", csv_body(1))
+    await wait_for(lambda: processed(daemon) == ["a.csv"])
+    shutil.rmtree(daemon.inbox)
+    await daemon.watcher.rescan()  # a rescan meanwhile (the 5-minute one) finds nothing
+    await wait_for(lambda: daemon.watcher.folders[0].identity is None)
+    daemon.inbox.mkdir()
+    drop(daemon.inbox, "early.csv", csv_body(2))  # may come before the watch
+    await wait_for(lambda: daemon.watcher.folders[0].identity is not None)
+    drop(daemon.inbox, "late.csv", csv_body(3))
+    await wait_for(lambda: processed(daemon) == ["early.csv", "late.csv"])
+    assert daemon.rows() == [("1", "Song 1"), ("2", "Song 2"), ("3", "Song 3")]
+
+
+async def test_a_link_put_in_place_of_the_watched_folder_is_not_watched(daemon, tmp_path):
+    """The folder replaced by a link to another one (``/etc``, say): nothing there is read
+    until a real folder is back at the path."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.csv").write_text(csv_body(9))
+    shutil.rmtree(daemon.inbox)
+    daemon.inbox.symlink_to(elsewhere)
+    await daemon.watcher.check_folders()
+    assert daemon.watcher.folders[0].identity is None
+    await daemon.watcher.check_folders()  # still a link: still not watched
+    await daemon.watcher.rescan()  # nor listed
+    assert daemon.watcher.folders[0].identity is None
+    assert not daemon.watcher.folders[0].queued
+    assert daemon.rows() == [] and (elsewhere / "x.csv").exists()
+    daemon.inbox.unlink()
+    daemon.inbox.mkdir()
+    drop(daemon.inbox, "b.csv", csv_body(2))
+    await wait_for(lambda: processed(daemon) == ["b.csv"])
+    assert daemon.rows() == [("2", "Song 2")]
 
 
 @pytest.mark.parametrize("after", ["delete", "keep"])
