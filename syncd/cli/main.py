@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
+import select
 import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 from syncd import __version__
-from syncd.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE
+from syncd.cli.exits import EXIT_INTERRUPTED, EXIT_PIPE, EXIT_USAGE
 from syncd.cli.ledger import LEDGER_COMMANDS, add_ledger_commands
 from syncd.terms import RUN_STATUSES
 
@@ -107,24 +109,43 @@ def main(argv: list[str] | None = None) -> int:
     # So it is off while a command is set up, and on, without those objects, to run it.
     gc.disable()
     try:
-        args = build_parser().parse_args(argv)
-        from syncd.config import config_path
-        from syncd.errors import UserError
-
-        path = config_path(args.config)
-        try:
-            command = _set_up(args, path)
-            _started()
-            return command()
-        except UserError as exc:
-            print(f"syncd: error: {exc}", file=sys.stderr)
-            if exc.hint:
-                print(f"hint: {exc.hint}", file=sys.stderr)
-            return EXIT_USAGE
-        except KeyboardInterrupt:
-            return EXIT_INTERRUPTED
+        return _main(argv)
+    except BrokenPipeError:
+        if not _reader_left():  # a socket's, say: not ours to hide
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit
+        return EXIT_PIPE
     finally:
         gc.enable()
+
+
+def _reader_left() -> bool:
+    """Standard output is a pipe its reader closed, as in ``syncd runs | head``."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):  # no file descriptor behind it
+        return False
+
+
+def _main(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    from syncd.config import config_path
+    from syncd.errors import UserError
+
+    path = config_path(args.config)
+    try:
+        command = _set_up(args, path)
+        _started()
+        return command()
+    except UserError as exc:
+        print(f"syncd: error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
 
 
 def _started() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 from tests.syncd_cli import SYNCD, run_on_terminal, syncd
@@ -79,6 +81,20 @@ def test_an_unknown_job_names_the_configured_ones(tmp_path):
     result = syncd("sync", "musik", "--config", str(setup(tmp_path, "")))
     assert result.returncode == 2
     assert "unknown job 'musik'" in result.stderr and "jobs: music" in result.stderr
+
+
+def test_output_into_a_pipe_its_reader_closed_ends_quietly(tmp_path):
+    """``syncd check-config | head -1``: the reader leaves early; syncd stops writing
+    and exits 141 (128 + SIGPIPE), as ``ls | head`` does, without a traceback. The
+    pipe's read end is closed before syncd starts, so its first write meets it closed."""
+    config = setup(tmp_path, "id,song_name\n1,a\n")
+    read, write = os.pipe()
+    os.close(read)
+    done = subprocess.run([SYNCD, "check-config", "--config", str(config)], stdout=write,
+                          stderr=subprocess.PIPE, text=True, timeout=60)
+    os.close(write)
+    assert done.returncode == 141
+    assert done.stderr == ""
 
 
 def test_a_progress_bar_is_drawn_on_a_terminal(tmp_path):
