@@ -129,7 +129,8 @@ class CsvSource(Source):
             raise SourceError(
                 "the csv source has no file: set `path` in the job's source or give one (--file)"
             )
-        self._path = Path(path).expanduser().resolve()
+        self._given = Path(path).expanduser()
+        self._path = self._given.resolve()
         #: (dev, ino, size, mtime_ns) of the file when a read opened it and when it ended
         self._read_stats: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
@@ -368,7 +369,20 @@ class CsvSource(Source):
         return itemgetter(*positions), len(positions) == 1
 
     def _unreadable(self, exc: OSError) -> SourceError:
+        # ``--file /dev/stdin`` resolves to a pipe's name, which is no path: say what it is
+        if isinstance(exc, FileNotFoundError) and _special(self._given):
+            return SourceError(f"{self._given} is not a regular file; refused, "
+                               "nothing was read (give the file itself)")
         return SourceError(f"cannot read {self._path}: {exc.strerror or exc}")
+
+
+def _special(path: Path) -> bool:
+    """``path`` names something that is there and is not a regular file or a folder."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat_module.S_ISREG(mode) or stat_module.S_ISDIR(mode))
 
 
 def _no_fields(record: list[str]) -> Row:

@@ -77,6 +77,19 @@ def test_a_missing_file_fails_the_run_clearly(tmp_path):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_a_pipe_given_as_the_file_is_refused_by_its_own_name(tmp_path):
+    """``cat music.csv | syncd sync music --file /dev/stdin``: a stream has no checkpoint
+    to resume from; the error names /dev/stdin, not the pipe it resolves to."""
+    config = setup(tmp_path, "")
+    done = subprocess.run([SYNCD, "sync", "music", "--config", str(config), "--file",
+                           "/dev/stdin"], input="id,song_name\n1,a\n", capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    assert "/dev/stdin is not a regular file; refused, nothing was read" in done.stdout
+    assert "pipe:[" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 def test_an_unknown_job_names_the_configured_ones(tmp_path):
     result = syncd("sync", "musik", "--config", str(setup(tmp_path, "")))
     assert result.returncode == 2
