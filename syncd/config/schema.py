@@ -43,9 +43,9 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
 
-def check_cron(value: str) -> str:
+def check_cron(value: Any) -> str:
     """A 5-field crontab expression, as APScheduler reads it."""
-    if len(value.split()) != 5:
+    if not isinstance(value, str) or len(value.split()) != 5:
         raise ValueError("expected a 5-field cron expression such as \"0 3 * * *\"")
     from apscheduler.triggers.cron import CronTrigger
 
