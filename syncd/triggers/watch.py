@@ -23,9 +23,11 @@ from pathlib import Path
 import structlog
 from watchdog.events import (
     DirCreatedEvent,
+    DirDeletedEvent,
     DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
+    FileDeletedEvent,
     FileMovedEvent,
     FileSystemEvent,
 )
@@ -141,6 +143,15 @@ class FolderWatcher:
         folder.identity = identity
         return True
 
+    def gone(self, path: Path) -> None:
+        """On the loop: inotify says the folder at ``path`` was removed. Its watch went
+        with it, and a folder made there at once may get the same inode number back."""
+        for folder in self.folders:
+            if folder.watch.path == path and folder.identity is not None:
+                folder.identity = None
+                self.log.warning("the watched folder is gone; it is watched again once it "
+                                 "is back", job=folder.job, folder=str(path))
+
     async def check_folders(self) -> None:
         """A watched folder removed, moved away or replaced: said once, and watched again
         (with what it holds by then) as soon as a folder is at its path again."""
@@ -148,12 +159,11 @@ class FolderWatcher:
             now = await asyncio.to_thread(_identity, folder.watch.path)
             if now == folder.identity:
                 continue
-            log = self.log.bind(job=folder.job, folder=str(folder.watch.path))
             if now is None:
-                folder.identity = None
-                log.warning("the watched folder is gone; it is watched again once it is back")
+                self.gone(folder.watch.path)
             elif await asyncio.to_thread(self._watch, folder):
-                log.info("watching the folder again")
+                self.log.info("watching the folder again", job=folder.job,
+                              folder=str(folder.watch.path))
                 await self.rescan(CATCH_UP_STABLE_S, [folder])
 
     async def _keep_watching(self) -> None:
@@ -259,6 +269,11 @@ class _Events(_Handler):
         if not stat.S_ISDIR(info.st_mode) and (not stat.S_ISREG(info.st_mode)
                                                or info.st_nlink > 1):
             self._hand_over(event.src_path)
+
+    def on_deleted(self, event: DirDeletedEvent | FileDeletedEvent) -> None:
+        if event.is_directory:  # a watched folder itself (its files are not watched for)
+            path = Path(os.fsdecode(event.src_path))
+            self.watcher.loop.call_soon_threadsafe(self.watcher.gone, path)
 
     def on_moved(self, event: DirMovedEvent | FileMovedEvent) -> None:
         if event.dest_path:  # empty when moved out of the folder

@@ -187,6 +187,16 @@ async def test_a_watched_folder_removed_and_made_again_is_watched_again(daemon):
     assert daemon.rows() == [("1", "Song 1"), ("2", "Song 2"), ("3", "Song 3")]
 
 
+async def test_a_watched_folder_removed_and_made_again_at_once_is_watched_again(daemon):
+    """``rm -rf inbox && mkdir inbox``: ext4 gives the new folder the old one's inode
+    number back, so only inotify's word that the folder went tells them apart."""
+    shutil.rmtree(daemon.inbox)
+    daemon.inbox.mkdir()
+    drop(daemon.inbox, "again.csv", csv_body(4))
+    await wait_for(lambda: processed(daemon) == ["again.csv"])
+    assert daemon.rows() == [("4", "Song 4")]
+
+
 async def test_a_link_put_in_place_of_the_watched_folder_is_not_watched(daemon, tmp_path):
     """The folder replaced by a link to another one (``/etc``, say): nothing there is read
     until a real folder is back at the path."""
