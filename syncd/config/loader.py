@@ -28,7 +28,8 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 def load_config(path: Path) -> Config:
     """Parse and validate ``path``; every problem is a ``ConfigError`` naming the key."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a file saved by Windows Notepad starts with a byte-order mark
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(path, "", "no such file (use --config or $SYNCD_CONFIG)") from None
     except OSError as exc:

@@ -90,6 +90,13 @@ def test_a_dependency_cycle_names_the_jobs(tmp_path):
         load_config(write(tmp_path, text))
 
 
+def test_a_config_saved_with_a_byte_order_mark_and_crlf_is_read(tmp_path):
+    """As Windows Notepad saves it: the mark is no TOML, so it is dropped before parsing."""
+    path = write(tmp_path, MUSIC)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    assert list(load_config(path).jobs) == ["music"]
+
+
 def test_missing_config_file_says_how_to_point_at_one(tmp_path):
     result = syncd("check-config", env={"SYNCD_CONFIG": str(tmp_path / "none.toml")})
     assert result.returncode == 2
