@@ -63,6 +63,15 @@ class Ingested:
     refused: bool = False  # not a regular file: nothing of it was read
 
 
+def _utf8_name(path: Path) -> bool:
+    """Python gives a name of other bytes back with surrogates, which no database takes."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _kind(mode: int) -> str:
     if st.S_ISLNK(mode):
         return "a symbolic link"
@@ -120,6 +129,10 @@ class FileIngestor:
                      device: Mapping[str, Any] | None = None) -> Ingested:
         """Run ``job`` on ``path`` unless that content was already ingested by it."""
         async with self._job_locks[job]:
+            if not _utf8_name(path):  # runs and records keep names as UTF-8 text
+                shown = os.fsencode(path.name).decode("utf-8", "backslashreplace")
+                return Ingested(None, "failed", f"refused: the file name '{shown}' is not "
+                                "UTF-8 text; nothing was read (rename it)", unreadable=True)
             try:
                 file = await asyncio.to_thread(check_file, path)
             except Refused as exc:

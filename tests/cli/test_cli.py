@@ -90,6 +90,21 @@ def test_a_pipe_given_as_the_file_is_refused_by_its_own_name(tmp_path):
     assert "Traceback" not in done.stdout + done.stderr
 
 
+def test_a_file_whose_name_is_not_utf8_is_refused_by_name(tmp_path):
+    """Runs and records keep a source's name as text: ``caf\\xe9.csv`` (Latin-1 bytes) is
+    refused before anything is read, in one line, not with a UnicodeEncodeError."""
+    config = setup(tmp_path, "")
+    latin = os.fsencode(tmp_path) + b"/caf\xe9.csv"
+    with open(latin, "wb") as f:
+        f.write(b"id,song_name\n1,a\n")
+    done = subprocess.run([os.fsencode(SYNCD), b"sync", b"music", b"--config",
+                           os.fsencode(config), b"--file", latin], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    assert "caf\\xe9.csv' is not UTF-8 text; nothing was read (rename it)" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 def test_an_unknown_job_names_the_configured_ones(tmp_path):
     result = syncd("sync", "musik", "--config", str(setup(tmp_path, "")))
     assert result.returncode == 2

@@ -372,6 +372,28 @@ async def test_a_hard_link_made_in_the_inbox_is_ingested(daemon, tmp_path):
     assert export.read_text() == csv_body(1, 2)  # the archive moved the inbox's link only
 
 
+async def test_a_file_whose_name_is_not_utf8_is_refused_and_the_folder_goes_on(daemon):
+    """A name of Latin-1 bytes (``caf\\xe9.csv``, from an old Windows share, say): runs
+    and records keep names as UTF-8 text, so the file is refused by name, unread, instead
+    of failing in the store at each rescan."""
+    body = csv_body(1).encode()
+    temp = os.fsencode(daemon.inbox / ".latin.part")
+    with open(temp, "wb") as f:
+        f.write(body)
+    os.rename(temp, os.fsencode(daemon.inbox) + b"/caf\xe9.csv")
+    failed = os.fsencode(daemon.inbox / "failed") + b"/caf\xe9.csv"
+    await wait_for(lambda: os.path.exists(failed + b".error.json"))
+    with open(failed + b".error.json", "rb") as f:
+        report = json.loads(f.read())
+    assert "caf\\xe9.csv" in report["error"] and "not UTF-8" in report["error"]
+    assert report["runId"] is None and daemon.runs() == []
+    with open(failed, "rb") as f:
+        assert f.read() == body  # moved as it was
+    drop(daemon.inbox, "after.csv", csv_body(2))
+    await wait_for(lambda: processed(daemon) == ["after.csv"])
+    assert daemon.rows() == [("2", "Song 2")]
+
+
 async def test_failed_planted_as_a_symlink_is_not_followed(daemon, tmp_path):
     """An inbox writer who makes ``failed`` a link to another folder moves nothing there."""
     elsewhere = tmp_path / "elsewhere"
