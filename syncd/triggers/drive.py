@@ -67,7 +67,7 @@ class Refusal:
 
     path: str  # relative to the drive's root, with '/'
     reason: str
-    code: str  # symlink | special_file | too_large | too_deep | too_many | unlistable
+    code: str  # symlink, special_file, name_not_utf8, too_large, too_deep, too_many, ...
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
@@ -245,6 +245,9 @@ def find_files(root: Path, patterns: Iterable[str], max_file_bytes: int,
     def below(parts: tuple[str, ...]) -> bool:
         return any(may_hold(parts, p) for p in compiled)
 
+    def refuse(rel: str, reason: str, code: str) -> None:
+        refused.append(Refusal(_shown(rel), reason, code))
+
     stack: list[tuple[str, tuple[str, ...]]] = [(str(root), ())]
     while stack:
         directory, prefix = stack.pop()
@@ -252,8 +255,8 @@ def find_files(root: Path, patterns: Iterable[str], max_file_bytes: int,
             with os.scandir(directory) as scan:
                 entries = sorted(scan, key=lambda e: e.name)
         except OSError as exc:
-            refused.append(Refusal("/".join(prefix) or ".",
-                                   f"folder cannot be listed: {exc.strerror}", "unlistable"))
+            refuse("/".join(prefix) or ".", f"folder cannot be listed: {exc.strerror}",
+                   "unlistable")
             continue
         subfolders = []
         for entry in entries:
@@ -261,33 +264,40 @@ def find_files(root: Path, patterns: Iterable[str], max_file_bytes: int,
             rel = "/".join(parts)
             if entry.is_symlink():
                 if wanted(parts) or below(parts):
-                    refused.append(Refusal(rel, _symlink_reason(entry, parts), "symlink"))
+                    refuse(rel, _symlink_reason(entry, parts), "symlink")
             elif entry.is_dir(follow_symlinks=False):
                 if not below(parts):
                     continue
                 if len(parts) >= max_depth:
-                    refused.append(Refusal(rel, f"folder deeper than {max_depth} levels, "
-                                                "not searched", "too_deep"))
+                    refuse(rel, f"folder deeper than {max_depth} levels, not searched",
+                           "too_deep")
                 else:
                     subfolders.append((entry.path, parts))
             elif wanted(parts):
                 if not entry.is_file(follow_symlinks=False):
-                    refused.append(Refusal(rel, "not a regular file", "special_file"))
+                    refuse(rel, "not a regular file", "special_file")
                     continue
                 size = entry.stat(follow_symlinks=False).st_size
-                if size > max_file_bytes:
-                    refused.append(Refusal(rel, f"{size / 2**20:.1f} MiB is over the limit "
-                                                f"of {max_file_bytes / 2**20:g} MiB "
-                                                "([usb].max_file_mb)", "too_large"))
+                if _shown(rel) != rel:
+                    refuse(rel, "the name is not UTF-8 text (rename it)", "name_not_utf8")
+                elif size > max_file_bytes:
+                    refuse(rel, f"{size / 2**20:.1f} MiB is over the limit of "
+                                f"{max_file_bytes / 2**20:g} MiB ([usb].max_file_mb)",
+                           "too_large")
                 elif len(found) >= max_files:
-                    refused.append(Refusal(rel, f"more than {max_files} matching files; "
-                                                "this one and any others left unread",
-                                           "too_many"))
+                    refuse(rel, f"more than {max_files} matching files; this one and any "
+                                "others left unread", "too_many")
                     return sorted(found), refused
                 else:
                     found.append(Path(entry.path))
         stack.extend(reversed(subfolders))  # popped in name order
     return sorted(found), refused
+
+
+def _shown(rel: str) -> str:
+    """A path on the drive as text: bytes that are not UTF-8 (a Latin-1 name, which
+    Python hands back with surrogates) written as ``\\xe9``, so runs can record it."""
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
 
 
 # -- copying off ------------------------------------------------------------------------

@@ -623,6 +623,20 @@ def test_oversized_and_special_files_are_refused(tmp_path):
         ("music/big.csv", "too_large"), ("music/pipe.csv", "special_file")]
 
 
+def test_a_name_that_is_not_utf8_is_refused_and_shown_as_text(tmp_path):
+    """``caf\\xe9.csv`` on a drive written by an old Latin-1 system: refused by a name a
+    run can record (Python gives such a name back with surrogates, which no database
+    takes); so is a link with such a name."""
+    latin, link = os.fsdecode(b"music/caf\xe9.csv"), os.fsdecode(b"music/l\xe9.csv")
+    root = tree(tmp_path / "d", {"music/ok.csv": b"1", latin: b"2", link: "/etc/passwd"})
+    found, refused = find_files(root, ["music/*.csv"], 100)
+    assert rel(root, found) == ["music/ok.csv"]
+    assert sorted((r.path, r.code) for r in refused) == [
+        ("music/caf\\xe9.csv", "name_not_utf8"), ("music/l\\xe9.csv", "symlink")]
+    for refusal in refused:
+        str(refusal).encode("utf-8")  # text a run can store
+
+
 def test_the_walk_is_bounded_in_depth_and_count(tmp_path):
     deep = "/".join(f"d{i}" for i in range(20))
     root = tree(tmp_path / "d", {f"{deep}/deep.csv": b"", "d0/shallow.csv": b"",
