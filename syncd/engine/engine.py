@@ -7,7 +7,6 @@ worker thread, so the loop (and the API on it) stays responsive.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from syncd.engine.preview import DryRunPlan
 from syncd.engine.runs import Outcome, Stop
 from syncd.engine.worker import WorkerSettings, execute_run
 from syncd.errors import JobError, SourceError, SyncdError
+from syncd.filenames import is_text, shown
 from syncd.remote.http import HttpFactory
 from syncd.store import Store
 from syncd.store.database import unavailable
@@ -104,7 +104,9 @@ class Engine:
         """
         plan = request.plan or self._plan(request.job)
         source = plan.make_source(request.identifier)
-        _text_only(source.identifier)
+        if not is_text(source.identifier):  # syncd.filenames says why
+            raise SourceError(f"'{shown(source.identifier)}' is not UTF-8 text; nothing was "
+                              "read (rename it)")
         if self.fleet is not None and self.fleet.queues(request, source.identifier):
             queued = await self.fleet.enqueue(plan, source.identifier, request, resume)
             assert queued is not None  # only a schedule's tick can be taken already
@@ -378,16 +380,3 @@ class Engine:
     def _plan(self, job: str) -> JobPlan:
         return plan_named(self.plans, job)
 
-
-def _text_only(identifier: str) -> None:
-    """Runs, locks and records keep a source's name as UTF-8 text. A file name of other
-    bytes (Python hands it back with surrogates) cannot be one: refused before anything."""
-    try:
-        identifier.encode("utf-8")
-    except UnicodeEncodeError:
-        try:
-            shown = os.fsencode(identifier).decode("utf-8", "backslashreplace")
-        except UnicodeEncodeError:  # a surrogate no file name makes (from JSON, say)
-            shown = identifier.encode("utf-8", "backslashreplace").decode()
-        raise SourceError(f"'{shown}' is not UTF-8 text; nothing was read (rename it)"
-                          ) from None

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from syncd.errors import SyncdError
+from syncd.filenames import is_text, shown
 from syncd.globs import matcher, may_hold, split
 
 READONLY_OPTIONS = ("ro", "nosuid", "nodev", "noexec")
@@ -246,7 +247,7 @@ def find_files(root: Path, patterns: Iterable[str], max_file_bytes: int,
         return any(may_hold(parts, p) for p in compiled)
 
     def refuse(rel: str, reason: str, code: str) -> None:
-        refused.append(Refusal(_shown(rel), reason, code))
+        refused.append(Refusal(shown(rel), reason, code))  # syncd.filenames
 
     stack: list[tuple[str, tuple[str, ...]]] = [(str(root), ())]
     while stack:
@@ -278,7 +279,7 @@ def find_files(root: Path, patterns: Iterable[str], max_file_bytes: int,
                     refuse(rel, "not a regular file", "special_file")
                     continue
                 size = entry.stat(follow_symlinks=False).st_size
-                if _shown(rel) != rel:
+                if not is_text(rel):
                     refuse(rel, "the name is not UTF-8 text (rename it)", "name_not_utf8")
                 elif size > max_file_bytes:
                     refuse(rel, f"{size / 2**20:.1f} MiB is over the limit of "
@@ -292,12 +293,6 @@ def find_files(root: Path, patterns: Iterable[str], max_file_bytes: int,
                     found.append(Path(entry.path))
         stack.extend(reversed(subfolders))  # popped in name order
     return sorted(found), refused
-
-
-def _shown(rel: str) -> str:
-    """A path on the drive as text: bytes that are not UTF-8 (a Latin-1 name, which
-    Python hands back with surrogates) written as ``\\xe9``, so runs can record it."""
-    return os.fsencode(rel).decode("utf-8", "backslashreplace")
 
 
 # -- copying off ------------------------------------------------------------------------

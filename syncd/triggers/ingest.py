@@ -24,6 +24,7 @@ import structlog
 
 from syncd.engine import Engine, Request
 from syncd.errors import RunConflict, SourceError
+from syncd.filenames import is_text, shown
 from syncd.store import fingerprint_of
 
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
@@ -61,15 +62,6 @@ class Ingested:
     unreadable: bool = False  # the file itself could not be read at all
     file: Checked | None = None  # what was checked and hashed, for archiving it
     refused: bool = False  # not a regular file: nothing of it was read
-
-
-def _utf8_name(path: Path) -> bool:
-    """Python gives a name of other bytes back with surrogates, which no database takes."""
-    try:
-        path.name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _kind(mode: int) -> str:
@@ -129,10 +121,10 @@ class FileIngestor:
                      device: Mapping[str, Any] | None = None) -> Ingested:
         """Run ``job`` on ``path`` unless that content was already ingested by it."""
         async with self._job_locks[job]:
-            if not _utf8_name(path):  # runs and records keep names as UTF-8 text
-                shown = os.fsencode(path.name).decode("utf-8", "backslashreplace")
-                return Ingested(None, "failed", f"refused: the file name '{shown}' is not "
-                                "UTF-8 text; nothing was read (rename it)", unreadable=True)
+            if not is_text(path.name):  # syncd.filenames says why
+                return Ingested(None, "failed", f"refused: the file name '{shown(path.name)}' "
+                                "is not UTF-8 text; nothing was read (rename it)",
+                                unreadable=True)
             try:
                 file = await asyncio.to_thread(check_file, path)
             except Refused as exc:
