@@ -89,6 +89,8 @@ def test_a_module_that_fails_fails_at_each_use_and_is_not_kept(package: Path) ->
 
 
 def test_threads_asking_at_once_run_the_module_once(package: Path) -> None:
+    # the module's own import is slow, so the other threads ask while it runs (not a wait
+    # of the test's: the threads are released together by the barrier below)
     package.write_text(RUNS + "import time\ntime.sleep(0.05)\nVALUE = 42\n")
     holder = held()
     start = threading.Barrier(8)
